@@ -1,0 +1,116 @@
+"""``params.yaml``, validated. Every stage reads its parameters through :func:`load_params`.
+
+An unknown key, a wrong type or an impossible value fails at once with the key's dotted name
+(``data.synthetic.snr``) and the reason, before any stage touches a file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from neurolatent.bids import MAX_RUNS_PER_SESSION, N_SESSIONS, SUBJECTS
+from neurolatent.errors import NeurolatentError
+
+Subject = Literal["CSI1", "CSI2", "CSI3", "CSI4"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyntheticParams(_Section):
+    """The synthetic BOLD5000: procedurally drawn stimuli and BOLD with a planted signal."""
+
+    seed: Annotated[int, Field(ge=0)] = 0
+    #: sd of a voxel's trial-to-trial peak response over its noise sd; 0 = no stimulus signal at all
+    snr: Annotated[float, Field(ge=0, le=1000)] = 1.0
+    #: isotropic grid of the MNI152 brain the runs are drawn on (BOLD5000: 2 mm)
+    voxel_size_mm: Annotated[int, Field(ge=1, le=8)] = 2
+    #: side of the square stimulus images, pixels
+    image_size: Annotated[int, Field(ge=32, le=1024)] = 128
+    #: radius of each of the two (left/right) spheres of the planted visual region, mm
+    roi_radius_mm: Annotated[float, Field(gt=0, le=40)] = 12.0
+    #: voxel noise sd as a percentage of the voxel's baseline intensity (median over voxels)
+    noise_percent: Annotated[float, Field(gt=0, le=50)] = 1.0
+    #: amplitude of the slow scanner drift, in units of each voxel's noise sd
+    drift_scale: Annotated[float, Field(ge=0, le=100)] = 2.0
+    #: processes writing runs in parallel
+    jobs: Annotated[int, Field(ge=1, le=64)] = 2
+
+
+class DataParams(_Section):
+    """Which part of BOLD5000 the pipeline runs on, and where it comes from."""
+
+    source: Literal["synthetic", "bids"] = "synthetic"
+    subjects: Annotated[list[Subject], Field(min_length=1)] = list(SUBJECTS)
+    #: functional session numbers; null = all of each subject's sessions
+    sessions: list[Annotated[int, Field(ge=1, le=15)]] | None = [1]
+    #: run numbers within each session; null = all runs. A run a session lacks is skipped.
+    runs: list[Annotated[int, Field(ge=1, le=MAX_RUNS_PER_SESSION)]] | None = [1, 2, 3]
+    #: a real BOLD5000 copy (OpenNeuro ds001499) when source is bids
+    bids_root: str | None = None
+    #: the stimulus release folder that holds ``Scene_Stimuli/`` (BOLD5000_Stimuli)
+    stimuli_root: str | None = None
+    #: real runs are linked into data/raw (hardlink falls back to copy across filesystems)
+    link: Literal["hardlink", "copy"] = "hardlink"
+    synthetic: SyntheticParams = SyntheticParams()
+
+    @model_validator(mode="after")
+    def _check_selection(self) -> "DataParams":
+        if len(set(self.subjects)) != len(self.subjects):
+            raise ValueError("subjects: a subject is listed twice")
+        for subject in self.subjects:
+            for session in self.sessions or []:
+                if session > N_SESSIONS[subject]:
+                    raise ValueError(
+                        f"sessions: session {session} does not exist for {subject} "
+                        f"(it has sessions 1-{N_SESSIONS[subject]})"
+                    )
+        if self.source == "bids" and (self.bids_root is None or self.stimuli_root is None):
+            raise ValueError("source: 'bids' needs both data.bids_root and data.stimuli_root")
+        return self
+
+
+class Params(_Section):
+    """The whole of params.yaml."""
+
+    data: DataParams = DataParams()
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def validate_params(raw: dict[str, Any] | None, source: str = "params.yaml") -> Params:
+    """Validate a parsed params mapping; raise NeurolatentError naming the first bad key."""
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = _dotted(first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif "input" in first and first["type"] != "missing" and not isinstance(first["input"], dict):
+            message = f"{message} (got {first['input']!r})"
+        # model-level checks put the key into their message ("sessions: ...")
+        where = f"{key}." if key and first["type"] == "value_error" else (f"{key}: " if key else "")
+        raise NeurolatentError(f"{source}: {where}{message}") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise NeurolatentError(f"{path}: no such params file") from None
+    except yaml.YAMLError as exc:
+        raise NeurolatentError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise NeurolatentError(f"{path}: expected a mapping of sections at the top level")
+    return validate_params(raw, str(path))

@@ -1,0 +1,65 @@
+"""Shared fixtures: a small real synthetic BOLD5000 (4 mm grid) written once per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from neurolatent.config import validate_params
+from neurolatent.dataset import run_dataset
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+REAL_EVENTS = SHARED / "bold5000" / "events"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _mlflow_store(tmp_path_factory):
+    """Stages log to a throwaway MLflow store, never to the user's project store."""
+    store = tmp_path_factory.mktemp("mlflow")
+    old = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}/mlflow.db"
+    yield
+    if old is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = old
+
+
+def small_data_params(**synthetic):
+    """CSI1 and CSI4 (one real, one derived schedule), session 1, runs 1 and 7, on a 4 mm grid.
+
+    CSI1 shows one image twice within these runs (COCO_train2014_000000488558.jpg).
+    """
+    return validate_params({"data": {
+        "subjects": ["CSI1", "CSI4"], "sessions": [1], "runs": [1, 7],
+        "synthetic": {"voxel_size_mm": 4, "image_size": 64, "jobs": 1, **synthetic},
+    }}).data
+
+
+def write_small(root: Path, **synthetic) -> tuple[Path, Path]:
+    raw, truth = root / "bold5000", root / "truth"
+    run_dataset(small_data_params(**synthetic), raw, truth)
+    return raw, truth
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory) -> tuple[Path, Path]:
+    """(raw BIDS folder, truth folder) at SNR 4. Read-only: copy it before changing anything."""
+    return write_small(tmp_path_factory.mktemp("small"), snr=4.0)
+
+
+@pytest.fixture(scope="session")
+def null_dataset(tmp_path_factory) -> tuple[Path, Path]:
+    """The same design at SNR 0: no stimulus signal."""
+    return write_small(tmp_path_factory.mktemp("null"), snr=0.0)
+
+
+@pytest.fixture
+def dataset_copy(small_dataset, tmp_path) -> Path:
+    """A private, writable copy of the small dataset's BIDS folder."""
+    target = tmp_path / "bold5000"
+    shutil.copytree(small_dataset[0], target)
+    return target

@@ -1,0 +1,41 @@
+from pathlib import Path
+
+import pytest
+
+from neurolatent.config import load_params, validate_params
+from neurolatent.errors import NeurolatentError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_project_params_are_valid():
+    params = load_params(ROOT / "params.yaml")
+    assert params.data.source == "synthetic"
+    assert params.data.subjects == ["CSI1", "CSI2", "CSI3", "CSI4"]
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ({"data": {"synthetic": {"snr": -1}}}, "data.synthetic.snr: Input should be greater than or equal to 0"),
+    ({"data": {"synthetic": {"snr": "loud"}}}, "data.synthetic.snr: Input should be a valid number"),
+    ({"data": {"subjects": ["CSI5"]}}, "data.subjects.0: Input should be 'CSI1'"),
+    ({"data": {"subjects": ["CSI4"], "sessions": [12]}}, "data.sessions: session 12 does not exist for CSI4"),
+    ({"data": {"runs": [11]}}, "data.runs.0: Input should be less than or equal to 10"),
+    ({"data": {"snr": 1}}, "data.snr: unknown key"),
+    ({"stages": {}}, "stages: unknown key"),
+    ({"data": {"source": "bids"}}, "data.source: 'bids' needs both data.bids_root and data.stimuli_root"),
+])
+def test_bad_values_name_the_key(raw, expected):
+    with pytest.raises(NeurolatentError) as info:
+        validate_params(raw)
+    message = str(info.value)
+    assert message.startswith("params.yaml: ") and expected in message
+    assert "\n" not in message
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(NeurolatentError, match="no such params file"):
+        load_params(tmp_path / "missing.yaml")
+    broken = tmp_path / "params.yaml"
+    broken.write_text("data: [unclosed\n")
+    with pytest.raises(NeurolatentError, match="not valid YAML"):
+        load_params(broken)

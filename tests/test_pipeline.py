@@ -1,0 +1,62 @@
+"""`dvc repro` for real: a throwaway git + DVC project made from this one, on small params."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _run(cmd: list[str], cwd: Path) -> str:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A git clone-alike of this project (tracked files only) with small data params."""
+    dest = tmp_path_factory.mktemp("project")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        if (ROOT / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
+    (dest / "dvc.lock").unlink(missing_ok=True)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params["data"].update(subjects=["CSI1", "CSI2"], runs=[1])
+    params["data"]["synthetic"].update(voxel_size_mm=4, image_size=64)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _run(["git", "init", "-q"], dest)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], dest)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], dest)
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{dest}/mlflow.db")
+    return dest
+
+
+def _out_hashes(project: Path) -> dict[str, str]:
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
+
+
+@pytest.mark.slow
+def test_dvc_repro_runs_and_reruns_identically(project):
+    _run(["dvc", "repro"], project)
+    trials = pd.read_parquet(project / "data/interim/trials.parquet")
+    assert len(trials) == 2 * 37 and set(trials["subject"]) == {"CSI1", "CSI2"}
+    assert (project / "data/raw/truth/truth.json").is_file()
+    first = _out_hashes(project)
+    assert set(first) >= {"data/raw/bold5000", "data/raw/truth", "data/interim/trials.parquet",
+                          "data/interim/stimuli.parquet"}
+    _run(["dvc", "repro", "-f"], project)
+    assert _out_hashes(project) == first
+    assert "up to date" in _run(["dvc", "status"], project)
