@@ -18,7 +18,6 @@ setup: $(VENV)/.installed
 # Rebuilt when the pins change; constraints.txt pins the whole resolved set.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 

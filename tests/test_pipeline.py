@@ -56,7 +56,15 @@ def test_dvc_repro_runs_and_reruns_identically(project):
     assert (project / "data/raw/truth/truth.json").is_file()
     first = _out_hashes(project)
     assert set(first) >= {"data/raw/bold5000", "data/raw/truth", "data/interim/trials.parquet",
-                          "data/interim/stimuli.parquet"}
+                          "data/interim/stimuli.parquet", "data/processed/fmri"}
     _run(["dvc", "repro", "-f"], project)
     assert _out_hashes(project) == first
     assert "up to date" in _run(["dvc", "status"], project)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["volume", "rendered"])
+def test_dvc_exp_run_per_method(project, method):
+    _run(["dvc", "exp", "run", "-S", f"preprocess.method={method}", "-S", "preprocess.render.size=32"], project)
+    meta = (project / "data/processed/fmri/samples.json").read_text()
+    assert f'"method": "{method}"' in meta

@@ -38,6 +38,20 @@ def _trials(args: argparse.Namespace) -> None:
     print(f"trials: {summary}")
 
 
+def _fmri(args: argparse.Namespace) -> None:
+    from neurolatent.config import load_params
+    from neurolatent.fmri import run_fmri
+    from neurolatent.tracking import stage_run
+
+    params = load_params(args.params)
+    with stage_run("fmri", {"preprocess": params.preprocess}) as _:
+        import mlflow
+
+        summary = run_fmri(params.preprocess, args.raw, args.truth, args.trials, args.out)
+        mlflow.log_metrics({f"fmri.{k}": v for k, v in summary.items()})
+    print(f"fmri: {summary}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neurolatent",
@@ -63,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", type=Path, default=Path("data/raw/bold5000"), help="BIDS folder to read")
     p.add_argument("--trials", type=Path, default=Path("data/interim/trials.parquet"))
     p.add_argument("--stimuli", type=Path, default=Path("data/interim/stimuli.parquet"))
+
+    p = stage("fmri", "Write one fMRI sample per trial (or per TR) into data/processed/fmri/samples.npy "
+              "by preprocess.method: rendered (the study's pictures), volume (masked volume at the "
+              "haemodynamic lag) or betas (single-trial GLM estimates).", _fmri)
+    p.add_argument("--raw", type=Path, default=Path("data/raw/bold5000"))
+    p.add_argument("--truth", type=Path, default=Path("data/raw/truth"))
+    p.add_argument("--trials", type=Path, default=Path("data/interim/trials.parquet"))
+    p.add_argument("--out", type=Path, default=Path("data/processed/fmri"))
     return parser
 
 

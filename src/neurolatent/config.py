@@ -75,14 +75,61 @@ class DataParams(_Section):
         return self
 
 
+ROI_NAMES = ("EarlyVis", "LOC", "OPA", "PPA", "RSC")
+
+
+class RenderParams(_Section):
+    """The study's representation: each fMRI volume drawn as a nilearn ortho stat-map picture."""
+
+    #: nilearn: plot_stat_map itself, the reference (a vectorised engine is planned, see README)
+    engine: Literal["nilearn"] = "nilearn"
+    #: side of the square RGB picture, pixels (the study: 672)
+    size: Annotated[int, Field(ge=32, le=2048)] = 64
+    #: every TR of every run (what the study's AE trained on) or one volume per trial
+    samples: Literal["all_trs", "trials"] = "trials"
+    #: plot_stat_map's threshold, in the volume's intensity units (the study: 100)
+    threshold: Annotated[float, Field(ge=0)] = 100.0
+
+
+class PreprocessParams(_Section):
+    """Stage fmri: one sample per trial (or per TR) from the BOLD runs."""
+
+    method: Literal["rendered", "volume", "betas"] = "betas"
+    #: seconds after the anchor: one number takes the nearest volume, [a, b] averages the
+    #: linearly interpolated signal over that window. The study: 0 (no haemodynamic lag).
+    lag_s: Annotated[float, Field(ge=0, le=30)] | tuple[Annotated[float, Field(ge=0, le=30)], Annotated[float, Field(ge=0, le=30)]] = (4.0, 6.0)
+    #: what lag_s counts from: stimulus onset, or its offset (the study took the offset volume)
+    anchor: Literal["onset", "offset"] = "onset"
+    #: voxels kept by volume and betas: the visual region (planted region for synthetic data,
+    #: the SPM ROI masks named in rois for real data) or the whole brain (EPI mask)
+    mask: Literal["region", "brain"] = "region"
+    rois: Annotated[list[Literal["EarlyVis", "LOC", "OPA", "PPA", "RSC"]], Field(min_length=1)] = list(ROI_NAMES)
+    #: single-trial GLM: least-squares-all (one model) or least-squares-separate (one model per trial)
+    glm: Literal["lsa", "lss"] = "lsa"
+    noise_model: Literal["ar1", "ols"] = "ar1"
+    #: cosine drift cut-off, Hz (SPM's 1/128 s)
+    high_pass_hz: Annotated[float, Field(gt=0, le=0.1)] = 0.0078125
+    #: runs processed in parallel (each holds one run in memory)
+    jobs: Annotated[int, Field(ge=1, le=64)] = 2
+    render: RenderParams = RenderParams()
+
+    @model_validator(mode="after")
+    def _check_window(self) -> "PreprocessParams":
+        if isinstance(self.lag_s, tuple) and self.lag_s[0] > self.lag_s[1]:
+            raise ValueError(f"lag_s: window start {self.lag_s[0]} is after its end {self.lag_s[1]}")
+        return self
+
+
 class Params(_Section):
     """The whole of params.yaml."""
 
     data: DataParams = DataParams()
+    preprocess: PreprocessParams = PreprocessParams()
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc)
+    # pydantic puts union-member tags ("constrained-float") into the location: not keys, drop them
+    return ".".join(str(part) for part in loc if isinstance(part, int) or str(part).isidentifier())
 
 
 def validate_params(raw: dict[str, Any] | None, source: str = "params.yaml") -> Params:
