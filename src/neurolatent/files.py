@@ -13,7 +13,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pandas as pd
 
 
 @contextlib.contextmanager
@@ -63,12 +62,6 @@ def write_nifti_gz(image: nib.Nifti1Image, path: Path, compresslevel: int = 1) -
 
 def write_json(data: object, path: Path) -> None:
     Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def write_parquet(table: pd.DataFrame, path: Path) -> None:
-    """Atomically write a parquet table (no pandas index)."""
-    with atomic_file(Path(path)) as tmp:
-        table.to_parquet(tmp, index=False)
 
 
 def save_npy(array: np.ndarray, path: Path) -> None:
