@@ -12,6 +12,7 @@ from neurolatent import bids
 from neurolatent.config import validate_params
 from neurolatent.errors import NeurolatentError
 from neurolatent.fmri import _tr_index, run_fmri, volume_at_lag, zscore_time
+from neurolatent.render import render_fast, render_nilearn
 from neurolatent.trials import run_trials
 
 
@@ -85,8 +86,9 @@ def test_lss_agrees_with_lsa(small_dataset, trials_small, tmp_path):
     assert all(r > 0.7 for r in planted_r(small_dataset, tmp_path / "lss").values())
 
 
-def test_rendered_samples(small_dataset, trials_small, tmp_path):
-    summary = _run(small_dataset, trials_small, tmp_path / "r", method="rendered", render={"size": 48})
+@pytest.mark.parametrize("engine", ["nilearn", "fast"])
+def test_rendered_samples(small_dataset, trials_small, tmp_path, engine):
+    summary = _run(small_dataset, trials_small, tmp_path / "r", method="rendered", render={"size": 48, "engine": engine})
     samples = np.load(tmp_path / "r" / "samples.npy", mmap_mode="r")
     index = pd.read_parquet(tmp_path / "r" / "index.parquet")
     assert samples.shape == (4 * 37, 3, 48, 48) and samples.dtype == np.uint8
@@ -127,3 +129,88 @@ def test_nan_volume_is_an_error(small_dataset, dataset_copy, tmp_path):
     with pytest.raises(NeurolatentError, match="NaN or infinite"):
         run_fmri(preprocess(method="volume"), raw, small_dataset[1], trials, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def _run_volumes(dataset, count=6):
+    image = nib.load(dataset[0] / bids.bold_path("CSI1", 1, 1))
+    return np.moveaxis(np.asanyarray(image.dataobj)[..., 10:10 + count].astype(np.float32), 3, 0), image.affine
+
+
+def _pixel_r(first, second):
+    return [np.corrcoef(a.ravel().astype(float), b.ravel().astype(float))[0, 1] for a, b in zip(first, second)]
+
+
+@pytest.mark.parametrize("case", ["raw", "signed", "flipped"])
+def test_fast_renderer_draws_nilearns_picture(small_dataset, case):
+    """The fast engine against plot_stat_map on the same volumes: raw intensities (colour scale
+    [0, max]), shifted ones with both signs (symmetric scale, the background drawn too), and a
+    flipped affine (nilearn reorders the axes first). The pictures must agree to r >= 0.99 each."""
+    volumes, affine = _run_volumes(small_dataset)
+    threshold = 100.0
+    if case == "signed":
+        volumes = volumes - 600.0
+    if case == "flipped":
+        volumes, affine = volumes[:, ::-1].copy(), affine @ np.diag([-1.0, 1, 1, 1]) + np.outer(
+            [affine[0, 0] * (volumes.shape[1] - 1), 0, 0, 0], [0, 0, 0, 1])
+    reference = np.stack([render_nilearn(v, affine, 64, threshold) for v in volumes])
+    fast = render_fast(volumes, affine, 64, threshold)
+    assert fast.shape == reference.shape and fast.dtype == np.uint8
+    assert min(_pixel_r(reference, fast)) > 0.99
+    # a different volume draws a different picture: the agreement is not a blank against a blank
+    assert max(_pixel_r(reference[:1], render_fast(volumes[::-1][:1] * -1, affine, 64, threshold))) < 0.9
+
+
+def test_fast_resize_is_pils_bilinear():
+    from PIL import Image
+
+    from neurolatent.render import _resize, _resize_into
+
+    rng = np.random.default_rng(0)
+    figures = rng.integers(0, 2**32 - 1, size=(3, 26, 70), dtype=np.uint32).repeat(10, axis=1).repeat(10, axis=2)
+    for size in (64, 672):
+        ours = np.empty((len(figures), 3, size, size), dtype=np.uint8)
+        _resize_into(figures, ours)
+        pil = np.stack([_resize(Image.frombuffer("RGB", (700, 260), f, "raw", "RGBX", 0, 1), size) for f in figures])
+        assert np.abs(ours.astype(int) - pil).max() <= 1
+
+
+def test_peak_memory_does_not_grow_with_the_number_of_runs(tmp_path):
+    """Streaming: 6 runs of a subject take no more peak memory than 2 runs (traced allocations,
+    jobs=1 so every allocation is in this process)."""
+    import tracemalloc
+
+    from neurolatent.dataset import run_dataset
+
+    data = validate_params({"data": {"subjects": ["CSI1"], "sessions": [1], "runs": [1, 2, 3, 4, 5, 6],
+                                      "synthetic": {"voxel_size_mm": 4, "image_size": 32, "jobs": 2}}}).data
+    raw, truth = tmp_path / "raw", tmp_path / "truth"
+    run_dataset(data, raw, truth)
+    trials = pd.read_parquet(make_trials(raw, tmp_path))
+    peaks = {}
+    for n_runs in (2, 6):
+        subset = tmp_path / f"trials{n_runs}.parquet"
+        trials[trials["run"] <= n_runs].to_parquet(subset)
+        tracemalloc.start()
+        run_fmri(preprocess(method="volume", mask="brain"), raw, truth, subset, tmp_path / f"out{n_runs}")
+        peaks[n_runs] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    one_run = np.prod(nib.load(raw / bids.bold_path("CSI1", 1, 1)).shape) * 4
+    assert peaks[6] < peaks[2] + one_run, peaks
+
+
+@pytest.mark.parametrize("kind", ["int16", "scaled", "big-endian", "nifti2", "uncompressed"])
+def test_read_nifti_equals_nibabel(tmp_path, kind):
+    from neurolatent.fmri import read_nifti
+
+    rng = np.random.default_rng(1)
+    data = rng.integers(0, 2000, size=(5, 6, 4, 3)).astype(np.int16)
+    image_type = nib.Nifti2Image if kind == "nifti2" else nib.Nifti1Image
+    image = image_type(data.astype(">i2") if kind == "big-endian" else data, np.diag([2.0, 2, 2, 1]))
+    if kind == "scaled":
+        image.header.set_slope_inter(0.5, 10.0)
+    path = tmp_path / ("run.nii" if kind == "uncompressed" else "run.nii.gz")
+    nib.save(image, path)
+    ours, header = read_nifti(path)
+    expected = nib.load(path)
+    np.testing.assert_array_equal(ours, np.asanyarray(expected.dataobj))
+    assert header.get_zooms() == expected.header.get_zooms()

@@ -1,0 +1,51 @@
+"""Benchmark: `volume` and `betas` samples of one BOLD5000-size run against just reading it.
+
+Target (issue #3): throughput >= 0.7x that of decompressing and reading the run with nibabel, i.e.
+read time / method time >= 0.7. Both are measured in this process on the same file (106 x 106 x 69
+x 194 int16, gzip), best of ``--repeats``; the visual mask has the planted region's size.
+
+    python benchmarks/bench_fmri_throughput.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from neurolatent.config import validate_params
+from neurolatent.fmri import masked_run
+
+from bold5000_run import bold5000_size_run
+
+
+def best_of(repeats: int, work) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        path, onsets, durations, mask = bold5000_size_run(Path(folder))
+        read_s = best_of(args.repeats, lambda: np.asanyarray(nib.load(path).dataobj))
+        print(f"run {nib.load(path).shape}, mask {int(mask.sum())} voxels, {len(onsets)} trials")
+        print(f"nibabel read   {read_s:6.3f} s")
+        for method in ("volume", "betas"):
+            params = validate_params({"preprocess": {"method": method}}).preprocess
+            method_s = best_of(args.repeats, lambda: masked_run(path, mask, onsets, durations, params))
+            print(f"{method:8s}       {method_s:6.3f} s   throughput ratio {read_s / method_s:.2f}x of reading")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""A BOLD5000-size scene run for the benchmarks: 106 x 106 x 69 voxels at 2 mm, 194 volumes, int16,
+gzip level 1 (as the dataset stage writes), the MNI152 brain resampled onto that grid with noise and
+a response to 37 trials (one every 10 s, shown for 1 s: BOLD5000's design)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nilearn import datasets
+from nilearn.image import resample_img
+
+from neurolatent import bids, synthetic
+from neurolatent.files import write_nifti_gz
+
+SHAPE = (106, 106, 69)
+N_TRIALS = 37
+
+
+def bold5000_size_run(folder: Path) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
+    """Write the run into ``folder`` once; returns (path, onsets_s, durations_s, visual mask)."""
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = -np.array(SHAPE) + np.array([0.0, -18.0, 18.0])  # centred on the brain
+    template = resample_img(datasets.load_mni152_template(resolution=2), target_affine=affine,
+                            target_shape=SHAPE, interpolation="continuous", force_resample=True,
+                            copy_header=True).get_fdata()
+    brain = template > 0.1 * template.max()
+    mask = synthetic.roi_mask(brain, affine, 12.0)
+    onsets = 6.0 + 10.0 * np.arange(N_TRIALS)
+    durations = np.ones(N_TRIALS)
+    path = Path(folder) / "bold5000_size_run.nii.gz"
+    if not path.exists():
+        rng = np.random.default_rng(0)
+        response = synthetic.trial_regressors(onsets, durations, bids.N_VOLUMES, bids.TR_S).sum(axis=1)
+        series = 1000.0 * template[brain][:, None] / template.max() * (1 + 0.01 * response[None, :])
+        series += rng.normal(0, 10.0, series.shape)
+        data = np.zeros(SHAPE + (bids.N_VOLUMES,), dtype=np.int16)
+        data[brain] = np.clip(np.rint(series), 0, 32767).astype(np.int16)
+        write_nifti_gz(nib.Nifti1Image(data, affine), path)
+    return path, onsets, durations, mask
