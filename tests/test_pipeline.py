@@ -35,6 +35,9 @@ def project(tmp_path_factory) -> Path:
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["data"].update(subjects=["CSI1", "CSI2"], runs=[1])
     params["data"]["synthetic"].update(voxel_size_mm=4, image_size=64)
+    params["fmri_ae"].update(train_subjects=["CSI1"], test_subjects=["CSI2"])
+    params["fmri_ae"]["train"]["epochs"] = 2
+    params["image_ae"]["train"]["epochs"] = 2
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], dest)
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], dest)
@@ -56,15 +59,20 @@ def test_dvc_repro_runs_and_reruns_identically(project):
     assert (project / "data/raw/truth/truth.json").is_file()
     first = _out_hashes(project)
     assert set(first) >= {"data/raw/bold5000", "data/raw/truth", "data/interim/trials.parquet",
-                          "data/interim/stimuli.parquet", "data/processed/fmri"}
+                          "data/interim/stimuli.parquet", "data/processed/fmri", "models/fmri_ae",
+                          "metrics/fmri_ae.json", "plots/fmri_ae_loss.csv", "data/embeddings/fmri.npy",
+                          "models/image_ae", "data/embeddings/images"}
     _run(["dvc", "repro", "-f"], project)
     assert _out_hashes(project) == first
     assert "up to date" in _run(["dvc", "status"], project)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["volume", "rendered"])
-def test_dvc_exp_run_per_method(project, method):
-    _run(["dvc", "exp", "run", "-S", f"preprocess.method={method}", "-S", "preprocess.render.size=32"], project)
+@pytest.mark.parametrize("method,engine", [("volume", "nilearn"), ("rendered", "nilearn"), ("rendered", "fast")])
+def test_dvc_exp_run_per_method(project, method, engine):
+    _run(["dvc", "exp", "run", "-S", f"preprocess.method={method}", "-S", "preprocess.render.size=32",
+          "-S", f"preprocess.render.engine={engine}", "-S", "fmri_ae.channels=[3,8,16]"], project)
     meta = (project / "data/processed/fmri/samples.json").read_text()
     assert f'"method": "{method}"' in meta
+    shown = _run(["dvc", "exp", "show", "--no-pager", "--csv"], project)
+    assert "fmri_ae.val_loss" in shown and "fmri_ae.test_loss" in shown

@@ -10,46 +10,67 @@ from pathlib import Path
 from neurolatent.errors import NeurolatentError
 
 
-def _dataset(args: argparse.Namespace) -> None:
+def _tracked(stage: str, sections: list[str], args: argparse.Namespace, work) -> None:
+    """Run ``work(params)`` as one MLflow run of ``stage`` logging the ``sections`` of params.yaml;
+    numeric results become ``<stage>.<key>`` metrics."""
     from neurolatent.config import load_params
-    from neurolatent.dataset import run_dataset
     from neurolatent.tracking import stage_run
 
     params = load_params(args.params)
-    with stage_run("dataset", {"data": params.data}) as _:
+    with stage_run(stage, {name: getattr(params, name) for name in sections}):
         import mlflow
 
-        summary = run_dataset(params.data, args.out, args.truth)
-        mlflow.log_metrics({f"dataset.{k}": v for k, v in summary.items()})
-    print(f"dataset: {summary}")
+        summary = work(params)
+        if summary:
+            mlflow.log_metrics({f"{stage}.{k}": float(v) for k, v in summary.items()
+                                if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None})
+    print(f"{stage}: {summary}")
+
+
+def _dataset(args: argparse.Namespace) -> None:
+    from neurolatent.dataset import run_dataset
+
+    _tracked("dataset", ["data"], args, lambda p: run_dataset(p.data, args.out, args.truth))
 
 
 def _trials(args: argparse.Namespace) -> None:
-    from neurolatent.config import load_params
-    from neurolatent.tracking import stage_run
     from neurolatent.trials import run_trials
 
-    params = load_params(args.params)
-    with stage_run("trials", {"data": params.data}) as _:
-        import mlflow
-
-        summary = run_trials(args.raw, args.trials, args.stimuli)
-        mlflow.log_metrics({f"trials.{k}": v for k, v in summary.items()})
-    print(f"trials: {summary}")
+    _tracked("trials", ["data"], args, lambda p: run_trials(args.raw, args.trials, args.stimuli))
 
 
 def _fmri(args: argparse.Namespace) -> None:
-    from neurolatent.config import load_params
     from neurolatent.fmri import run_fmri
-    from neurolatent.tracking import stage_run
 
-    params = load_params(args.params)
-    with stage_run("fmri", {"preprocess": params.preprocess}) as _:
-        import mlflow
+    _tracked("fmri", ["preprocess"], args, lambda p: run_fmri(p.preprocess, args.raw, args.truth, args.trials, args.out))
 
-        summary = run_fmri(params.preprocess, args.raw, args.truth, args.trials, args.out)
-        mlflow.log_metrics({f"fmri.{k}": v for k, v in summary.items()})
-    print(f"fmri: {summary}")
+
+def _fmri_ae(args: argparse.Namespace) -> None:
+    from neurolatent.fmri_ae import run_fmri_ae
+
+    _tracked("fmri_ae", ["fmri_ae"], args, lambda p: run_fmri_ae(
+        p.fmri_ae, args.samples, args.model, args.metrics, args.plots, args.checkpoints))
+
+
+def _embed_fmri(args: argparse.Namespace) -> None:
+    from neurolatent.embed_fmri import run_embed_fmri
+
+    _tracked("embed_fmri", ["embed", "preprocess"], args, lambda p: run_embed_fmri(
+        p.embed, p.preprocess, args.samples, args.model, args.trials, args.stimuli, args.out, args.index))
+
+
+def _image_ae(args: argparse.Namespace) -> None:
+    from neurolatent.image_ae import run_image_ae
+
+    _tracked("image_ae", ["image_ae"], args, lambda p: run_image_ae(
+        p.image_ae, args.stimuli, args.raw, args.model, args.metrics, args.plots, args.checkpoints))
+
+
+def _embed_images(args: argparse.Namespace) -> None:
+    from neurolatent.embed_images import run_embed_images
+
+    _tracked("embed_images", ["embed"], args, lambda p: run_embed_images(
+        p.embed, args.stimuli, args.raw, args.image_ae, args.out))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +106,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truth", type=Path, default=Path("data/raw/truth"))
     p.add_argument("--trials", type=Path, default=Path("data/interim/trials.parquet"))
     p.add_argument("--out", type=Path, default=Path("data/processed/fmri"))
+
+    p = stage("fmri_ae", "Train the autoencoder that fits the fMRI samples (the study's conv AE for rendered "
+              "pictures, 3D for volume, MLP for betas): subject-wise split, early stopping on validation loss, "
+              "resumable checkpoints.", _fmri_ae)
+    p.add_argument("--samples", type=Path, default=Path("data/processed/fmri"))
+    p.add_argument("--model", type=Path, default=Path("models/fmri_ae"))
+    p.add_argument("--metrics", type=Path, default=Path("metrics/fmri_ae.json"))
+    p.add_argument("--plots", type=Path, default=Path("plots/fmri_ae_loss.csv"))
+    p.add_argument("--checkpoints", type=Path, default=Path(".checkpoints/fmri_ae"),
+                   help="resume point of an interrupted training (default: %(default)s)")
+
+    p = stage("embed_fmri", "Encode every trial's fMRI sample with the fMRI AE and average per (subject, image).",
+              _embed_fmri)
+    p.add_argument("--samples", type=Path, default=Path("data/processed/fmri"))
+    p.add_argument("--model", type=Path, default=Path("models/fmri_ae"))
+    p.add_argument("--trials", type=Path, default=Path("data/interim/trials.parquet"))
+    p.add_argument("--stimuli", type=Path, default=Path("data/interim/stimuli.parquet"))
+    p.add_argument("--out", type=Path, default=Path("data/embeddings/fmri.npy"))
+    p.add_argument("--index", type=Path, default=Path("data/embeddings/fmri_index.parquet"))
+
+    p = stage("image_ae", "Train a conv autoencoder on the stimulus images.", _image_ae)
+    p.add_argument("--stimuli", type=Path, default=Path("data/interim/stimuli.parquet"))
+    p.add_argument("--raw", type=Path, default=Path("data/raw/bold5000"))
+    p.add_argument("--model", type=Path, default=Path("models/image_ae"))
+    p.add_argument("--metrics", type=Path, default=Path("metrics/image_ae.json"))
+    p.add_argument("--plots", type=Path, default=Path("plots/image_ae_loss.csv"))
+    p.add_argument("--checkpoints", type=Path, default=Path(".checkpoints/image_ae"))
+
+    p = stage("embed_images", "Embed every stimulus with each of embed.image_models (transformers checkpoints, "
+              "untrained:<checkpoint>, pixels, image_ae).", _embed_images)
+    p.add_argument("--stimuli", type=Path, default=Path("data/interim/stimuli.parquet"))
+    p.add_argument("--raw", type=Path, default=Path("data/raw/bold5000"))
+    p.add_argument("--image-ae", type=Path, default=Path("models/image_ae"))
+    p.add_argument("--out", type=Path, default=Path("data/embeddings/images"))
     return parser
 
 

@@ -120,11 +120,94 @@ class PreprocessParams(_Section):
         return self
 
 
+class TrainParams(_Section):
+    """How an autoencoder is trained (stages fmri_ae and image_ae)."""
+
+    epochs: Annotated[int, Field(ge=1, le=10000)] = 30
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
+    #: Adam, as the study: lr 1e-3, weight decay 1e-5
+    lr: Annotated[float, Field(gt=0, le=1)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-5
+    #: epochs without a better validation loss before training stops (the study stopped on the
+    #: last mini-batch's training loss)
+    patience: Annotated[int, Field(ge=1, le=1000)] = 5
+    #: fraction of the training subjects' images (all their presentations) held out for validation
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.15
+    seed: Annotated[int, Field(ge=0)] = 0
+    #: auto: CUDA when present, else CPU
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class FmriAEParams(_Section):
+    """Stage fmri_ae: the autoencoder that fits the fMRI samples (see neurolatent.autoencoder)."""
+
+    #: subject-wise split (the study: train CSI1-3, test CSI4)
+    train_subjects: Annotated[list[Subject], Field(min_length=1)] = ["CSI1", "CSI2", "CSI3"]
+    test_subjects: list[Subject] = ["CSI4"]
+    #: conv channels from the input's (rendered: the study's 3-16-32-64-128-256; volume: 1-...)
+    channels: Annotated[list[Annotated[int, Field(ge=1, le=1024)]], Field(min_length=2, max_length=8)] = [3, 16, 32, 64, 128, 256]
+    #: MLP widths for betas, input first implied: hidden layers then the latent size
+    widths: Annotated[list[Annotated[int, Field(ge=1, le=65536)]], Field(min_length=1, max_length=6)] = [256, 64]
+    train: TrainParams = TrainParams()
+
+    @model_validator(mode="after")
+    def _check_split(self) -> "FmriAEParams":
+        if set(self.train_subjects) & set(self.test_subjects):
+            raise ValueError("test_subjects: a subject is in both the training and the test split")
+        return self
+
+
+class ImageAEParams(_Section):
+    """Stage image_ae: a conv autoencoder on the stimulus images."""
+
+    #: images are resized to size x size RGB; size must be divisible by 2 ** (len(channels) - 1)
+    size: Annotated[int, Field(ge=16, le=1024)] = 64
+    channels: Annotated[list[Annotated[int, Field(ge=1, le=1024)]], Field(min_length=2, max_length=8)] = [3, 16, 32, 64, 64]
+    train: TrainParams = TrainParams()
+
+    @model_validator(mode="after")
+    def _check_size(self) -> "ImageAEParams":
+        if self.channels[0] != 3:
+            raise ValueError("channels: the first entry is the RGB input, 3")
+        if self.size % 2 ** (len(self.channels) - 1):
+            raise ValueError(f"size: {self.size} is not divisible by 2^{len(self.channels) - 1} (one halving per conv layer)")
+        return self
+
+
+class EmbedParams(_Section):
+    """Stages embed_fmri and embed_images: per-stimulus matrices."""
+
+    #: fMRI conv latents: flatten (the study's code, C*H*W) or avgpool (C, as the study's text)
+    pooling: Literal["flatten", "avgpool"] = "avgpool"
+    #: image models, each one matrix: a transformers checkpoint name or local path,
+    #: untrained:<checkpoint> (its architecture with seeded random weights), pixels, image_ae
+    image_models: Annotated[list[str], Field(min_length=1)] = ["pixels", "image_ae", "untrained:resources/vit-tiny"]
+    #: transformer tokens: flat (the study: all tokens flattened), cls, or mean
+    tokens: Literal["flat", "cls", "mean"] = "cls"
+    #: pixels control: images downsampled to this side, RGB, flattened
+    pixels_size: Annotated[int, Field(ge=2, le=256)] = 16
+    batch_size: Annotated[int, Field(ge=1, le=1024)] = 16
+    seed: Annotated[int, Field(ge=0)] = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _check_models(self) -> "EmbedParams":
+        if len(set(self.image_models)) != len(self.image_models):
+            raise ValueError("image_models: a model is listed twice")
+        for name in self.image_models:
+            if name.startswith("untrained:") and not name.removeprefix("untrained:"):
+                raise ValueError("image_models: 'untrained:' needs a checkpoint, e.g. untrained:google/vit-base-patch16-224-in21k")
+        return self
+
+
 class Params(_Section):
     """The whole of params.yaml."""
 
     data: DataParams = DataParams()
     preprocess: PreprocessParams = PreprocessParams()
+    fmri_ae: FmriAEParams = FmriAEParams()
+    image_ae: ImageAEParams = ImageAEParams()
+    embed: EmbedParams = EmbedParams()
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:
