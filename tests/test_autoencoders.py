@@ -16,7 +16,8 @@ from neurolatent.embed_fmri import run_embed_fmri
 from neurolatent.embed_images import embed_transformer, load_transformer, run_embed_images
 from neurolatent.errors import NeurolatentError
 from neurolatent.fmri import run_fmri
-from neurolatent.fmri_ae import FmriSamples, run_fmri_ae, split_rows
+from neurolatent.autoencoder import split_rows
+from neurolatent.fmri_ae import FmriSamples, run_fmri_ae
 from neurolatent.image_ae import read_rgb, run_image_ae
 from neurolatent.trials import run_trials
 
@@ -57,13 +58,13 @@ def _toy(seed=0, n=120, d=40):
     return data, (lambda rows: torch.from_numpy(data[rows]))
 
 
-def _fit(tmp_path, name, stop_after=None, **train):
+def _fit(tmp_path, name, stop_after=None, key="toy", **train):
     data, load = _toy()
     train_params = params(fmri_ae={"train": {"batch_size": 16, **train}}).fmri_ae.train
     autoencoder.seed_everything(train_params.seed)
     model = autoencoder.MLPAutoencoder(data.shape[1], [256, 3])
     history = autoencoder.train(model, load, np.arange(80), np.arange(80, 120), train_params, tmp_path / name,
-                                key="toy", stop_after=stop_after)
+                                key=key, stop_after=stop_after)
     return model, history, load
 
 
@@ -93,9 +94,12 @@ def test_interrupted_training_resumes_to_the_same_bits(tmp_path):
 
 
 def test_a_checkpoint_of_other_params_is_not_resumed(tmp_path):
-    _fit(tmp_path, "ckpt", stop_after=2, epochs=6, patience=100)
-    _, history, _ = _fit(tmp_path, "ckpt", epochs=3, patience=100, lr=0.005)  # same folder, same key "toy"
-    assert len(history.train_loss) == 3  # resumed: same key; the key is what guards (see training_key)
+    """The key (training_key: architecture, params, splits, data) guards the resume point: a
+    checkpoint written under another key is ignored and training starts from epoch 1."""
+    _fit(tmp_path, "ckpt", stop_after=2, epochs=6, patience=100, key="old")
+    _, fresh, _ = _fit(tmp_path, "ckpt", epochs=3, patience=100, key="new")
+    _, reference, _ = _fit(tmp_path, "reference", epochs=3, patience=100, key="new")
+    assert fresh.train_loss == reference.train_loss and len(fresh.train_loss) == 3
 
 
 def test_split_is_subject_wise_and_keeps_images_together():

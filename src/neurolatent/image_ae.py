@@ -21,7 +21,7 @@ from PIL import Image
 
 from neurolatent.config import ImageAEParams
 from neurolatent.errors import NeurolatentError
-from neurolatent.fmri_ae import fit_autoencoder, split_rows, training_key
+from neurolatent.autoencoder import fit_autoencoder, split_rows, training_key
 
 
 def read_rgb(path: Path, size: int | None = None) -> np.ndarray:
