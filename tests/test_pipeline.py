@@ -1,5 +1,6 @@
 """`dvc repro` for real: a throwaway git + DVC project made from this one, on small params."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -38,6 +39,7 @@ def project(tmp_path_factory) -> Path:
     params["fmri_ae"].update(train_subjects=["CSI1"], test_subjects=["CSI2"])
     params["fmri_ae"]["train"]["epochs"] = 2
     params["image_ae"]["train"]["epochs"] = 2
+    params["rsa"].update(permutations=500, bootstrap=200)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], dest)
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], dest)
@@ -61,7 +63,10 @@ def test_dvc_repro_runs_and_reruns_identically(project):
     assert set(first) >= {"data/raw/bold5000", "data/raw/truth", "data/interim/trials.parquet",
                           "data/interim/stimuli.parquet", "data/processed/fmri", "models/fmri_ae",
                           "metrics/fmri_ae.json", "plots/fmri_ae_loss.csv", "data/embeddings/fmri.npy",
-                          "models/image_ae", "data/embeddings/images"}
+                          "models/image_ae", "data/embeddings/images", "data/rdms", "metrics/rsa.json",
+                          "plots/rsa"}
+    rsa = json.loads((project / "metrics/rsa.json").read_text())
+    assert rsa["samples.planted.p"] < 0.01 and rsa["samples.planted.r"] > 0.3
     _run(["dvc", "repro", "-f"], project)
     assert _out_hashes(project) == first
     assert "up to date" in _run(["dvc", "status"], project)
@@ -76,3 +81,4 @@ def test_dvc_exp_run_per_method(project, method, engine):
     assert f'"method": "{method}"' in meta
     shown = _run(["dvc", "exp", "show", "--no-pager", "--csv"], project)
     assert "fmri_ae.val_loss" in shown and "fmri_ae.test_loss" in shown
+    assert "ae.planted.r" in shown and "ae.noise_ceiling_lower" in shown

@@ -73,6 +73,14 @@ def _embed_images(args: argparse.Namespace) -> None:
         p.embed, args.stimuli, args.raw, args.image_ae, args.out))
 
 
+def _rsa(args: argparse.Namespace) -> None:
+    from neurolatent.rsa_stage import run_rsa
+
+    _tracked("rsa", ["rsa", "preprocess"], args, lambda p: run_rsa(
+        p.rsa, p.preprocess, args.fmri, args.fmri_index, args.samples, args.trials, args.stimuli, args.images,
+        args.truth, args.rdms, args.metrics, args.plots))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neurolatent",
@@ -140,6 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", type=Path, default=Path("data/raw/bold5000"))
     p.add_argument("--image-ae", type=Path, default=Path("models/image_ae"))
     p.add_argument("--out", type=Path, default=Path("data/embeddings/images"))
+
+    p = stage("rsa", "Compare every image model with every fMRI representation by RSA: reduced RDMs per subject, "
+              "rank correlation, permutation p, bootstrap CI, noise ceiling, and the study's statistics.", _rsa)
+    p.add_argument("--fmri", type=Path, default=Path("data/embeddings/fmri.npy"))
+    p.add_argument("--fmri-index", type=Path, default=Path("data/embeddings/fmri_index.parquet"))
+    p.add_argument("--samples", type=Path, default=Path("data/processed/fmri"))
+    p.add_argument("--trials", type=Path, default=Path("data/interim/trials.parquet"))
+    p.add_argument("--stimuli", type=Path, default=Path("data/interim/stimuli.parquet"))
+    p.add_argument("--images", type=Path, default=Path("data/embeddings/images"))
+    p.add_argument("--truth", type=Path, default=Path("data/raw/truth"))
+    p.add_argument("--rdms", type=Path, default=Path("data/rdms"))
+    p.add_argument("--metrics", type=Path, default=Path("metrics/rsa.json"))
+    p.add_argument("--plots", type=Path, default=Path("plots/rsa"))
     return parser
 
 

@@ -200,6 +200,40 @@ class EmbedParams(_Section):
         return self
 
 
+class RsaParams(_Section):
+    """Stage rsa: every image model against every fMRI representation, per subject and group."""
+
+    #: fMRI representations: the fMRI AE's latents and/or the fmri stage's samples (region voxels)
+    fmri: Annotated[list[Literal["ae", "samples"]], Field(min_length=1)] = ["ae", "samples"]
+    #: standardise each matrix's features before the SVD (the study did)
+    standardise: bool = True
+    #: keep the fewest SVD components reaching this explained variance (the study: 0.70) ...
+    variance: Annotated[float, Field(gt=0, le=1)] | None = 0.70
+    #: ... or exactly this many (set variance: null); both null = no reduction
+    components: Annotated[int, Field(ge=1)] | None = None
+    #: never fewer components than this: 1 - Pearson r between vectors of 1 or 2 values is
+    #: undefined or only +-1 (a flat image-AE space can reach 70% variance with one component)
+    min_components: Annotated[int, Field(ge=1)] = 3
+    #: 1 - Pearson r (the study), euclidean, or 1 - cosine
+    dissimilarity: Literal["correlation", "euclidean", "cosine"] = "correlation"
+    #: RDM comparison on the upper triangle: spearman (rank), pearson (the study), kendall (tau-a), cosine
+    compare: Literal["pearson", "spearman", "kendall", "cosine"] = "spearman"
+    #: stimulus-label permutations per test (Mantel); 10,000 for a real run
+    permutations: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    #: bootstrap resamples of stimuli for the confidence interval
+    bootstrap: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    ci: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    seed: Annotated[int, Field(ge=0)] = 0
+    #: the permutation test's device: auto = CUDA when torch sees one, else the numba CPU kernel
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _check_reduction(self) -> "RsaParams":
+        if self.variance is not None and self.components is not None:
+            raise ValueError("components: set either variance or components (the other to null)")
+        return self
+
+
 class Params(_Section):
     """The whole of params.yaml."""
 
@@ -208,6 +242,7 @@ class Params(_Section):
     fmri_ae: FmriAEParams = FmriAEParams()
     image_ae: ImageAEParams = ImageAEParams()
     embed: EmbedParams = EmbedParams()
+    rsa: RsaParams = RsaParams()
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

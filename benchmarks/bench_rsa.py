@@ -1,0 +1,162 @@
+"""Benchmark: RSA at BOLD5000's size (n = 4916 stimuli, d = 715 features), against rsatoolbox,
+a naive numpy loop and the memory-bandwidth floor, all measured in this one process.
+
+- RDM (1 - Pearson r): ``neurolatent.rsa.rdm_upper`` vs ``rsatoolbox.rdm.calc_rdm``.
+- Spearman comparison of two RDMs: ``neurolatent.rsa.compare`` vs ``rsatoolbox.rdm.compare``.
+- Mantel test, exact statistic on every permutation: ``neurolatent.rsa.mantel`` vs a naive numpy
+  loop (gather the permuted matrix, take the upper triangle, correlate; timed on a few
+  permutations and scaled) and vs the floor: streaming one n x n float32 matrix per permutation,
+  rows in permuted order (the least any exact test must read), timed here with a fused numba sum.
+- Peak memory of our path: resident-set growth of a fresh child process that runs it.
+
+    python benchmarks/bench_rsa.py [--n 4916] [--d 715] [--permutations 10000] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import time
+
+import numba
+import numpy as np
+
+
+def timed(work, repeat: int = 1) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def patterns(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two (n, d) matrices that share a weak linear structure."""
+    rng = np.random.default_rng(seed)
+    shared = rng.normal(size=(n, 20))
+    first = shared @ rng.normal(size=(20, d)) + 4 * rng.normal(size=(n, d))
+    second = shared @ rng.normal(size=(20, d)) + 4 * rng.normal(size=(n, d))
+    return first, second
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _stream_rows(x: np.ndarray, order: np.ndarray) -> float:
+    total = np.zeros(len(order))
+    for i in numba.prange(len(order)):
+        row = x[order[i]]
+        acc = np.float32(0.0)
+        for j in range(row.shape[0]):
+            acc += row[j]
+        total[i] = acc
+    return total.sum()
+
+
+def floor_per_permutation(n: int, repeat: int = 20) -> float:
+    """Seconds to read one n x n float32 matrix, rows in a random order, on every core."""
+    rng = np.random.default_rng(1)
+    matrix = rng.normal(size=(n, n)).astype(np.float32)
+    _stream_rows(matrix, np.arange(n))
+    orders = [rng.permutation(n) for _ in range(repeat)]
+    start = time.perf_counter()
+    for order in orders:
+        _stream_rows(matrix, order)
+    return (time.perf_counter() - start) / repeat
+
+
+def naive_per_permutation(first: np.ndarray, second: np.ndarray, count: int = 2) -> float:
+    """Seconds per permutation of the obvious numpy Mantel loop (float64, re-correlating)."""
+    from scipy.spatial.distance import squareform
+
+    square = squareform(first)
+    upper = np.triu_indices(len(square), k=1)
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    for _ in range(count):
+        p = rng.permutation(len(square))
+        np.corrcoef(square[np.ix_(p, p)][upper], second)
+    return (time.perf_counter() - start) / count
+
+
+def _status_kib(field: str) -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _ours(args: argparse.Namespace, queue) -> None:
+    from neurolatent import rsa
+
+    rsa.mantel(np.arange(4950.0), np.arange(4950.0)[::-1], "spearman", 8, 0, device=args.device)
+    base = _status_kib("VmRSS")
+    first, second = patterns(args.n, args.d)
+    a = rsa.rdm_upper(first)
+    b = rsa.rdm_upper(second)
+    rsa.compare(a, b, "spearman")
+    result = rsa.mantel(a, b, "spearman", args.permutations, 0, device=args.device)
+    queue.put(((_status_kib("VmHWM") - base) * 1024, result.statistic, result.p))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=4916)
+    parser.add_argument("--d", type=int, default=715)
+    parser.add_argument("--permutations", type=int, default=10_000)
+    parser.add_argument("--device", default="cpu", help="cpu (numba) or cuda (torch)")
+    parser.add_argument("--skip-rsatoolbox", action="store_true")
+    args = parser.parse_args()
+
+    from neurolatent import rsa
+
+    first, second = patterns(args.n, args.d)
+    print(f"n = {args.n} stimuli, d = {args.d} features, {args.n * (args.n - 1) // 2:,} cells; "
+          f"numba threads {numba.get_num_threads()}, device {args.device}")
+
+    rsa.rdm_upper(first[:50])
+    ours_rdm = timed(lambda: rsa.rdm_upper(first), repeat=3)
+    a, b = rsa.rdm_upper(first), rsa.rdm_upper(second)
+    rsa.compare(a[:1000], b[:1000], "spearman")
+    ours_spearman = timed(lambda: rsa.compare(a, b, "spearman"), repeat=3)
+    if not args.skip_rsatoolbox:
+        from rsatoolbox.data import Dataset
+        from rsatoolbox.rdm import calc_rdm, compare
+
+        dataset = Dataset(first)
+        theirs_rdm = timed(lambda: calc_rdm(dataset, method="correlation"))
+        rdm_a, rdm_b = calc_rdm(dataset, method="correlation"), calc_rdm(Dataset(second), method="correlation")
+        theirs_spearman = timed(lambda: compare(rdm_a, rdm_b, method="spearman"))
+        agree_rdm = np.abs(rdm_a.get_vectors()[0] - a).max()
+        agree_r = abs(compare(rdm_a, rdm_b, method="spearman")[0, 0] - rsa.compare(a, b, "spearman"))
+        print(f"RDM       ours {ours_rdm:7.3f} s   rsatoolbox {theirs_rdm:7.3f} s   "
+              f"{theirs_rdm / ours_rdm:6.1f}x   (max |difference| {agree_rdm:.1e})")
+        print(f"spearman  ours {ours_spearman:7.3f} s   rsatoolbox {theirs_spearman:7.3f} s   "
+              f"{theirs_spearman / ours_spearman:6.1f}x   (|difference| {agree_r:.1e})")
+    else:
+        print(f"RDM ours {ours_rdm:.3f} s; spearman ours {ours_spearman:.3f} s")
+
+    floor = floor_per_permutation(args.n)
+    naive = naive_per_permutation(a, b)
+    rsa.mantel(a[:4950], b[:4950], "spearman", 16, 0, device=args.device)  # compile / warm up
+    start = time.perf_counter()
+    result = rsa.mantel(a, b, "spearman", args.permutations, 0, device=args.device)
+    mantel = time.perf_counter() - start
+    k = args.permutations
+    print(f"mantel    {k} permutations: ours {mantel:7.1f} s ({mantel / k * 1e3:.2f} ms each)   "
+          f"r = {result.statistic:.4f}, p = {result.p:.4g}")
+    print(f"          naive numpy loop {naive:.3f} s each -> {naive * k / 60:.1f} min: {naive * k / mantel:6.1f}x")
+    print(f"          floor (stream n x n float32, permuted rows) {floor * 1e3:.2f} ms each "
+          f"-> {floor * k:.1f} s ({args.n * args.n * 4 / floor / 1e9:.1f} GB/s): ours / floor = {mantel / (floor * k):.2f}")
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_ours, args=(args, queue))
+    child.start()
+    peak, statistic, p = queue.get()
+    child.join()
+    print(f"peak memory (VmHWM growth) of two RDMs + spearman + mantel in a fresh process: {peak / 2**30:.2f} GiB "
+          f"(r = {statistic:.4f}, p = {p:.4g})")
+
+
+if __name__ == "__main__":
+    main()
