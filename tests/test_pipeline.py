@@ -40,6 +40,7 @@ def project(tmp_path_factory) -> Path:
     params["fmri_ae"]["train"]["epochs"] = 2
     params["image_ae"]["train"]["epochs"] = 2
     params["rsa"].update(permutations=500, bootstrap=200)
+    params["stitch"].update(permutations=200)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], dest)
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], dest)
@@ -64,9 +65,13 @@ def test_dvc_repro_runs_and_reruns_identically(project):
                           "data/interim/stimuli.parquet", "data/processed/fmri", "models/fmri_ae",
                           "metrics/fmri_ae.json", "plots/fmri_ae_loss.csv", "data/embeddings/fmri.npy",
                           "models/image_ae", "data/embeddings/images", "data/rdms", "metrics/rsa.json",
-                          "plots/rsa"}
+                          "plots/rsa", "metrics/stitch.json", "plots/stitch"}
     rsa = json.loads((project / "metrics/rsa.json").read_text())
     assert rsa["samples.planted.p"] < 0.01 and rsa["samples.planted.r"] > 0.3
+    stitch = json.loads((project / "metrics/stitch.json").read_text())
+    assert stitch["decode.samples.planted.ridge.two_way"] > stitch["decode.samples.planted.ridge.chance_high"]
+    assert stitch["encode.planted.median_r"] > stitch["encode.planted.median_r_shuffled"]
+    assert (project / "plots/stitch/reconstructions.png").is_file() and (project / "plots/stitch/encoding_r.png").is_file()
     _run(["dvc", "repro", "-f"], project)
     assert _out_hashes(project) == first
     assert "up to date" in _run(["dvc", "status"], project)
@@ -82,3 +87,4 @@ def test_dvc_exp_run_per_method(project, method, engine):
     shown = _run(["dvc", "exp", "show", "--no-pager", "--csv"], project)
     assert "fmri_ae.val_loss" in shown and "fmri_ae.test_loss" in shown
     assert "ae.planted.r" in shown and "ae.noise_ceiling_lower" in shown
+    assert "decode.ae.planted.ridge.two_way" in shown

@@ -24,7 +24,8 @@ def _tracked(stage: str, sections: list[str], args: argparse.Namespace, work) ->
         if summary:
             mlflow.log_metrics({f"{stage}.{k}": float(v) for k, v in summary.items()
                                 if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None})
-    print(f"{stage}: {summary}")
+    shown = summary if not summary or len(summary) <= 12 else f"{len(summary)} metrics (see the stage's metrics JSON)"
+    print(f"{stage}: {shown}")
 
 
 def _dataset(args: argparse.Namespace) -> None:
@@ -79,6 +80,14 @@ def _rsa(args: argparse.Namespace) -> None:
     _tracked("rsa", ["rsa", "preprocess"], args, lambda p: run_rsa(
         p.rsa, p.preprocess, args.fmri, args.fmri_index, args.samples, args.trials, args.stimuli, args.images,
         args.truth, args.rdms, args.metrics, args.plots))
+
+
+def _stitch(args: argparse.Namespace) -> None:
+    from neurolatent.stitch_stage import run_stitch
+
+    _tracked("stitch", ["stitch", "preprocess", "embed"], args, lambda p: run_stitch(
+        p.stitch, p.preprocess, p.embed, args.fmri, args.fmri_index, args.samples, args.trials, args.stimuli,
+        args.raw, args.images, args.truth, args.image_ae, args.metrics, args.plots))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,6 +170,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rdms", type=Path, default=Path("data/rdms"))
     p.add_argument("--metrics", type=Path, default=Path("metrics/rsa.json"))
     p.add_argument("--plots", type=Path, default=Path("plots/rsa"))
+
+    p = stage("stitch", "Map fMRI latents onto image latents (ridge, Procrustes, relative representations), "
+              "identify and reconstruct held-out stimuli, and predict each voxel from image latents.", _stitch)
+    p.add_argument("--fmri", type=Path, default=Path("data/embeddings/fmri.npy"))
+    p.add_argument("--fmri-index", type=Path, default=Path("data/embeddings/fmri_index.parquet"))
+    p.add_argument("--samples", type=Path, default=Path("data/processed/fmri"))
+    p.add_argument("--trials", type=Path, default=Path("data/interim/trials.parquet"))
+    p.add_argument("--stimuli", type=Path, default=Path("data/interim/stimuli.parquet"))
+    p.add_argument("--raw", type=Path, default=Path("data/raw/bold5000"))
+    p.add_argument("--images", type=Path, default=Path("data/embeddings/images"))
+    p.add_argument("--truth", type=Path, default=Path("data/raw/truth"))
+    p.add_argument("--image-ae", type=Path, default=Path("models/image_ae"))
+    p.add_argument("--metrics", type=Path, default=Path("metrics/stitch.json"))
+    p.add_argument("--plots", type=Path, default=Path("plots/stitch"))
     return parser
 
 

@@ -234,6 +234,33 @@ class RsaParams(_Section):
         return self
 
 
+class StitchParams(_Section):
+    """Stage stitch: map fMRI latents onto image latents and back (see neurolatent.stitch)."""
+
+    #: fMRI side: the fMRI AE's latents and/or the fmri stage's samples of the visual region
+    fmri: Annotated[list[Literal["ae", "samples"]], Field(min_length=1)] = ["ae", "samples"]
+    methods: Annotated[list[Literal["ridge", "procrustes", "relative"]], Field(min_length=1)] = ["ridge", "procrustes", "relative"]
+    #: test stimuli: repeats (BOLD5000's repeated images, fMRI averaged over repeats) or holdout
+    #: (a seeded fraction of each subject's images; for selections without repeats, as the demo)
+    test: Literal["repeats", "holdout"] = "repeats"
+    test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    #: a subject with fewer test images is an error
+    min_test: Annotated[int, Field(ge=2)] = 5
+    #: PCA dimension of both sides before the orthogonal Procrustes map
+    procrustes_dims: Annotated[int, Field(ge=1)] = 16
+    #: anchor stimuli (from the training set) of the relative representations
+    anchors: Annotated[int, Field(ge=2)] = 32
+    #: label permutations for the 2-way accuracy's p-value and chance interval
+    permutations: Annotated[int, Field(ge=1)] = 1000
+    #: also fit one mapping on all subjects' AE latents (they share the AE's space)
+    pooled: bool = True
+    #: decode ridge-predicted image-AE latents to pictures with the image AE's decoder
+    reconstruct: bool = True
+    #: the reverse: predict each region voxel from each image model (volume and betas samples)
+    encode: bool = True
+    seed: Annotated[int, Field(ge=0)] = 0
+
+
 class Params(_Section):
     """The whole of params.yaml."""
 
@@ -243,6 +270,7 @@ class Params(_Section):
     image_ae: ImageAEParams = ImageAEParams()
     embed: EmbedParams = EmbedParams()
     rsa: RsaParams = RsaParams()
+    stitch: StitchParams = StitchParams()
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

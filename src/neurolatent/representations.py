@@ -59,8 +59,10 @@ def fmri_latents(fmri_npy: Path, index_parquet: Path) -> dict[str, StimulusMatri
             for subject, rows in index.groupby("subject", sort=True)}
 
 
-def fmri_samples(samples_dir: Path, trials_path: Path, preprocess: PreprocessParams) -> dict[str, StimulusMatrix]:
-    """The fmri stage's samples averaged per (subject, image), flattened: {subject: StimulusMatrix}.
+def fmri_trial_samples(samples_dir: Path, trials_path: Path,
+                       preprocess: PreprocessParams) -> dict[str, StimulusMatrix]:
+    """The fmri stage's sample of every trial, flattened: {subject: StimulusMatrix (n_trials, d)}
+    whose ``stimuli`` are the trials' images (repeated images appear once per presentation).
 
     Rendered pictures become 3*H*W pixel vectors; betas and volume keep the subject's own voxels.
     """
@@ -78,13 +80,22 @@ def fmri_samples(samples_dir: Path, trials_path: Path, preprocess: PreprocessPar
         flat = np.asarray(data.samples[chosen[order]], dtype=np.float32).reshape(len(chosen), -1)
         if subject in voxels and data.meta["method"] in ("betas", "volume"):
             flat = flat[:, :voxels[subject]]
-        names = group["image_name"].to_numpy()[order]
-        codes, unique = pd.factorize(names, sort=True)
-        sums = np.zeros((len(unique), flat.shape[1]), dtype=np.float64)
-        np.add.at(sums, codes, flat)
-        means = (sums / np.bincount(codes)[:, None]).astype(np.float32)
-        out[subject] = StimulusMatrix(f"samples/{subject}", means, tuple(unique))
+        out[subject] = StimulusMatrix(f"trials/{subject}", flat, tuple(group["image_name"].to_numpy()[order]))
     return out
+
+
+def average_repeats(trials: StimulusMatrix, name: str) -> StimulusMatrix:
+    """One row per image (sorted by name): the mean of its presentations."""
+    codes, unique = pd.factorize(np.asarray(trials.stimuli), sort=True)
+    sums = np.zeros((len(unique), trials.matrix.shape[1]), dtype=np.float64)
+    np.add.at(sums, codes, trials.matrix)
+    return StimulusMatrix(name, (sums / np.bincount(codes)[:, None]).astype(np.float32), tuple(unique))
+
+
+def fmri_samples(samples_dir: Path, trials_path: Path, preprocess: PreprocessParams) -> dict[str, StimulusMatrix]:
+    """The fmri stage's samples averaged per (subject, image): {subject: StimulusMatrix}."""
+    return {subject: average_repeats(per_trial, f"samples/{subject}")
+            for subject, per_trial in fmri_trial_samples(samples_dir, trials_path, preprocess).items()}
 
 
 def image_models(images_dir: Path, stimuli: pd.DataFrame) -> dict[str, StimulusMatrix]:
