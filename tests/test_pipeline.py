@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -77,6 +78,31 @@ def test_dvc_repro_runs_and_reruns_identically(project):
     assert "up to date" in _run(["dvc", "status"], project)
 
 
+def _output_files(project: Path) -> dict[str, bytes]:
+    """Every file of every stage output in dvc.lock, by path relative to the project."""
+    files = {}
+    for path in _out_hashes(project):
+        target = project / path
+        for item in ([target] if target.is_file() else sorted(p for p in target.rglob("*") if p.is_file())):
+            files[str(item.relative_to(project))] = item.read_bytes()
+    return files
+
+
+@pytest.mark.slow
+def test_outputs_travel_through_a_local_remote_to_a_fresh_clone(project, tmp_path):
+    _run(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote")], project)
+    _run(["git", "add", "-A"], project)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "results and remote"], project)
+    _run(["dvc", "push"], project)
+    clone = tmp_path / "clone"
+    _run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+    _run(["dvc", "pull"], clone)
+    assert "up to date" in _run(["dvc", "status"], clone)
+    theirs, ours = _output_files(clone), _output_files(project)
+    assert theirs.keys() == ours.keys() and len(ours) > 20
+    assert all(theirs[name] == ours[name] for name in ours)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method,engine", [("volume", "nilearn"), ("rendered", "nilearn"), ("rendered", "fast")])
 def test_dvc_exp_run_per_method(project, method, engine):
@@ -88,3 +114,31 @@ def test_dvc_exp_run_per_method(project, method, engine):
     assert "fmri_ae.val_loss" in shown and "fmri_ae.test_loss" in shown
     assert "ae.planted.r" in shown and "ae.noise_ceiling_lower" in shown
     assert "decode.ae.planted.ridge.two_way" in shown
+
+
+@pytest.mark.slow
+def test_two_queued_experiments_run_in_parallel_and_both_reach_mlflow(project):
+    import mlflow
+
+    _run(["git", "checkout", "--", "."], project)  # the experiments branch from the committed default
+    names = ["perm200", "perm300"]
+    for name, count in zip(names, (200, 300)):
+        _run(["dvc", "exp", "run", "--queue", "-n", name, "-S", f"rsa.permutations={count}",
+              "-S", f"stitch.permutations={count}"], project)
+    _run(["dvc", "queue", "start", "-j", "2"], project)
+    deadline = time.time() + 900
+    while time.time() < deadline:
+        status = _run(["dvc", "queue", "status"], project)
+        if not any(word in status for word in ("Queued", "Running")):
+            break
+        time.sleep(5)
+    assert "Failed" not in status, status
+    shown = _run(["dvc", "exp", "show", "--no-pager", "--csv"], project)
+    assert all(name in shown for name in names), shown
+    runs = mlflow.search_runs(experiment_names=["neurolatent"], output_format="list")
+    for name in names:
+        stages = {r.data.tags.get("neurolatent.stage") for r in runs if r.data.tags.get("dvc.exp_name") == name}
+        assert {"rsa", "stitch"} <= stages, (name, stages)
+        finished = [r for r in runs if r.data.tags.get("dvc.exp_name") == name and r.info.status == "FINISHED"
+                    and r.data.tags.get("neurolatent.stage") in ("rsa", "stitch")]
+        assert all(any(k.startswith(r.data.tags["neurolatent.stage"] + ".") for k in r.data.metrics) for r in finished)

@@ -67,6 +67,11 @@ def stage_run(stage: str, params: dict[str, BaseModel]) -> Iterator[Any]:
         tags["mlflow.source.git.commit"] = commit
     if exp_name:
         tags["dvc.exp_name"] = exp_name
+    # under `mlflow run` (MLproject) the launcher's run is the parent of every stage's run, rather
+    # than one run that each stage of `dvc repro` would write its params into
+    parent = os.environ.pop("MLFLOW_RUN_ID", None)
+    if parent:
+        tags["mlflow.parentRunId"] = parent
     with mlflow.start_run(run_name=stage, tags=tags) as run:
         flat: dict[str, Any] = {}
         for section, model in params.items():
