@@ -5,7 +5,30 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: repro test setup clean-venv
+.PHONY: repro test setup clean-venv study corrected
+
+# The study's configuration and the corrected one on a real BOLD5000 copy, each one DVC experiment:
+#   make study BOLD5000=/data/ds001499 STIMULI=/data/BOLD5000_Stimuli
+#   make corrected BOLD5000=/data/ds001499 STIMULI=/data/BOLD5000_Stimuli
+# (README, "The study's configuration and the corrected one", says what differs and why.)
+REAL_DATA = -S data.source=bids -S data.bids_root=$(BOLD5000) -S data.stimuli_root=$(STIMULI) \
+            -S 'data.sessions=null' -S 'data.runs=null' -S 'fmri_ae.train_subjects=[CSI1,CSI2,CSI3]' \
+            -S 'fmri_ae.test_subjects=[CSI4]'
+STUDY = -S preprocess.method=rendered -S preprocess.render.size=672 -S preprocess.render.samples=all_trs \
+        -S preprocess.render.engine=fast -S preprocess.lag_s=0 -S preprocess.anchor=offset \
+        -S embed.pooling=flatten -S embed.tokens=flat -S 'embed.image_models=[google/vit-base-patch16-224-in21k]' \
+        -S 'rsa.fmri=[ae]' -S rsa.variance=0.70 -S rsa.min_components=1 -S rsa.dissimilarity=correlation \
+        -S rsa.compare=pearson -S stitch.test=repeats
+CORRECTED = -S preprocess.method=betas -S 'preprocess.lag_s=[4.0,6.0]' -S preprocess.anchor=onset \
+            -S preprocess.mask=region -S embed.pooling=avgpool -S embed.tokens=cls \
+            -S 'embed.image_models=[pixels,image_ae,google/vit-base-patch16-224-in21k,untrained:google/vit-base-patch16-224-in21k]' \
+            -S 'rsa.fmri=[ae,samples]' -S rsa.compare=spearman -S rsa.permutations=10000 -S stitch.test=repeats
+
+study: $(VENV)/.installed
+	$(BIN)/dvc exp run -n study $(REAL_DATA) $(STUDY)
+
+corrected: $(VENV)/.installed
+	$(BIN)/dvc exp run -n corrected $(REAL_DATA) $(CORRECTED)
 
 repro: $(VENV)/.installed
 	$(BIN)/dvc repro

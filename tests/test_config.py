@@ -39,3 +39,29 @@ def test_bad_files(tmp_path):
     broken.write_text("data: [unclosed\n")
     with pytest.raises(NeurolatentError, match="not valid YAML"):
         load_params(broken)
+
+
+@pytest.mark.parametrize("target", ["study", "corrected"])
+def test_documented_configurations_are_valid_params(target):
+    """The -S overrides of `make study` / `make corrected` make a params.yaml that validates."""
+    import shlex
+    import subprocess
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    command = subprocess.run(["make", "-s", "-n", target, "BOLD5000=/data/ds001499", "STIMULI=/data/BOLD5000_Stimuli",
+                              "VENV=.venv-for-dry-run"], cwd=root, capture_output=True, text=True, check=True).stdout
+    words = shlex.split(command.strip().splitlines()[-1])
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    overrides = [words[i + 1] for i, word in enumerate(words) if word == "-S"]
+    assert len(overrides) > 10
+    for override in overrides:
+        key, value = override.split("=", 1)
+        *parents, last = key.split(".")
+        section = params
+        for part in parents:
+            section = section[part]
+        assert last in section, key
+        section[last] = yaml.safe_load(value)
+    validate_params(params)
