@@ -105,9 +105,11 @@ def test_outputs_travel_through_a_local_remote_to_a_fresh_clone(project, tmp_pat
 
 
 @pytest.mark.slow
-def test_mlflow_run_uses_the_mlproject_and_parents_the_stage_run(project):
+def test_mlflow_run_uses_the_mlproject_and_parents_the_stage_run(project, monkeypatch):
     import mlflow
 
+    # mlflow.set_experiment (run by stages in this process) exports the id; `mlflow run` takes a name or an id
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     _run(["mlflow", "run", ".", "--env-manager", "local", "-e", "trials", "--experiment-name", "neurolatent"], project)
     runs = mlflow.search_runs(experiment_names=["neurolatent"], output_format="list")
     launchers = {r.info.run_id for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "trials"}
