@@ -1,6 +1,6 @@
 """The MLflow UI, served on 127.0.0.1 and opened in headless Chromium, shows the stage runs and the AE loss.
 
-Needs Debian's ``chromium`` (``.ci/run`` installs it); skipped with the reason where it is absent.
+Needs Debian's ``chromium`` (``make test`` installs it as root on Debian); skipped with the reason where absent.
 Screenshots are kept in ``test-artifacts/`` (or ``$NEUROLATENT_TEST_ARTIFACTS``).
 """
 

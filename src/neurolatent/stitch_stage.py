@@ -128,8 +128,9 @@ def run_stitch(params: StitchParams, preprocess: PreprocessParams, embed: EmbedP
     fmri: dict[str, dict[str, StimulusMatrix]] = {}
     if "ae" in params.fmri:
         fmri["ae"] = fmri_latents(fmri_npy, fmri_index)
+    samples = {s: average_repeats(t, f"samples/{s}") for s, t in trial_samples.items()}
     if "samples" in params.fmri:
-        fmri["samples"] = {s: average_repeats(t, f"samples/{s}") for s, t in trial_samples.items()}
+        fmri["samples"] = samples
     models = image_models(images_dir, stimuli)
     planted = planted_features(truth_dir)
     if planted is not None:
@@ -177,9 +178,7 @@ def run_stitch(params: StitchParams, preprocess: PreprocessParams, embed: EmbedP
         if preprocess.method == "rendered":
             log.info("stitch: encoding skipped: rendered samples are pictures, not voxels (use volume or betas)")
         else:
-            metrics.update(encode(params, models, fmri.get("samples") or {s: average_repeats(t, s) for s, t in
-                                                                            trial_samples.items()},
-                                  trial_samples, test_of, samples_dir, figures))
+            metrics.update(encode(params, models, samples, trial_samples, test_of, samples_dir, figures))
     metrics = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in metrics.items()}
     with atomic_dir(Path(plots_dir)) as out:
         pd.DataFrame(rows).to_csv(out / "identification.csv", index=False)
