@@ -132,7 +132,8 @@ def run_rsa(params: RsaParams, preprocess: PreprocessParams, fmri_npy: Path, fmr
                                      "ci_low": float(np.quantile(result["boot"], tail)),
                                      "ci_high": float(np.quantile(result["boot"], 1 - tail))})
         rdms += fmri_rdms
-        order = [name for name in stimuli["image_name"] if any(name in set(r.stimuli) for r in fmri_rdms)]
+        seen = set().union(*(r.stimuli for r in fmri_rdms))
+        order = [name for name in stimuli["image_name"] if name in seen]
         if len(fmri_rdms) >= 2:
             lower, upper = rsa.noise_ceiling(union_vectors(fmri_rdms, order), params.compare)
         else:
