@@ -4,6 +4,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# dvc runs each stage's cmd (`neurolatent ...`) through the shell: the environment's bin must be on
+# PATH for every command this Makefile runs, whether or not the user activated the environment
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: repro test setup clean-venv study corrected chromium
 

@@ -11,8 +11,9 @@ import pytest
 from neurolatent.config import validate_params
 from neurolatent.dataset import run_dataset
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-REAL_EVENTS = SHARED / "bold5000" / "events"
+#: the real task-5000scenes events files of CSI1 and CSI2 (BOLD5000, OpenNeuro ds001499), byte-exact
+#: (CRLF kept: .gitattributes marks them -text), plus the localizer events beside them
+REAL_EVENTS = Path(__file__).resolve().parent / "data" / "bold5000" / "events"
 
 
 @pytest.fixture(scope="session", autouse=True)

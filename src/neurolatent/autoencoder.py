@@ -126,12 +126,6 @@ def load_model(folder: Path, device: str = "cpu") -> tuple[nn.Module, dict]:
     return model.to(device).eval(), config
 
 
-def pick_device(choice: str) -> torch.device:
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise NeurolatentError("device: cuda asked for, but torch sees no CUDA device")
-    return torch.device("cuda" if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()) else "cpu")
-
-
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -226,7 +220,7 @@ def _load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Opti
 
 
 def train(model: nn.Module, load: Callable[[np.ndarray], torch.Tensor], train_rows: np.ndarray,
-          val_rows: np.ndarray, params: TrainParams, checkpoints: Path, key: str,
+          val_rows: np.ndarray, params: TrainParams, checkpoints: Path, key: str, device: str = "cpu",
           on_epoch: Callable[[int, float, float], None] | None = None,
           stop_after: int | None = None) -> History:
     """Fit ``model`` to reconstruct its inputs; leave the best-validation weights in it.
@@ -235,6 +229,7 @@ def train(model: nn.Module, load: Callable[[np.ndarray], torch.Tensor], train_ro
     ----------
     load : rows (sorted int array) -> float tensor batch, on CPU
     train_rows, val_rows : row indices of the sample array
+    device : ``cpu`` or ``cuda`` (see :func:`neurolatent.runtime.resolve_device`)
     checkpoints : folder for ``last.*`` (resume point) and ``best.safetensors``; a checkpoint whose
         ``key`` differs (other params or data) is ignored
     on_epoch : called with (epoch, train loss, validation loss) after each epoch, resumed ones too
@@ -244,7 +239,7 @@ def train(model: nn.Module, load: Callable[[np.ndarray], torch.Tensor], train_ro
     -------
     History, with per-epoch mean squared errors per element.
     """
-    device = pick_device(params.device)
+    device = torch.device(device)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     checkpoints = Path(checkpoints)
@@ -378,7 +373,7 @@ def reconstruction_figure(originals: torch.Tensor, reconstructions: torch.Tensor
 
 def fit_autoencoder(stage: str, model_config: dict, load, splits: dict[str, np.ndarray], params: TrainParams,
                     model_dir: Path, checkpoints: Path, key: str, plots_csv: Path, metrics_json: Path,
-                    stop_after: int | None = None) -> dict | None:
+                    device: str = "cpu", stop_after: int | None = None) -> dict | None:
     """Train, score and save an autoencoder; log it to the active MLflow run (if any).
 
     Returns the final metrics, or None when ``stop_after`` interrupted the training.
@@ -392,8 +387,8 @@ def fit_autoencoder(stage: str, model_config: dict, load, splits: dict[str, np.n
         if mlflow.active_run() is not None:
             mlflow.log_metrics({"train_loss": train_loss, "val_loss": val_loss}, step=epoch + 1)
 
-    history = train(model, load, splits["train"], splits["val"], params, checkpoints, key,
-                                on_epoch=log_epoch, stop_after=stop_after)
+    history = train(model, load, splits["train"], splits["val"], params, checkpoints, key, device,
+                    on_epoch=log_epoch, stop_after=stop_after)
     if stop_after is not None and len(history.train_loss) < params.epochs and not history.stopped_early:
         return None
     device = next(model.parameters()).device

@@ -10,17 +10,22 @@ from pathlib import Path
 from neurolatent.errors import NeurolatentError
 
 
-def _tracked(stage: str, sections: list[str], args: argparse.Namespace, work) -> None:
-    """Run ``work(params)`` as one MLflow run of ``stage`` logging the ``sections`` of params.yaml;
-    numeric results become ``<stage>.<key>`` metrics."""
+def _tracked(stage: str, sections: list[str], args: argparse.Namespace, work, uses_torch: bool = False) -> None:
+    """Run ``work(params, device)`` as one MLflow run of ``stage`` logging the ``sections`` of
+    params.yaml; numeric results become ``<stage>.<key>`` metrics."""
     from neurolatent.config import load_params
+    from neurolatent.runtime import configure_torch, resolve_device
     from neurolatent.tracking import stage_run
 
     params = load_params(args.params)
-    with stage_run(stage, {name: getattr(params, name) for name in sections}):
+    device = "cpu"
+    if uses_torch:
+        configure_torch(params.compute.threads)
+        device = resolve_device(params.compute.device)
+    with stage_run(stage, {name: getattr(params, name) for name in ["compute", *sections]}):
         import mlflow
 
-        summary = work(params)
+        summary = work(params, device)
         if summary:
             mlflow.log_metrics({f"{stage}.{k}": float(v) for k, v in summary.items()
                                 if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None})
@@ -31,63 +36,65 @@ def _tracked(stage: str, sections: list[str], args: argparse.Namespace, work) ->
 def _dataset(args: argparse.Namespace) -> None:
     from neurolatent.dataset import run_dataset
 
-    _tracked("dataset", ["data"], args, lambda p: run_dataset(p.data, args.out, args.truth))
+    _tracked("dataset", ["data"], args, lambda p, d: run_dataset(p.data, args.out, args.truth))
 
 
 def _trials(args: argparse.Namespace) -> None:
     from neurolatent.trials import run_trials
 
-    _tracked("trials", ["data"], args, lambda p: run_trials(args.raw, args.trials, args.stimuli))
+    _tracked("trials", ["data"], args, lambda p, d: run_trials(args.raw, args.trials, args.stimuli))
 
 
 def _fmri(args: argparse.Namespace) -> None:
     from neurolatent.fmri import run_fmri
 
-    _tracked("fmri", ["preprocess"], args, lambda p: run_fmri(p.preprocess, args.raw, args.truth, args.trials, args.out))
+    _tracked("fmri", ["preprocess"], args, lambda p, d: run_fmri(p.preprocess, args.raw, args.truth, args.trials, args.out))
 
 
 def _fmri_ae(args: argparse.Namespace) -> None:
     from neurolatent.fmri_ae import run_fmri_ae
 
-    _tracked("fmri_ae", ["fmri_ae"], args, lambda p: run_fmri_ae(
-        p.fmri_ae, args.samples, args.model, args.metrics, args.plots, args.checkpoints))
+    _tracked("fmri_ae", ["fmri_ae"], args, lambda p, d: run_fmri_ae(
+        p.fmri_ae, args.samples, args.model, args.metrics, args.plots, args.checkpoints, d), uses_torch=True)
 
 
 def _embed_fmri(args: argparse.Namespace) -> None:
     from neurolatent.embed_fmri import run_embed_fmri
 
-    _tracked("embed_fmri", ["embed", "preprocess"], args, lambda p: run_embed_fmri(
-        p.embed, p.preprocess, args.samples, args.model, args.trials, args.stimuli, args.out, args.index))
+    _tracked("embed_fmri", ["embed", "preprocess"], args, lambda p, d: run_embed_fmri(
+        p.embed, p.preprocess, args.samples, args.model, args.trials, args.stimuli, args.out, args.index, d),
+        uses_torch=True)
 
 
 def _image_ae(args: argparse.Namespace) -> None:
     from neurolatent.image_ae import run_image_ae
 
-    _tracked("image_ae", ["image_ae"], args, lambda p: run_image_ae(
-        p.image_ae, args.stimuli, args.raw, args.model, args.metrics, args.plots, args.checkpoints))
+    _tracked("image_ae", ["image_ae"], args, lambda p, d: run_image_ae(
+        p.image_ae, args.stimuli, args.raw, args.model, args.metrics, args.plots, args.checkpoints, d),
+        uses_torch=True)
 
 
 def _embed_images(args: argparse.Namespace) -> None:
     from neurolatent.embed_images import run_embed_images
 
-    _tracked("embed_images", ["embed"], args, lambda p: run_embed_images(
-        p.embed, args.stimuli, args.raw, args.image_ae, args.out))
+    _tracked("embed_images", ["embed"], args, lambda p, d: run_embed_images(
+        p.embed, args.stimuli, args.raw, args.image_ae, args.out, d), uses_torch=True)
 
 
 def _rsa(args: argparse.Namespace) -> None:
     from neurolatent.rsa_stage import run_rsa
 
-    _tracked("rsa", ["rsa", "preprocess"], args, lambda p: run_rsa(
+    _tracked("rsa", ["rsa", "preprocess"], args, lambda p, d: run_rsa(
         p.rsa, p.preprocess, args.fmri, args.fmri_index, args.samples, args.trials, args.stimuli, args.images,
-        args.truth, args.rdms, args.metrics, args.plots))
+        args.truth, args.rdms, args.metrics, args.plots, d), uses_torch=True)
 
 
 def _stitch(args: argparse.Namespace) -> None:
     from neurolatent.stitch_stage import run_stitch
 
-    _tracked("stitch", ["stitch", "preprocess", "embed"], args, lambda p: run_stitch(
-        p.stitch, p.preprocess, p.embed, args.fmri, args.fmri_index, args.samples, args.trials, args.stimuli,
-        args.raw, args.images, args.truth, args.image_ae, args.metrics, args.plots))
+    _tracked("stitch", ["stitch", "preprocess"], args, lambda p, d: run_stitch(
+        p.stitch, p.preprocess, args.fmri, args.fmri_index, args.samples, args.trials, args.stimuli,
+        args.raw, args.images, args.truth, args.image_ae, args.metrics, args.plots, d), uses_torch=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(name)s: %(message)s")
     try:
+        from neurolatent.config import load_params
+        from neurolatent.runtime import pin_numerics
+
+        # before any stage module loads numpy, numba or torch: their kernels are chosen on import
+        compute = load_params(args.params).compute
+        pin_numerics(compute.threads, compute.portable)
         args.func(args)
     except NeurolatentError as exc:
         print(f"neurolatent {args.stage}: error: {exc}", file=sys.stderr)

@@ -134,8 +134,6 @@ class TrainParams(_Section):
     #: fraction of the training subjects' images (all their presentations) held out for validation
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.15
     seed: Annotated[int, Field(ge=0)] = 0
-    #: auto: CUDA when present, else CPU
-    device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
 class FmriAEParams(_Section):
@@ -188,7 +186,6 @@ class EmbedParams(_Section):
     pixels_size: Annotated[int, Field(ge=2, le=256)] = 16
     batch_size: Annotated[int, Field(ge=1, le=1024)] = 16
     seed: Annotated[int, Field(ge=0)] = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @model_validator(mode="after")
     def _check_models(self) -> "EmbedParams":
@@ -224,8 +221,6 @@ class RsaParams(_Section):
     bootstrap: Annotated[int, Field(ge=1, le=100_000)] = 1000
     ci: Annotated[float, Field(gt=0, lt=1)] = 0.95
     seed: Annotated[int, Field(ge=0)] = 0
-    #: the permutation test's device: auto = CUDA when torch sees one, else the numba CPU kernel
-    device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @model_validator(mode="after")
     def _check_reduction(self) -> "RsaParams":
@@ -261,9 +256,21 @@ class StitchParams(_Section):
     seed: Annotated[int, Field(ge=0)] = 0
 
 
+class ComputeParams(_Section):
+    """Where and how every stage computes (see neurolatent.runtime)."""
+
+    #: training, embedding and the permutation test: auto = CUDA when torch sees one, else CPU
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: threads of torch, MKL, OpenMP and OpenBLAS; results are bitwise only for one thread count
+    threads: Annotated[int, Field(ge=1, le=256)] = 2
+    #: the same bits on any x86-64 CPU with AVX2 (AVX2 kernels, oneDNN off); false: this CPU's fastest
+    portable: bool = True
+
+
 class Params(_Section):
     """The whole of params.yaml."""
 
+    compute: ComputeParams = ComputeParams()
     data: DataParams = DataParams()
     preprocess: PreprocessParams = PreprocessParams()
     fmri_ae: FmriAEParams = FmriAEParams()

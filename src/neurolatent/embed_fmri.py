@@ -58,11 +58,10 @@ def trial_rows(data: FmriSamples, trials: pd.DataFrame, preprocess: PreprocessPa
 
 
 def run_embed_fmri(embed: EmbedParams, preprocess: PreprocessParams, samples_dir: Path, model_dir: Path,
-                   trials_path: Path, stimuli_path: Path, out_npy: Path, out_index: Path) -> dict:
+                   trials_path: Path, stimuli_path: Path, out_npy: Path, out_index: Path, device: str = "cpu") -> dict:
     """The stage; see the module docstring."""
     data = FmriSamples.open(samples_dir)
-    device = autoencoder.pick_device(embed.device)
-    model, config = autoencoder.load_model(model_dir, str(device))
+    model, config = autoencoder.load_model(model_dir, device)
     if config["kind"] == "conv3d":
         data.use_depth(len(config["channels"]) - 1)
     trials = pd.read_parquet(trials_path)

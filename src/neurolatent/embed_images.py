@@ -89,7 +89,7 @@ def tokens_of(hidden: torch.Tensor, tokens: str) -> torch.Tensor:
     return hidden[:, 0] if tokens == "cls" else hidden.mean(dim=1)
 
 
-def embed_transformer(paths: list[Path], name: str, params: EmbedParams, device: torch.device) -> np.ndarray:
+def embed_transformer(paths: list[Path], name: str, params: EmbedParams, device: str) -> np.ndarray:
     """(n_images, d) float32 from a transformers model; images read as RGB, batched, no grad."""
     untrained = name.startswith("untrained:")
     model, processor = load_transformer(name.removeprefix("untrained:"), untrained, params.seed)
@@ -109,9 +109,9 @@ def embed_pixels(paths: list[Path], size: int) -> np.ndarray:
     return np.stack([read_rgb(p, size).reshape(-1) for p in paths]).astype(np.float32) / 255.0
 
 
-def embed_image_ae(paths: list[Path], model_dir: Path, params: EmbedParams, device: torch.device) -> np.ndarray:
+def embed_image_ae(paths: list[Path], model_dir: Path, params: EmbedParams, device: str) -> np.ndarray:
     """(n_images, d) float32: the image AE's encoder output, pooled by ``embed.pooling``."""
-    model, config = autoencoder.load_model(model_dir, str(device))
+    model, config = autoencoder.load_model(model_dir, device)
     size = config["input_shape"][-1]
     parts = []
     with torch.inference_mode():
@@ -123,11 +123,10 @@ def embed_image_ae(paths: list[Path], model_dir: Path, params: EmbedParams, devi
 
 
 def run_embed_images(params: EmbedParams, stimuli_path: Path, raw_dir: Path, image_ae_dir: Path | None,
-                     out_dir: Path) -> dict:
+                     out_dir: Path, device: str = "cpu") -> dict:
     """The stage; see the module docstring."""
     stimuli = pd.read_parquet(stimuli_path)
     paths = [Path(raw_dir) / rel for rel in stimuli["image_path"]]
-    device = autoencoder.pick_device(params.device)
     manifest = {}
     with atomic_dir(Path(out_dir)) as out:
         for name in params.image_models:

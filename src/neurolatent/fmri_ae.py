@@ -99,7 +99,7 @@ def _volume_grid(folder: Path, meta: dict, depth: int) -> dict:
 
 
 def run_fmri_ae(params: FmriAEParams, samples_dir: Path, model_dir: Path, metrics_json: Path, plots_csv: Path,
-                checkpoints: Path, stop_after: int | None = None) -> dict | None:
+                checkpoints: Path, device: str = "cpu", stop_after: int | None = None) -> dict | None:
     """The stage: train the AE that fits ``samples_dir``'s samples; see the module docstring."""
     data = FmriSamples.open(samples_dir)
     config = data.model_config(params)
@@ -108,4 +108,4 @@ def run_fmri_ae(params: FmriAEParams, samples_dir: Path, model_dir: Path, metric
     key = autoencoder.training_key(config, params.train, [Path(samples_dir) / "samples.npy"], json.dumps(
         {k: v.tolist() for k, v in splits.items()}))
     return autoencoder.fit_autoencoder("fmri_ae", config, data.load, splits, params.train, model_dir, checkpoints, key,
-                           plots_csv, metrics_json, stop_after)
+                           plots_csv, metrics_json, device, stop_after)

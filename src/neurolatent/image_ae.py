@@ -44,7 +44,7 @@ def load_stimuli(stimuli_path: Path, raw_dir: Path, size: int) -> tuple[pd.DataF
 
 
 def run_image_ae(params: ImageAEParams, stimuli_path: Path, raw_dir: Path, model_dir: Path, metrics_json: Path,
-                 plots_csv: Path, checkpoints: Path, stop_after: int | None = None) -> dict | None:
+                 plots_csv: Path, checkpoints: Path, device: str = "cpu", stop_after: int | None = None) -> dict | None:
     """The stage; see the module docstring."""
     stimuli, pictures = load_stimuli(stimuli_path, raw_dir, params.size)
 
@@ -57,4 +57,4 @@ def run_image_ae(params: ImageAEParams, stimuli_path: Path, raw_dir: Path, model
               "input_shape": [3, params.size, params.size]}
     key = training_key(config, params.train, [Path(stimuli_path)], str(params.size))
     return fit_autoencoder("image_ae", config, load, splits, params.train, model_dir, checkpoints, key,
-                           plots_csv, metrics_json, stop_after)
+                           plots_csv, metrics_json, device, stop_after)

@@ -40,19 +40,6 @@ from neurolatent.representations import (StimulusMatrix, fmri_latents, fmri_samp
 log = logging.getLogger(__name__)
 
 
-def permutation_device(choice: str) -> str:
-    """``cpu`` or ``cuda`` for :func:`neurolatent.rsa.mantel`, from ``rsa.device``."""
-    if choice == "cpu":
-        return "cpu"
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    if choice == "cuda":
-        raise NeurolatentError("rsa.device: cuda was asked for, but torch sees no CUDA device")
-    return "cpu"
-
-
 def rdm_of(matrix: np.ndarray, stimuli: tuple[str, ...], params: RsaParams, name: str) -> rsa.RDM:
     """Reduce (standardise + SVD) a (n_stimuli, d) matrix and take its RDM."""
     try:
@@ -95,7 +82,7 @@ def compare_subject(fmri_rdm: rsa.RDM, model_rdm: rsa.RDM, params: RsaParams, de
 
 def run_rsa(params: RsaParams, preprocess: PreprocessParams, fmri_npy: Path, fmri_index: Path, samples_dir: Path,
             trials_path: Path, stimuli_path: Path, images_dir: Path, truth_dir: Path, rdms_dir: Path,
-            metrics_json: Path, plots_dir: Path) -> dict:
+            metrics_json: Path, plots_dir: Path, device: str = "cpu") -> dict:
     """The stage; see the module docstring."""
     stimuli = pd.read_parquet(stimuli_path)
     fmri: dict[str, dict[str, StimulusMatrix]] = {}
@@ -107,7 +94,6 @@ def run_rsa(params: RsaParams, preprocess: PreprocessParams, fmri_npy: Path, fmr
     planted = planted_features(truth_dir)
     if planted is not None:
         models["planted"] = planted
-    device = permutation_device(params.device)
     tail = (1 - params.ci) / 2
 
     rdms: list[rsa.RDM] = []

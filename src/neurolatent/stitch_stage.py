@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from neurolatent import autoencoder, stitch
-from neurolatent.config import EmbedParams, PreprocessParams, StitchParams
+from neurolatent.config import PreprocessParams, StitchParams
 from neurolatent.errors import NeurolatentError
 from neurolatent.files import atomic_dir, atomic_file, write_json
 from neurolatent.image_ae import load_stimuli
@@ -77,18 +77,18 @@ def pooled_latents(per_subject: dict[str, StimulusMatrix], test: set[str]) -> tu
             average_repeats(tests, "pooled/test"))
 
 
-def image_ae_latents(model_dir: Path, pictures: np.ndarray, device: torch.device) -> tuple[np.ndarray, list[int]]:
+def image_ae_latents(model_dir: Path, pictures: np.ndarray, device: str) -> tuple[np.ndarray, list[int]]:
     """(n, C*h*w) full (unpooled) latents of the image AE, and the latent's shape."""
-    model, config = autoencoder.load_model(model_dir, str(device))
+    model, config = autoencoder.load_model(model_dir, device)
     with torch.inference_mode():
         latents = torch.cat([model.encode(torch.from_numpy(pictures[i:i + 64]).float().div_(255).to(device)).cpu()
                              for i in range(0, len(pictures), 64)])
     return latents.reshape(len(latents), -1).numpy(), list(latents.shape[1:])
 
 
-def decode_pictures(model_dir: Path, latents: np.ndarray, latent_shape: list[int], device: torch.device) -> np.ndarray:
+def decode_pictures(model_dir: Path, latents: np.ndarray, latent_shape: list[int], device: str) -> np.ndarray:
     """(n, 3, H, W) float in [0, 1]: the image AE's decoder applied to flattened latents."""
-    model, _ = autoencoder.load_model(model_dir, str(device))
+    model, _ = autoencoder.load_model(model_dir, device)
     with torch.inference_mode():
         z = torch.from_numpy(latents.astype(np.float32)).reshape(len(latents), *latent_shape).to(device)
         return model.decoder(z).cpu().numpy()
@@ -111,9 +111,10 @@ def picture_scores(reconstructed: np.ndarray, originals: np.ndarray, params: Sti
             "two_way_p": ident.p}
 
 
-def run_stitch(params: StitchParams, preprocess: PreprocessParams, embed: EmbedParams, fmri_npy: Path,
+def run_stitch(params: StitchParams, preprocess: PreprocessParams, fmri_npy: Path,
                fmri_index: Path, samples_dir: Path, trials_path: Path, stimuli_path: Path, raw_dir: Path,
-               images_dir: Path, truth_dir: Path, image_ae_dir: Path, metrics_json: Path, plots_dir: Path) -> dict:
+               images_dir: Path, truth_dir: Path, image_ae_dir: Path, metrics_json: Path, plots_dir: Path,
+               device: str = "cpu") -> dict:
     """The stage; see the module docstring."""
     stimuli = pd.read_parquet(stimuli_path)
     index = pd.read_parquet(fmri_index)
@@ -170,7 +171,6 @@ def run_stitch(params: StitchParams, preprocess: PreprocessParams, embed: EmbedP
         for field in ("two_way", "p", "chance_high", "top1", "top5"):
             metrics[f"decode.{row['fmri']}.{row['model']}.{row['method']}.{field}"] = row[field]
 
-    device = autoencoder.pick_device(embed.device)
     figures: dict[str, object] = {}
     if params.reconstruct:
         metrics.update(reconstruct(params, fmri, test_of, stimuli_path, raw_dir, image_ae_dir, device, figures))
@@ -195,7 +195,7 @@ def run_stitch(params: StitchParams, preprocess: PreprocessParams, embed: EmbedP
 
 
 def reconstruct(params: StitchParams, fmri: dict, test_of: dict[str, list[str]], stimuli_path: Path,
-                raw_dir: Path, image_ae_dir: Path, device: torch.device, figures: dict) -> dict:
+                raw_dir: Path, image_ae_dir: Path, device: str, figures: dict) -> dict:
     """Ridge fMRI -> full image-AE latents, decoded; scores per fMRI kind (mean over subjects)."""
     _, config = autoencoder.load_model(image_ae_dir, "cpu")
     stimuli, pictures = load_stimuli(stimuli_path, raw_dir, config["input_shape"][-1])
