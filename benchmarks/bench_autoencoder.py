@@ -16,7 +16,7 @@ import time
 import torch
 from transformers import ViTConfig, ViTModel
 
-from neurolatent.autoencoder import ConvAutoencoder
+from neurolatent.models.autoencoder import ConvAutoencoder
 
 
 def rate(work, samples: int, steps: int, device: torch.device) -> float:

@@ -18,8 +18,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from neurolatent.fmri import load_run
-from neurolatent.render import render_fast, render_nilearn
+from neurolatent.io.nifti import load_run
+from neurolatent.science.render import render_fast, render_nilearn
 
 from bold5000_run import bold5000_size_run
 

@@ -1,9 +1,9 @@
 """Benchmark: RSA at BOLD5000's size (n = 4916 stimuli, d = 715 features), against rsatoolbox,
 a naive numpy loop and the memory-bandwidth floor, all measured in this one process.
 
-- RDM (1 - Pearson r): ``neurolatent.rsa.rdm_upper`` vs ``rsatoolbox.rdm.calc_rdm``.
-- Spearman comparison of two RDMs: ``neurolatent.rsa.compare`` vs ``rsatoolbox.rdm.compare``.
-- Mantel test, exact statistic on every permutation: ``neurolatent.rsa.mantel`` vs a naive numpy
+- RDM (1 - Pearson r): ``neurolatent.science.rsa.rdm_upper`` vs ``rsatoolbox.rdm.calc_rdm``.
+- Spearman comparison of two RDMs: ``neurolatent.science.rsa.compare`` vs ``rsatoolbox.rdm.compare``.
+- Mantel test, exact statistic on every permutation: ``neurolatent.science.rsa.mantel`` vs a naive numpy
   loop (gather the permuted matrix, take the upper triangle, correlate; timed on a few
   permutations and scaled) and vs the floor: streaming one n x n float32 matrix per permutation,
   rows in permuted order (the least any exact test must read), timed here with a fused numba sum.
@@ -86,7 +86,7 @@ def _status_kib(field: str) -> int:
 
 
 def _ours(args: argparse.Namespace, queue) -> None:
-    from neurolatent import rsa
+    from neurolatent.science import rsa
 
     rsa.mantel(np.arange(4950.0), np.arange(4950.0)[::-1], "spearman", 8, 0, device=args.device)
     base = _status_kib("VmRSS")
@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--skip-rsatoolbox", action="store_true")
     args = parser.parse_args()
 
-    from neurolatent import rsa
+    from neurolatent.science import rsa
 
     first, second = patterns(args.n, args.d)
     print(f"n = {args.n} stimuli, d = {args.d} features, {args.n * (args.n - 1) // 2:,} cells; "

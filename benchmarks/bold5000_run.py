@@ -11,8 +11,9 @@ import numpy as np
 from nilearn import datasets
 from nilearn.image import resample_img
 
-from neurolatent import bids, synthetic
-from neurolatent.files import write_nifti_gz
+from neurolatent.io import bids
+from neurolatent.io.nifti import write_nifti_gz
+from neurolatent.science import synthetic
 
 SHAPE = (106, 106, 69)
 N_TRIALS = 37

@@ -1,15 +1,19 @@
-"""Shared fixtures: a small real synthetic BOLD5000 (4 mm grid) written once per session."""
+"""Shared fixtures: a small real synthetic BOLD5000 (4 mm grid) written once per session, and
+:func:`run_stage`, which runs a stage as the CLI does (declared params only) on given paths."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from neurolatent.config import validate_params
-from neurolatent.dataset import run_dataset
+from neurolatent.io.dataset import write_dataset
+from neurolatent.stages.registry import STAGES, select_params
 
 #: the real task-5000scenes events files of CSI1 and CSI2 (BOLD5000, OpenNeuro ds001499), byte-exact
 #: (CRLF kept: .gitattributes marks them -text), plus the localizer events beside them
@@ -42,8 +46,20 @@ def small_data_params(**synthetic):
 
 def write_small(root: Path, **synthetic) -> tuple[Path, Path]:
     raw, truth = root / "bold5000", root / "truth"
-    run_dataset(small_data_params(**synthetic), raw, truth)
+    write_dataset(small_data_params(**synthetic), raw, truth)
     return raw, truth
+
+
+def run_stage(name: str, params: dict | None = None, **paths: Path) -> dict:
+    """Run stage ``name`` on ``params`` (sections as a dict, validated; defaults elsewhere) with the
+    given paths (the registry's names; any not given keep their default), through the same
+    declared-params view the CLI gives it. Returns the stage's metrics."""
+    stage = STAGES[name]
+    unknown = set(paths) - {f.name for f in stage.files}
+    assert not unknown, f"{name} has no path {unknown}"
+    files = SimpleNamespace(**{f.name: Path(paths.get(f.name, f.path)) for f in stage.files})
+    module = importlib.import_module(stage.module)
+    return module.run(select_params(validate_params(params or {}), stage.params), files)
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +80,17 @@ def dataset_copy(small_dataset, tmp_path) -> Path:
     target = tmp_path / "bold5000"
     shutil.copytree(small_dataset[0], target)
     return target
+
+
+@pytest.fixture(scope="session")
+def tiny_vit(tmp_path_factory):
+    """A tiny ViT with random weights, saved locally by save_pretrained: the real loading path."""
+    import torch
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    folder = tmp_path_factory.mktemp("tiny-vit")
+    torch.manual_seed(3)
+    ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                       image_size=32, patch_size=8)).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return str(folder)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from neurolatent.trials import run_trials
+from conftest import run_stage
 
 BIN = Path(sys.executable).parent
 
@@ -34,7 +34,7 @@ MACHINES = {
 @pytest.fixture(scope="module")
 def tables(small_dataset, tmp_path_factory):
     where = tmp_path_factory.mktemp("det-tables")
-    run_trials(small_dataset[0], where / "trials.parquet", where / "stimuli.parquet")
+    run_stage("trials", raw=small_dataset[0], trials=where / "trials.parquet", stimuli=where / "stimuli.parquet")
     return small_dataset[0], where / "stimuli.parquet"
 
 

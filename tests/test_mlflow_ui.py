@@ -50,7 +50,7 @@ def ui(tmp_path):
     try:
         with stage_run("fmri_ae", {}) as run:
             for epoch, (train, val) in enumerate([(0.9, 0.95), (0.6, 0.7), (0.4, 0.55)], start=1):
-                mlflow.log_metrics({"train_loss": train, "val_loss": val}, step=epoch)
+                mlflow.log_metrics({"fmri_ae.train_loss": train, "fmri_ae.val_loss": val}, step=epoch)
         with stage_run("rsa", {}):
             mlflow.log_metric("rsa.ae.planted.r", 0.66)
         experiment = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
@@ -89,6 +89,6 @@ def test_mlflow_ui_shows_the_runs_and_the_ae_loss(ui):
     _chromium(f"--screenshot={ARTIFACTS / 'mlflow_runs.png'}", runs_page)
     run_page = f"{base}/#/experiments/{experiment}/runs/{run_id}"
     dom = _chromium("--dump-dom", run_page)
-    assert "train_loss" in dom and "val_loss" in dom, dom[:2000]
+    assert "fmri_ae.train_loss" in dom and "fmri_ae.val_loss" in dom, dom[:2000]
     _chromium(f"--screenshot={ARTIFACTS / 'mlflow_fmri_ae_run.png'}", run_page)
     assert (ARTIFACTS / "mlflow_runs.png").stat().st_size > 10_000

@@ -69,10 +69,10 @@ def test_dvc_repro_runs_and_reruns_identically(project):
                           "models/image_ae", "data/embeddings/images", "data/rdms", "metrics/rsa.json",
                           "plots/rsa", "metrics/stitch.json", "plots/stitch"}
     rsa = json.loads((project / "metrics/rsa.json").read_text())
-    assert rsa["samples.planted.p"] < 0.01 and rsa["samples.planted.r"] > 0.3
+    assert rsa["rsa.samples.planted.p"] < 0.01 and rsa["rsa.samples.planted.r"] > 0.3
     stitch = json.loads((project / "metrics/stitch.json").read_text())
-    assert stitch["decode.samples.planted.ridge.two_way"] > stitch["decode.samples.planted.ridge.chance_high"]
-    assert stitch["encode.planted.median_r"] > stitch["encode.planted.median_r_shuffled"]
+    assert stitch["stitch.decode.samples.planted.ridge.two_way"] > stitch["stitch.decode.samples.planted.ridge.chance_high"]
+    assert stitch["stitch.encode.planted.median_r"] > stitch["stitch.encode.planted.median_r_shuffled"]
     assert (project / "plots/stitch/reconstructions.png").is_file() and (project / "plots/stitch/encoding_r.png").is_file()
     _run(["dvc", "repro", "-f"], project)
     assert _out_hashes(project) == first
@@ -174,8 +174,8 @@ def test_dvc_exp_run_per_method(project, method, engine):
     assert f'"method": "{method}"' in meta
     columns = _run(["dvc", "exp", "show", "--no-pager", "--csv"], project).splitlines()[0].split(",")
     # (no noise ceiling here: CSI1 and CSI2 share no image in run 1, so it is null and DVC drops the column)
-    for metric in ("fmri_ae.val_loss", "fmri_ae.test_loss", "ae.planted.r", "ae.planted.p",
-                   "decode.ae.planted.ridge.two_way"):
+    for metric in ("fmri_ae.best_val_loss", "fmri_ae.test_loss", "rsa.ae.planted.r", "rsa.ae.planted.p",
+                   "stitch.decode.ae.planted.ridge.two_way"):
         assert any(column.endswith(metric) for column in columns), (metric, columns)
 
 

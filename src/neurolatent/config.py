@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from neurolatent.bids import MAX_RUNS_PER_SESSION, N_SESSIONS, SUBJECTS
+from neurolatent.io.bids import MAX_RUNS_PER_SESSION, N_SESSIONS, SUBJECTS
 from neurolatent.errors import NeurolatentError
 
 Subject = Literal["CSI1", "CSI2", "CSI3", "CSI4"]
@@ -137,7 +137,7 @@ class TrainParams(_Section):
 
 
 class FmriAEParams(_Section):
-    """Stage fmri_ae: the autoencoder that fits the fMRI samples (see neurolatent.autoencoder)."""
+    """Stage fmri_ae: the autoencoder that fits the fMRI samples (see neurolatent.models.autoencoder)."""
 
     #: subject-wise split (the study: train CSI1-3, test CSI4)
     train_subjects: Annotated[list[Subject], Field(min_length=1)] = ["CSI1", "CSI2", "CSI3"]
@@ -213,8 +213,8 @@ class RsaParams(_Section):
     min_components: Annotated[int, Field(ge=1)] = 3
     #: 1 - Pearson r (the study), euclidean, or 1 - cosine
     dissimilarity: Literal["correlation", "euclidean", "cosine"] = "correlation"
-    #: RDM comparison on the upper triangle: spearman (rank), pearson (the study), kendall (tau-a), cosine
-    compare: Literal["pearson", "spearman", "kendall", "cosine"] = "spearman"
+    #: RDM comparison on the upper triangle: spearman (rank), pearson (the study), kendall_tau_a, cosine
+    compare: Literal["pearson", "spearman", "kendall_tau_a", "cosine"] = "spearman"
     #: stimulus-label permutations per test (Mantel); 10,000 for a real run
     permutations: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
     #: bootstrap resamples of stimuli for the confidence interval
@@ -230,7 +230,7 @@ class RsaParams(_Section):
 
 
 class StitchParams(_Section):
-    """Stage stitch: map fMRI latents onto image latents and back (see neurolatent.stitch)."""
+    """Stage stitch: map fMRI latents onto image latents and back (see neurolatent.science.mapping)."""
 
     #: fMRI side: the fMRI AE's latents and/or the fmri stage's samples of the visual region
     fmri: Annotated[list[Literal["ae", "samples"]], Field(min_length=1)] = ["ae", "samples"]

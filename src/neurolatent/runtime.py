@@ -95,6 +95,13 @@ def configure_torch(threads: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def torch_device(choice: str, threads: int) -> str:
+    """What a stage that runs torch calls first: :func:`configure_torch`, then the device of
+    ``compute.device`` (``cpu`` or ``cuda``)."""
+    configure_torch(threads)
+    return resolve_device(choice)
+
+
 def resolve_device(choice: str) -> str:
     """``cpu`` or ``cuda`` from a ``compute.device`` value (``auto``: CUDA when torch sees one)."""
     if choice == "cpu":
@@ -106,3 +113,28 @@ def resolve_device(choice: str) -> str:
     if choice == "cuda":
         raise NeurolatentError("compute.device: cuda was asked for, but torch sees no CUDA device")
     return "cpu"
+
+
+def parallel_map(function, items: list, jobs: int, threads: int | None = None, desc: str = "",
+                 unit: str = "item") -> list:
+    """``[function(item) for item in items]`` on ``jobs`` worker processes (joblib's loky backend),
+    in order, with a progress bar.
+
+    joblib caps each worker's BLAS and OpenMP threads at cores // jobs unless told otherwise, which
+    would make results depend on the machine's core count; ``threads`` (default: this process's
+    ``OPENBLAS_NUM_THREADS``, i.e. ``compute.threads``) fixes it. ``jobs=1`` runs in this process.
+    """
+    from joblib import Parallel, delayed, parallel_config
+    from tqdm import tqdm
+
+    if threads is None:
+        threads = int(os.environ.get("OPENBLAS_NUM_THREADS", "1"))
+    jobs = max(1, min(jobs, len(items)))
+    bar = tqdm(total=len(items), desc=desc, unit=unit, mininterval=2)
+    with parallel_config(backend="loky", n_jobs=jobs, inner_max_num_threads=threads):
+        results = []
+        for result in Parallel(return_as="generator")(delayed(function)(item) for item in items):
+            results.append(result)
+            bar.update()
+    bar.close()
+    return results

@@ -1,16 +1,23 @@
-"""One MLflow run per stage: params named as in params.yaml, tags tying it to git and DVC.
+"""MLflow, in one place: the only module that imports mlflow.
 
-The store is MLflow's default (``mlflow.db`` in the working directory, which DVC makes the
-project root) unless ``MLFLOW_TRACKING_URI`` says otherwise.
+One run per stage (experiment ``neurolatent``), params named as in ``params.yaml`` (exactly the keys
+the stage reads), metrics named as in the stage's metrics JSON (``<stage>.<name>``), per-epoch
+curves at steps 1..N under their own names, figures and tables as artifacts, and tags that tie the
+run to git and DVC. The store is MLflow's default (``mlflow.db`` in the working directory, which
+DVC makes the project root) unless ``MLFLOW_TRACKING_URI`` says otherwise.
+
+Every function but :func:`stage_run` does nothing outside an active run, so library code can call
+them unconditionally (tests and notebooks run without MLflow).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +53,14 @@ def pipeline_id(commit: str | None, exp_name: str | None, params_file: Path = Pa
     return hashlib.sha1(b"\0".join([(commit or "").encode(), (exp_name or "").encode(), params])).hexdigest()[:12]
 
 
+def _active() -> bool:
+    import mlflow
+
+    return mlflow.active_run() is not None
+
+
 @contextlib.contextmanager
-def stage_run(stage: str, params: dict[str, BaseModel]) -> Iterator[Any]:
+def stage_run(stage: str, params: dict[str, Any]) -> Iterator[Any]:
     """Open the MLflow run of one stage and log its params.
 
     Parameters
@@ -55,9 +68,10 @@ def stage_run(stage: str, params: dict[str, BaseModel]) -> Iterator[Any]:
     stage : str
         Stage name, also the run name.
     params : dict
-        The params.yaml sections the stage reads, by section name.
+        The params the stage reads, by dotted name (``rsa.compare``) or by section (a pydantic
+        model or dict, flattened to dotted names).
     """
-    import mlflow  # slow to import: only stages that track pay for it
+    import mlflow  # slow to import: only stages pay for it
 
     mlflow.set_experiment(EXPERIMENT)
     commit = git_commit()
@@ -74,7 +88,54 @@ def stage_run(stage: str, params: dict[str, BaseModel]) -> Iterator[Any]:
         tags["mlflow.parentRunId"] = parent
     with mlflow.start_run(run_name=stage, tags=tags) as run:
         flat: dict[str, Any] = {}
-        for section, model in params.items():
-            flat.update(flatten(model, section))
+        for name, value in params.items():
+            flat.update(flatten(value, name))
         mlflow.log_params({key: ("null" if value is None else value) for key, value in flat.items()})
         yield run
+
+
+def _number(value: Any) -> float | None:
+    """A metric value MLflow can take: a finite int or float (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def log_metrics(metrics: dict[str, Any], step: int | None = None) -> None:
+    """Log the numeric, finite entries of ``metrics`` under their own names."""
+    if not _active():
+        return
+    import mlflow
+
+    numbers = {key: _number(value) for key, value in metrics.items()}
+    mlflow.log_metrics({key: value for key, value in numbers.items() if value is not None}, step=step)
+
+
+def epoch_logger(stage: str) -> Callable[[int, float, float], None]:
+    """A training callback logging ``<stage>.train_loss`` and ``<stage>.val_loss`` at step epoch + 1."""
+    def log_epoch(epoch: int, train_loss: float, val_loss: float) -> None:
+        log_metrics({f"{stage}.train_loss": train_loss, f"{stage}.val_loss": val_loss}, step=epoch + 1)
+
+    return log_epoch
+
+
+def log_artifacts(paths: list[Path], folder: str | None = None) -> None:
+    """Log files (figures, tables) as artifacts of the active run, under ``folder``."""
+    if not _active():
+        return
+    import mlflow
+
+    for path in paths:
+        mlflow.log_artifact(str(path), artifact_path=folder)
+
+
+def log_figure(draw: Callable[[Path], None], name: str, folder: str | None = None) -> None:
+    """Draw a figure into a temporary file with ``draw(path)`` and log it as ``folder/name``."""
+    if not _active():
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as where:
+        path = Path(where) / name
+        draw(path)
+        log_artifacts([path], folder)

@@ -1,0 +1,157 @@
+"""Every figure the stages draw (matplotlib, Agg), as functions of arrays and tables writing one file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.manifold import ClassicalMDS  # noqa: E402
+
+from neurolatent.science.rsa import RDM, rank  # noqa: E402
+
+
+def autoencoder_reconstructions(originals: np.ndarray, reconstructions: np.ndarray, path: Path, title: str) -> None:
+    """Originals (top) over their reconstructions (bottom): pictures (n, 3, H, W) as pictures,
+    volumes (n, 1, X, Y, Z) as their middle axial slice, vectors (n, d) as lines."""
+    n = len(originals)
+    figure, axes = plt.subplots(2, n, figsize=(2.2 * n, 4.6), squeeze=False)
+    for column in range(n):
+        for row, tensor in enumerate((originals, reconstructions)):
+            item, ax = np.asarray(tensor[column]), axes[row, column]
+            if item.ndim == 3:
+                ax.imshow(np.clip(item.transpose(1, 2, 0), 0, 1))
+            elif item.ndim == 4:
+                ax.imshow(item[0, :, :, item.shape[3] // 2].T, origin="lower", cmap="RdBu_r")
+            else:
+                ax.plot(item, lw=0.6)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0, column].set_title(f"sample {column + 1}", fontsize=8)
+    axes[0, 0].set_ylabel("original")
+    axes[1, 0].set_ylabel("reconstruction")
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def rdm_heatmaps(rdms: list[RDM], category: dict[str, str], path: Path) -> None:
+    """One subject's RDMs side by side as percentile heatmaps, images ordered by category with the
+    category blocks outlined. rdms : RDMs over that subject's images; category : image -> category."""
+    categories = sorted(set(category.values()))
+    figure, axes = plt.subplots(1, len(rdms), figsize=(2.6 * len(rdms), 2.9), squeeze=False)
+    for ax, item in zip(axes[0], rdms):
+        order = sorted(range(item.n), key=lambda i: (category[item.stimuli[i]], item.stimuli[i]))
+        ax.imshow(squareform_ranks(item.square()[np.ix_(order, order)]), cmap="viridis", interpolation="nearest")
+        edges = np.flatnonzero(np.diff([categories.index(category[item.stimuli[i]]) for i in order])) + 0.5
+        for edge in edges:
+            ax.axhline(edge, color="white", lw=0.6)
+            ax.axvline(edge, color="white", lw=0.6)
+        ax.set_title(item.name, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    subject = rdms[0].meta.get("subject", "")
+    figure.suptitle(f"RDMs of {subject} (percentile of dissimilarity; images by category: "
+                    f"{', '.join(categories)})", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def rsa_bars(group: pd.DataFrame, path: Path) -> None:
+    """Group RSA r per image model, one panel per fMRI representation: bootstrap CIs, the noise
+    ceiling as a band, * where the permutation p < 0.05. group : the rsa stage's group table
+    (columns fmri, model, r, ci_low, ci_high, p, noise_ceiling_lower, noise_ceiling_upper)."""
+    kinds = list(dict.fromkeys(group["fmri"]))
+    figure, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.4), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        rows = group[group["fmri"] == kind].reset_index(drop=True)
+        x = np.arange(len(rows))
+        ax.bar(x, rows["r"], color="steelblue",
+               yerr=[rows["r"] - rows["ci_low"], rows["ci_high"] - rows["r"]], capsize=3)
+        lower, upper = rows["noise_ceiling_lower"].iloc[0], rows["noise_ceiling_upper"].iloc[0]
+        if np.isfinite(lower):
+            ax.axhspan(lower, upper, color="grey", alpha=0.3, label="noise ceiling")
+            ax.legend(fontsize=7, loc="upper right")
+        for i, p in enumerate(rows["p"]):
+            if p < 0.05:
+                ax.text(i, rows["ci_high"].iloc[i], "*", ha="center", va="bottom")
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_xticks(x, rows["model"], rotation=30, ha="right", fontsize=7)
+        ax.set_title(f"fMRI {kind}", fontsize=9)
+        ax.set_ylabel("RDM correlation (mean over subjects)", fontsize=8)
+    figure.suptitle("RSA per image model: bars 95% bootstrap CI, * permutation p < 0.05", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def mds_scatter(rdms: list[RDM], category: dict[str, str], path: Path) -> None:
+    """Classical MDS (scikit-learn's ClassicalMDS) of each RDM's space, images coloured by category."""
+    categories = sorted(set(category.values()))
+    colours = dict(zip(categories, plt.cm.tab10.colors))
+    figure, axes = plt.subplots(1, len(rdms), figsize=(2.6 * len(rdms), 2.8), squeeze=False)
+    for ax, item in zip(axes[0], rdms):
+        coordinates = ClassicalMDS(2, metric="precomputed").fit_transform(item.square())
+        ax.scatter(coordinates[:, 0], coordinates[:, 1], s=6, c=[colours[category[name]] for name in item.stimuli])
+        ax.set_title(item.name, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles = [plt.Line2D([], [], marker="o", ls="", color=colours[c], label=c) for c in categories]
+    figure.legend(handles=handles, loc="lower center", ncol=len(categories), fontsize=7)
+    figure.suptitle(f"Classical MDS of each space ({rdms[0].meta.get('subject', '')})", fontsize=9)
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def squareform_ranks(square: np.ndarray) -> np.ndarray:
+    """An RDM's off-diagonal values as percentiles (0-100), for a heatmap whose colours use the range."""
+    n = len(square)
+    upper = np.triu_indices(n, k=1)
+    ranks = rank(square[upper])
+    out = np.zeros_like(square)
+    out[upper] = 100.0 * (ranks - 1) / max(1, len(ranks) - 1)
+    return out + out.T
+
+
+def decoded_stimuli(label: str, originals: np.ndarray, own: np.ndarray, decoded: np.ndarray, path: Path) -> None:
+    """Held-out stimuli (top), the image AE's own reconstruction (middle, the ceiling) and the
+    reconstruction from fMRI (bottom); pictures (n, 3, H, W) in [0, 1]."""
+    n = len(originals)
+    figure, axes = plt.subplots(3, n, figsize=(1.5 * n, 4.8), squeeze=False)
+    for column in range(n):
+        for row, pictures in enumerate((originals, own, decoded)):
+            axes[row, column].imshow(np.clip(pictures[column].transpose(1, 2, 0), 0, 1))
+            axes[row, column].set_xticks([])
+            axes[row, column].set_yticks([])
+    for row, text in enumerate(("test stimulus", "image AE\n(ceiling)", "from fMRI")):
+        axes[row, 0].set_ylabel(text, fontsize=8)
+    figure.suptitle(f"Held-out stimuli reconstructed from fMRI ({label}): ridge to the image AE's latent, "
+                    "decoded", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def encoding_brain_map(r: np.ndarray, mask_path: Path, label: str, path: Path) -> None:
+    """Voxelwise r (one value per mask voxel, C order) drawn on nilearn's glass brain."""
+    from nilearn import plotting
+
+    mask_image = nib.load(mask_path)
+    mask = np.asarray(mask_image.dataobj).astype(bool)
+    volume = np.zeros(mask.shape, dtype=np.float32)
+    volume[mask] = np.nan_to_num(r[:mask.sum()])
+    # voxels outside the region and |r| < 0.05 stay unpainted
+    display = plotting.plot_glass_brain(nib.Nifti1Image(volume, mask_image.affine), colorbar=True, plot_abs=False,
+                                        cmap="RdBu_r", vmin=-1.0, vmax=1.0, threshold=0.05,
+                                        title=f"encoding r on test images ({label})")
+    display.savefig(str(path), dpi=90)
+    display.close()

@@ -1,0 +1,121 @@
+"""The per-stimulus matrices that ``rsa`` and ``stitch`` compare, read from the stages' outputs.
+
+Every matrix comes with the image names of its rows; callers join by name, never by position.
+
+- fMRI, per subject: ``ae`` (the fMRI AE's latents, ``data/embeddings/fmri.npy``) and ``samples``
+  (the fmri stage's samples of the visual region, averaged over each image's presentations; for
+  betas and volume only the subject's own voxels, not the zero padding).
+- Images, shared by subjects: each entry of ``data/embeddings/images/manifest.json``, and with
+  synthetic data the planted features themselves (``planted``, from ``data/raw/truth``), the
+  reference a pipeline should recover.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from neurolatent.errors import NeurolatentError
+from neurolatent.io.samples import FmriSamples
+
+FMRI_KINDS = ("ae", "samples")
+
+
+@dataclass(frozen=True)
+class StimulusMatrix:
+    """matrix : (n_rows, n_features) float32; stimuli : image name of each row."""
+
+    name: str
+    matrix: np.ndarray
+    stimuli: tuple[str, ...]
+
+    def rows(self, names: list[str] | tuple[str, ...]) -> np.ndarray:
+        """The rows of ``names`` in that order; NeurolatentError names the first one missing."""
+        position = pd.Series(np.arange(len(self.stimuli)), index=list(self.stimuli))
+        missing = [name for name in names if name not in position.index]
+        if missing:
+            raise NeurolatentError(f"{self.name}: no row for image {missing[0]!r} ({len(missing)} missing)")
+        return self.matrix[position.loc[list(names)].to_numpy()]
+
+
+def _need(path: Path, stage: str) -> Path:
+    if not Path(path).exists():
+        raise NeurolatentError(f"{path}: missing (run the {stage} stage first)")
+    return Path(path)
+
+
+def fmri_latents(fmri_npy: Path, index_parquet: Path) -> dict[str, StimulusMatrix]:
+    """The fMRI AE latents per subject: {subject: StimulusMatrix (n_images_of_subject, d)}."""
+    matrix = np.load(_need(fmri_npy, "embed_fmri"), mmap_mode="r")
+    index = pd.read_parquet(_need(index_parquet, "embed_fmri"))
+    if len(index) != len(matrix):
+        raise NeurolatentError(f"{index_parquet}: {len(index)} rows for {len(matrix)} in {fmri_npy}")
+    return {subject: StimulusMatrix(f"ae/{subject}", np.asarray(matrix[rows.index.to_numpy()], dtype=np.float32),
+                                    tuple(rows["image_name"]))
+            for subject, rows in index.groupby("subject", sort=True)}
+
+
+def fmri_trial_samples(samples_dir: Path, trials_path: Path, lag_s: float | tuple[float, float],
+                       anchor: str) -> dict[str, StimulusMatrix]:
+    """The fmri stage's sample of every trial, flattened: {subject: StimulusMatrix (n_trials, d)}
+    whose ``stimuli`` are the trials' images (repeated images appear once per presentation).
+
+    Rendered pictures become 3*H*W pixel vectors; betas and volume keep the subject's own voxels.
+    With every-TR samples, ``lag_s`` and ``anchor`` pick each trial's volume (see
+    :meth:`FmriSamples.trial_rows`).
+    """
+    data = FmriSamples.open(_need(samples_dir, "fmri"))
+    trials = pd.read_parquet(_need(trials_path, "trials"))
+    rows = data.trial_rows(trials, lag_s, anchor)
+    voxels = data.meta.get("voxels", {})
+    out = {}
+    for subject, group in trials.groupby("subject", sort=True):
+        chosen = rows[group.index.to_numpy()]
+        order = np.argsort(chosen, kind="stable")  # read the memmap front to back
+        flat = np.asarray(data.samples[chosen[order]], dtype=np.float32).reshape(len(chosen), -1)
+        if subject in voxels and data.meta["method"] in ("betas", "volume"):
+            flat = flat[:, :voxels[subject]]
+        out[subject] = StimulusMatrix(f"trials/{subject}", flat, tuple(group["image_name"].to_numpy()[order]))
+    return out
+
+
+def average_repeats(trials: StimulusMatrix, name: str) -> StimulusMatrix:
+    """One row per image (sorted by name): the mean of its presentations."""
+    codes, unique = pd.factorize(np.asarray(trials.stimuli), sort=True)
+    sums = np.zeros((len(unique), trials.matrix.shape[1]), dtype=np.float64)
+    np.add.at(sums, codes, trials.matrix)
+    return StimulusMatrix(name, (sums / np.bincount(codes)[:, None]).astype(np.float32), tuple(unique))
+
+
+def fmri_samples(per_trial: dict[str, StimulusMatrix]) -> dict[str, StimulusMatrix]:
+    """Trial samples (:func:`fmri_trial_samples`) averaged per (subject, image): {subject: StimulusMatrix}."""
+    return {subject: average_repeats(trials, f"samples/{subject}") for subject, trials in per_trial.items()}
+
+
+def image_models(images_dir: Path, stimuli: pd.DataFrame) -> dict[str, StimulusMatrix]:
+    """{file stem: StimulusMatrix (n_stimuli, d)} for every entry of the images manifest; rows are
+    ``stimuli.parquet``'s, which the manifest's row count must match."""
+    manifest_path = _need(Path(images_dir) / "manifest.json", "embed_images")
+    manifest = json.loads(manifest_path.read_text())
+    if manifest["rows"] != len(stimuli):
+        raise NeurolatentError(f"{manifest_path}: {manifest['rows']} rows, stimuli.parquet has {len(stimuli)} "
+                               "(rerun embed_images)")
+    names = tuple(stimuli["image_name"])
+    out = {}
+    for entry in manifest["models"].values():
+        stem = Path(entry["file"]).stem
+        out[stem] = StimulusMatrix(stem, np.load(Path(images_dir) / entry["file"]).astype(np.float32), names)
+    return out
+
+
+def planted_features(truth_dir: Path) -> StimulusMatrix | None:
+    """The synthetic data's planted image features (n_images, 18), or None for real data."""
+    features, table = Path(truth_dir) / "features.npy", Path(truth_dir) / "stimuli.tsv"
+    if not (features.is_file() and table.is_file()):
+        return None
+    names = tuple(pd.read_csv(table, sep="\t")["image_name"])
+    return StimulusMatrix("planted", np.load(features).astype(np.float32), names)

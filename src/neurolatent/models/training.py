@@ -1,0 +1,299 @@
+"""How an autoencoder is trained: Adam on MSE, mini-batches streamed from a (memmapped) sample
+array, early stopping on the validation loss, a checkpoint every epoch (safetensors + JSON, no
+pickle) that an interrupted training resumes from, and the subject-wise split.
+
+On CPU the result is bitwise reproducible: weights are seeded, the batch order of epoch e is
+drawn from ``(seed, e)``, torch runs deterministic algorithms, and the CLI pins the numeric
+libraries (:mod:`neurolatent.runtime`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm import tqdm
+
+from neurolatent.io.files import atomic_dir
+from neurolatent.models.autoencoder import build, save_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a training run is told: the ``train`` section of an AE stage's params, minus the split."""
+
+    epochs: int = 30
+    batch_size: int = 32
+    #: Adam, as the study: lr 1e-3, weight decay 1e-5
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    #: epochs without a better validation loss before training stops
+    patience: int = 5
+    seed: int = 0
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@dataclass
+class History:
+    """Per-epoch losses and the early-stopping state; what a checkpoint's JSON holds."""
+
+    key: str
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+    samples_seen: int = 0
+
+    @property
+    def best_val(self) -> float:
+        return self.val_loss[self.best_epoch] if self.best_epoch >= 0 else math.inf
+
+
+def batches(rows: np.ndarray, batch_size: int, seed: int | None, epoch: int) -> list[np.ndarray]:
+    """Mini-batches of ``rows``: shuffled by ``(seed, epoch)`` (None: in order), each sorted so a
+    memmap reads it front to back."""
+    order = rows if seed is None else np.random.default_rng([seed, epoch]).permutation(rows)
+    return [np.sort(order[i:i + batch_size]) for i in range(0, len(order), batch_size)]
+
+
+def mean_loss(model: nn.Module, load: Callable[[np.ndarray], torch.Tensor], rows: np.ndarray,
+              batch_size: int, device: torch.device) -> float:
+    """Mean squared error per element over ``rows`` (in order, no gradients)."""
+    if len(rows) == 0:
+        return math.nan
+    model.eval()
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for batch in batches(rows, batch_size, None, 0):
+            x = load(batch).to(device)
+            total += float(nn.functional.mse_loss(model(x), x, reduction="sum"))
+            count += x.numel()
+    return total / count
+
+
+def _save_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, history: History,
+                     best: bool) -> None:
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = optimizer.state_dict()
+    scalars = {}
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{index}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{index}.{name}"] = value
+    meta = {"history": history.__dict__, "param_groups": state["param_groups"], "scalars": scalars}
+    for name, payload in (("last.safetensors", tensors), ("last.json", meta)):
+        temp = folder / f".{name}.tmp"
+        if name.endswith(".json"):
+            temp.write_text(json.dumps(payload))
+        else:
+            save_file(payload, temp)
+        temp.replace(folder / name)
+    if best:
+        save_file({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")},
+                  folder / ".best.tmp")
+        (folder / ".best.tmp").replace(folder / "best.safetensors")
+
+
+def _load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, key: str) -> History | None:
+    if not (folder / "last.json").is_file() or not (folder / "last.safetensors").is_file():
+        return None
+    meta = json.loads((folder / "last.json").read_text())
+    if meta["history"]["key"] != key:
+        return None  # a checkpoint of other params or data: start afresh
+    tensors = load_file(folder / "last.safetensors")
+    model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict = {"state": {}, "param_groups": meta["param_groups"]}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, index, field_name = name.split(".", 2)
+            state["state"].setdefault(int(index), {})[field_name] = value
+    for name, value in meta["scalars"].items():
+        index, field_name = name.split(".", 1)
+        state["state"].setdefault(int(index), {})[field_name] = value
+    optimizer.load_state_dict(state)
+    return History(**meta["history"])
+
+
+def train(model: nn.Module, load: Callable[[np.ndarray], torch.Tensor], train_rows: np.ndarray,
+          val_rows: np.ndarray, settings: Settings, checkpoints: Path, key: str, device: str = "cpu",
+          on_epoch: Callable[[int, float, float], None] | None = None,
+          stop_after: int | None = None) -> History:
+    """Fit ``model`` to reconstruct its inputs; leave the best-validation weights in it.
+
+    Parameters
+    ----------
+    load : rows (sorted int array) -> float tensor batch, on CPU
+    train_rows, val_rows : row indices of the sample array
+    settings : epochs, batch size, Adam's lr and weight decay, patience, seed
+    device : ``cpu`` or ``cuda`` (see :func:`neurolatent.runtime.resolve_device`)
+    checkpoints : folder for ``last.*`` (resume point) and ``best.safetensors``; a checkpoint whose
+        ``key`` differs (other params or data) is ignored
+    on_epoch : called with (epoch, train loss, validation loss) after each epoch, resumed ones too
+    stop_after : stop (as if interrupted) after this many epochs in this call; for tests
+
+    Returns
+    -------
+    History, with per-epoch mean squared errors per element.
+    """
+    device = torch.device(device)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    checkpoints = Path(checkpoints)
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    history = _load_checkpoint(checkpoints, model, optimizer, key)
+    if history is None:
+        history = History(key=key)
+    else:
+        log.info("resuming %s from epoch %d", checkpoints, len(history.train_loss))
+    if on_epoch is not None:
+        for epoch, (tr, va) in enumerate(zip(history.train_loss, history.val_loss)):
+            on_epoch(epoch, tr, va)
+    done_here = 0
+    while len(history.train_loss) < settings.epochs and not history.stopped_early:
+        if stop_after is not None and done_here >= stop_after:
+            return history
+        epoch = len(history.train_loss)
+        model.train()
+        start, total, count = time.perf_counter(), 0.0, 0
+        for batch in tqdm(batches(train_rows, settings.batch_size, settings.seed, epoch), desc=f"epoch {epoch + 1}",
+                          unit="batch", leave=False):
+            x = load(batch).to(device)
+            optimizer.zero_grad()
+            loss = nn.functional.mse_loss(model(x), x)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * x.numel()
+            count += x.numel()
+        history.seconds += time.perf_counter() - start
+        history.samples_seen += len(train_rows)
+        history.train_loss.append(total / max(count, 1))
+        history.val_loss.append(mean_loss(model, load, val_rows, settings.batch_size, device))
+        improved = history.val_loss[-1] < history.best_val
+        if improved:
+            history.best_epoch, history.bad_epochs = epoch, 0
+        else:
+            history.bad_epochs += 1
+            history.stopped_early = history.bad_epochs >= settings.patience
+        _save_checkpoint(checkpoints, model, optimizer, history, improved)
+        if on_epoch is not None:
+            on_epoch(epoch, history.train_loss[-1], history.val_loss[-1])
+        log.info("epoch %d: train %.5f val %.5f", epoch + 1, history.train_loss[-1], history.val_loss[-1])
+        done_here += 1
+    model.load_state_dict(load_file(checkpoints / "best.safetensors", device=str(device)))
+    return history
+
+
+def split_rows(index: pd.DataFrame, train_subjects: list[str], test_subjects: list[str], val_fraction: float,
+               seed: int) -> dict[str, np.ndarray]:
+    """Row indices of the train, val and test splits.
+
+    Test: every row of the test subjects. Validation: ``val_fraction`` of the training subjects'
+    images, every presentation of an image on the same side (rows without an image, every-TR
+    volumes before the first trial, count one each); at least one image.
+    """
+    subjects = index["subject"].to_numpy()
+    training = np.flatnonzero(np.isin(subjects, train_subjects))
+    if len(training) == 0:
+        raise ValueError(f"no samples of {train_subjects} (the data has {sorted(set(subjects))})")
+    names = index["image_name"].astype("string").to_numpy()[training]
+    groups = np.array([n if isinstance(n, str) else f"row{r}" for n, r in zip(names, training)])
+    unique = np.unique(groups)
+    n_val = max(1, int(round(val_fraction * len(unique))))
+    if n_val >= len(unique):
+        raise ValueError(f"a validation fraction of {val_fraction} leaves no training images")
+    held = set(np.random.default_rng(seed).choice(unique, size=n_val, replace=False))
+    in_val = np.array([g in held for g in groups])
+    return {"train": training[~in_val], "val": training[in_val],
+            "test": np.flatnonzero(np.isin(subjects, test_subjects))}
+
+
+def training_key(config: dict, settings: Settings, data_files: list[Path], extra: str = "") -> str:
+    """What a checkpoint must match to be resumed: architecture, training settings, input data."""
+    digest = hashlib.sha1(json.dumps([config, asdict(settings), extra], sort_keys=True).encode())
+    for path in data_files:
+        stat = Path(path).stat()
+        digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class Fit:
+    """A trained autoencoder: the model (best validation weights, on CPU), its config (with the
+    latent shape), its History and its scores (sizes of the splits, latent size, test loss)."""
+
+    model: nn.Module
+    config: dict
+    history: History
+    scores: dict
+
+    def metrics(self, stage: str) -> dict:
+        """The stage's metrics: best epoch, epochs run, early stop, train / val loss at the best
+        epoch, and the scores; keys ``<stage>.<name>``. (The per-epoch curve is ``train_loss`` /
+        ``val_loss``; the best epoch's values are ``best_train_loss`` / ``best_val_loss``.)"""
+        history = self.history
+        values = {"best_epoch": history.best_epoch + 1, "epochs": len(history.train_loss),
+                  "stopped_early": history.stopped_early, "best_train_loss": history.train_loss[history.best_epoch],
+                  "best_val_loss": history.best_val, **self.scores}
+        return {f"{stage}.{name}": value for name, value in values.items()}
+
+    @property
+    def samples_per_s(self) -> float:
+        """Training throughput of the epochs run in this process and the resumed ones (not in the
+        metrics JSON: a timing would change the DVC output's hash on every rerun)."""
+        return self.history.samples_seen / self.history.seconds if self.history.seconds else math.nan
+
+    def curve(self) -> pd.DataFrame:
+        """Loss per epoch: columns epoch (from 1), train_loss, val_loss (MSE per element)."""
+        return pd.DataFrame({"epoch": np.arange(1, len(self.history.train_loss) + 1),
+                             "train_loss": self.history.train_loss, "val_loss": self.history.val_loss})
+
+
+def fit_autoencoder(config: dict, load: Callable[[np.ndarray], torch.Tensor], splits: dict[str, np.ndarray],
+                    settings: Settings, model_dir: Path, checkpoints: Path, key: str, device: str = "cpu",
+                    on_epoch: Callable[[int, float, float], None] | None = None,
+                    stop_after: int | None = None) -> Fit | None:
+    """Build the network of ``config``, train it on ``splits["train"]`` (early stopping on
+    ``splits["val"]``), score it on ``splits["test"]`` (if any) and save it into ``model_dir``
+    (``model.safetensors`` + ``config.json``, atomically).
+
+    Returns the :class:`Fit`, or None when ``stop_after`` interrupted the training (tests).
+    """
+    seed_everything(settings.seed)
+    model = build(config)
+    history = train(model, load, splits["train"], splits["val"], settings, checkpoints, key, device,
+                    on_epoch=on_epoch, stop_after=stop_after)
+    if stop_after is not None and len(history.train_loss) < settings.epochs and not history.stopped_early:
+        return None
+    torch_device = next(model.parameters()).device
+    test_rows = splits.get("test", np.array([], int))
+    with torch.inference_mode():
+        latent_shape = list(model.encode(load(splits["train"][:1]).to(torch_device)).shape[1:])
+    scores = {"n_train": len(splits["train"]), "n_val": len(splits["val"]), "latent_size": int(np.prod(latent_shape))}
+    if len(test_rows):
+        scores.update(test_loss=mean_loss(model, load, test_rows, settings.batch_size, torch_device),
+                      n_test=len(test_rows))
+    config = {**config, "latent_shape": latent_shape}
+    with atomic_dir(Path(model_dir)) as out:
+        save_model(model.cpu(), config, out)
+    return Fit(model, config, history, scores)

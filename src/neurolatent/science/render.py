@@ -1,0 +1,297 @@
+"""The study's fMRI representation: each volume drawn as a nilearn ortho stat-map picture.
+
+Exactly as the study drew it: ``plot_stat_map`` with ``display_mode="ortho"``, ``bg_img=None``,
+``threshold=100``, no annotation, no cross, no colorbar, colour scale per volume, then resized to a
+square. Two engines draw the same picture:
+
+- ``nilearn`` (:func:`render_nilearn`): calls nilearn and matplotlib, the reference;
+- ``fast`` (:func:`render_fast`): the same geometry and colours computed with numpy for a batch of
+  volumes, with no figure. It reproduces nilearn's steps: voxels with ``|v| <= threshold`` are left
+  white; the colour scale is symmetric around 0 up to ``max |v|`` when the volume has both signs and
+  ``[min, max]`` otherwise (nilearn's ``symmetric_cbar="auto"``), mapped through ``RdBu_r`` with 256
+  levels; each view's limits are the bounding box of the supra-threshold voxels, the three axes get
+  widths proportional to those boxes and shrink to equal aspect around their centres (matplotlib's
+  ``aspect="equal"``, ``adjustable="box"``, anchor C); slices are drawn nearest-neighbour over the
+  extent between the first and last voxel centres. The one shortcut is in finding the cut position
+  (see :func:`_cut_components`); ``benchmarks/bench_render.py`` reports the pixel correlation.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import nibabel as nib  # noqa: E402
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+from nilearn.image import reorder_img  # noqa: E402
+from nilearn.plotting import find_xyz_cut_coords, plot_stat_map  # noqa: E402
+from PIL import Image  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+#: the figure nilearn draws the ortho display on before the resize (its default size)
+FIGURE_INCHES = (7.0, 2.6)
+DPI = 100
+#: nilearn's default diverging colormap for stat maps
+COLORMAP = "RdBu_r"
+#: figures the fast engine draws before resizing them together
+FIGURE_CHUNK = 8
+#: volumes of a batch whose mean |v| the cut components are labelled on
+COMPONENT_SAMPLE = 8
+#: below this fraction of a volume's supra-threshold voxels inside the batch's component, the
+#: volume's cut is found by nilearn itself
+COMPONENT_SHARE = 0.95
+
+
+def render_nilearn(volume: np.ndarray, affine: np.ndarray, size: int, threshold: float) -> np.ndarray:
+    """One volume as the study's picture.
+
+    Parameters
+    ----------
+    volume : ndarray, shape (X, Y, Z), intensity units
+    affine : ndarray, shape (4, 4), voxel -> mm
+    size : side of the output picture, pixels
+    threshold : values with absolute value at or below it are not drawn
+
+    Returns
+    -------
+    ndarray, shape (3, size, size), uint8 RGB, channels first
+    """
+    figure = plt.figure(figsize=FIGURE_INCHES, dpi=DPI)
+    try:
+        plot_stat_map(nib.Nifti1Image(np.asarray(volume, dtype=np.float32), affine), bg_img=None,
+                      display_mode="ortho", threshold=threshold, annotate=False, draw_cross=False,
+                      colorbar=False, figure=figure)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=DPI, facecolor=figure.get_facecolor())
+    finally:
+        plt.close(figure)
+    return _resize(Image.open(buffer), size)
+
+
+def _resize(picture: Image.Image, size: int) -> np.ndarray:
+    """A figure -> (3, size, size) uint8, PIL bilinear (the same resize for both engines)."""
+    resized = picture.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.uint8).transpose(2, 0, 1)
+
+
+@lru_cache(maxsize=1)
+def _colour_table() -> np.ndarray:
+    """RdBu_r at 256 levels plus white for undrawn voxels, each an RGBX pixel packed in a uint32:
+    shape (257,), white last. Packed pixels make drawing one 4-byte gather per pixel."""
+    levels = matplotlib.colormaps[COLORMAP].resampled(256)(np.arange(256))
+    levels[:, 3] = 1.0
+    table = np.round(np.vstack([levels, [1.0, 1.0, 1.0, 1.0]]) * 255).astype(np.uint8)
+    return table.view(np.uint32).ravel()
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _scan(volume, threshold, region, component):  # pragma: no cover - compiled
+    """Everything the picture needs from one finite C-ordered volume (A, B, C), in one pass.
+
+    Returns min, max; which planes along each axis hold a voxel with |v| > threshold; the centre
+    of mass of |v| inside ``region`` (float32 0/1), in voxels, or -1s when that is empty; and the
+    fraction of supra-threshold voxels inside ``component`` (float32 0/1). The inner loop has no
+    branches (maxima and products only), so LLVM vectorises it.
+    """
+    n0, n1, n2 = volume.shape
+    low, high = np.float32(np.inf), np.float32(-np.inf)
+    peak0, peak1, peak2 = np.zeros(n0, np.float32), np.zeros(n1, np.float32), np.zeros(n2, np.float32)
+    total, s0, s1, s2, above, inside = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    for a in range(n0):
+        for b in range(n1):
+            row, weights, members = volume[a, b], region[a, b], component[a, b]
+            peak, weight_row, moment_row = np.float32(0.0), np.float32(0.0), np.float32(0.0)
+            above_row, inside_row = np.float32(0.0), np.float32(0.0)
+            for c in range(n2):
+                value = row[c]
+                low = min(low, value)
+                high = max(high, value)
+                magnitude = abs(value)
+                peak2[c] = max(peak2[c], magnitude)
+                peak = max(peak, magnitude)
+                weight = magnitude * weights[c]
+                weight_row += weight
+                moment_row += c * weight
+                supra = np.float32(magnitude > threshold)
+                above_row += supra
+                inside_row += supra * members[c]
+            peak0[a] = max(peak0[a], peak)
+            peak1[b] = max(peak1[b], peak)
+            total += weight_row
+            s0 += a * weight_row
+            s1 += b * weight_row
+            s2 += moment_row
+            above += above_row
+            inside += inside_row
+    share = inside / above if above > 0 else 1.0
+    centre = (s0 / total, s1 / total, s2 / total) if total > 0 else (-1.0, -1.0, -1.0)
+    return low, high, peak0 > threshold, peak1 > threshold, peak2 > threshold, centre, share
+
+
+def _c_ordered(volume: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """A C-contiguous view of a volume (NIfTI data is Fortran-ordered: its transpose) and the volume
+    axis of each of the view's axes."""
+    if volume.flags.c_contiguous:
+        return volume, (0, 1, 2)
+    if volume.flags.f_contiguous:
+        return volume.T, (2, 1, 0)
+    return np.ascontiguousarray(volume), (0, 1, 2)
+
+
+def _cut_components(magnitude_mean: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The two components nilearn's find_xyz_cut_coords weighs a volume in, from a mean |volume|.
+
+    nilearn takes the largest connected component of the supra-threshold voxels (``component``),
+    then, inside it, the largest component of the voxels above their mean (``region``, if it has
+    over 50 voxels), and cuts at the centre of mass of |v| there. Labelling each volume is most of
+    its cost; the fast engine labels once per batch (see :func:`render_fast`).
+    Returns (region, component), float32 0/1 arrays shaped like ``magnitude_mean``.
+    """
+    first = _largest_component(magnitude_mean > threshold)
+    if first is None:
+        first = np.ones(magnitude_mean.shape, dtype=bool)
+    second = _largest_component(magnitude_mean > np.abs(magnitude_mean[first].mean()))
+    region = first & second if second is not None and (first & second).sum() > 50 else first
+    return region.astype(np.float32), first.astype(np.float32)
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray | None:
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return None
+    sizes = np.bincount(labels.ravel())[1:]
+    return labels == (np.argmax(sizes) + 1)
+
+
+@lru_cache(maxsize=64)
+def _layout(shape: tuple[int, int, int], spacing: tuple[float, float, float],
+            origin: tuple[float, float, float], box: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """Which slice element each figure pixel shows, for one supra-threshold bounding box.
+
+    shape, spacing (mm), origin (mm): the reordered volume's grid. box: the supra-threshold voxel
+    slices (x0, x1, y0, y1, z0, z1), stops exclusive. Returns, for the three views sagittal (x),
+    coronal (y), axial (z): the figure row and column of the view's top-left pixel, the slice index
+    along the view's horizontal volume axis of each pixel column (i) and along its vertical volume
+    axis of each pixel row, top row first (j).
+    """
+    height, width = int(FIGURE_INCHES[1] * DPI), int(FIGURE_INCHES[0] * DPI)
+    # voxel-centre extent of each axis, and the mask bounds as nilearn's get_mask_bounds computes them
+    low = np.asarray(origin)
+    high = low + (np.asarray(shape) - 1) * np.asarray(spacing)
+    limits = [(low[a] + box[2 * a] * (high[a] - low[a]) / shape[a],
+               low[a] + box[2 * a + 1] * (high[a] - low[a]) / shape[a]) for a in range(3)]
+    views = [(1, 2), (0, 2), (0, 1)]  # (horizontal axis, vertical axis) of the x, y and z cuts
+    widths = np.array([limits[h][1] - limits[h][0] for h, _ in views])
+    fractions = widths / widths.sum()
+    result = []
+    left = 0.0
+    for (h, v), fraction in zip(views, fractions):
+        box_w, box_h = fraction * width, float(height)
+        span_h, span_v = limits[h][1] - limits[h][0], limits[v][1] - limits[v][0]
+        # equal aspect: shrink the box along one side, keep it centred
+        draw_w, draw_h = (box_w, box_w * span_v / span_h) if span_v / span_h < box_h / box_w else (box_h * span_h / span_v, box_h)
+        x0, y0 = left + (box_w - draw_w) / 2, (box_h - draw_h) / 2
+        left += box_w
+        columns = np.arange(int(np.ceil(x0 - 0.5)), int(np.floor(x0 + draw_w - 0.5)) + 1)
+        rows = np.arange(int(np.ceil(y0 - 0.5)), int(np.floor(y0 + draw_h - 0.5)) + 1)[::-1]  # top first
+        u = limits[h][0] + (columns + 0.5 - x0) / draw_w * span_h  # mm along the horizontal axis
+        w = limits[v][0] + (rows + 0.5 - y0) / draw_h * span_v
+        i = np.floor((u - low[h]) / (high[h] - low[h]) * shape[h]).astype(int)
+        # origin="upper" on the rot90 slice: the top image row is the last voxel of the vertical axis
+        j = shape[v] - 1 - np.floor((high[v] - w) / (high[v] - low[v]) * shape[v]).astype(int)
+        keep_i, keep_j = (i >= 0) & (i < shape[h]), (j >= 0) & (j < shape[v])
+        # kept pixels form one rectangle: figure rows top..top+len(j), columns left..left+len(i)
+        result.append((height - 1 - int(rows[keep_j][0]), int(columns[keep_i][0]), i[keep_i], j[keep_j]))
+    return tuple(result)
+
+
+def render_fast(volumes: np.ndarray, affine: np.ndarray, size: int, threshold: float) -> np.ndarray:
+    """The study's picture of each volume without matplotlib (see the module docstring).
+
+    Parameters
+    ----------
+    volumes : ndarray, shape (n, X, Y, Z), intensity units; best one run's volumes at a time, since
+        connected components are labelled once per call, on a sample of its volumes
+    affine : ndarray, shape (4, 4), voxel -> mm; an oblique one is resampled as nilearn does
+    size, threshold : as :func:`render_nilearn`
+
+    Returns
+    -------
+    ndarray, shape (n, 3, size, size), uint8 RGB
+    """
+    volumes = np.asarray(volumes, dtype=np.float32)
+    linear = affine[:3, :3]
+    if not (np.allclose(linear, np.diag(np.diag(linear))) and (np.diag(linear) > 0).all()):
+        # nilearn reorders (and, for an oblique affine, resamples) every volume before drawing it
+        image = reorder_img(nib.Nifti1Image(np.moveaxis(volumes, 0, 3), affine), resample="continuous",
+                            copy_header=True)
+        volumes, affine = np.ascontiguousarray(np.moveaxis(np.asarray(image.dataobj, np.float32), 3, 0)), image.affine
+    spacing = tuple(float(s) for s in np.diag(affine)[:3])
+    origin = tuple(float(o) for o in affine[:3, 3])
+    shape = volumes.shape[1:]
+    table = _colour_table()
+    height, width = int(FIGURE_INCHES[1] * DPI), int(FIGURE_INCHES[0] * DPI)
+    sample = np.stack([_c_ordered(v)[0] for v in volumes[:: max(1, len(volumes) // COMPONENT_SAMPLE)]])
+    region, component = _cut_components(np.abs(sample).mean(axis=0), threshold)
+    boxes, ranges, cuts = [], [], np.empty((len(volumes), 3), dtype=int)
+    for k, volume in enumerate(volumes):
+        view, axes = _c_ordered(volume)
+        low, high, *hits, centre, share = _scan(view, np.float32(threshold), region, component)
+        box = [0] * 6
+        for hit, axis in zip(hits, axes):
+            found = np.flatnonzero(hit)
+            box[2 * axis: 2 * axis + 2] = [int(found[0]), int(found[-1]) + 1] if len(found) else [0, shape[axis]]
+        boxes.append(tuple(box))
+        ranges.append((-max(-low, high), max(-low, high)) if low < 0 < high else (low, high))
+        if share < COMPONENT_SHARE:  # the batch's components do not describe this volume
+            world = find_xyz_cut_coords(nib.Nifti1Image(volume, affine), activation_threshold=threshold)
+            cuts[k] = np.rint(np.linalg.solve(affine, [*world, 1.0])[:3]).astype(int)
+        else:
+            cuts[k, list(axes)] = np.rint(centre if centre[0] >= 0 else (np.array(view.shape) - 1) / 2)
+    out = np.empty((len(volumes), 3, size, size), dtype=np.uint8)
+    # a few figures at a time: a reused buffer that stays in cache beats one figure per volume
+    figures = np.empty((min(FIGURE_CHUNK, len(volumes)), height, width), dtype=np.uint32)
+    for start in range(0, len(volumes), FIGURE_CHUNK):
+        stop = min(start + FIGURE_CHUNK, len(volumes))
+        for k in range(start, stop):
+            volume, (low, high), figure = volumes[k], ranges[k], figures[k - start]
+            scale = 256.0 / (high - low) if high > low else 0.0
+            figure[:] = table[256]
+            x, y, z = cuts[k]
+            for (top, left, i, j), cut in zip(_layout(shape, spacing, origin, boxes[k]),
+                                              (volume[x, :, :], volume[:, y, :], volume[:, :, z])):
+                level = np.clip(((cut - low) * scale).astype(np.int16), 0, 255)
+                level[np.abs(cut) <= threshold] = 256
+                figure[top:top + len(j), left:left + len(i)] = table[level.T[j][:, i]]
+        _resize_into(figures[: stop - start], out[start:stop])
+    return out
+
+
+def _resize_into(figures: np.ndarray, out: np.ndarray) -> None:
+    """Packed RGBX figures (n, H, W) uint32 -> ``out`` (n, 3, size, size) uint8.
+
+    torch's antialiased bilinear resize on uint8 is PIL's BILINEAR filter (within one grey level;
+    tested) and about four times faster than PIL at 672 px.
+    """
+    import torch
+
+    channels = torch.from_numpy(figures.view(np.uint8).reshape(figures.shape + (4,)))  # (n, H, W, RGBX)
+    resized = torch.nn.functional.interpolate(channels.permute(0, 3, 1, 2)[:, :3], size=out.shape[2:],
+                                              mode="bilinear", antialias=True, align_corners=False)
+    torch.from_numpy(out).copy_(resized)  # channels-last to channels-first, in parallel
+
+
+def render_volumes(volumes: np.ndarray, affine: np.ndarray, engine: str, size: int, threshold: float) -> np.ndarray:
+    """Volumes (n, X, Y, Z) -> pictures (n, 3, size, size) uint8, drawn by ``engine`` (``nilearn``
+    or ``fast``); size and threshold as :func:`render_nilearn`."""
+    if engine == "fast":
+        return render_fast(volumes, affine, size, threshold)
+    if engine != "nilearn":
+        raise ValueError(f"engine must be nilearn or fast, not {engine!r}")
+    return np.stack([render_nilearn(v, affine, size, threshold) for v in volumes])

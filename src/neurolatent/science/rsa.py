@@ -1,0 +1,632 @@
+"""Representational similarity analysis as pure functions on arrays.
+
+The pieces, in the order the ``rsa`` stage uses them:
+
+- :func:`reduce` standardises a (stimuli x features) matrix and keeps the leading singular
+  components (the study: TruncatedSVD to 70 % of the variance).
+- :func:`rdm_upper` gives the dissimilarities of every stimulus pair (upper triangle without the
+  diagonal, scipy ``squareform`` order); :class:`RDM` carries them with the stimulus names.
+- :func:`compare` correlates two RDMs: ``pearson`` (the study), ``spearman``, ``kendall_tau_a``
+  or ``cosine``; equal to rsatoolbox's ``corr``, ``spearman``, ``tau-a``, ``cosine``.
+- :func:`mantel` permutes stimulus labels (exact statistic on every permutation), :func:`bootstrap`
+  resamples stimuli, :func:`noise_ceiling` gives rsatoolbox's leave-one-subject-out bounds, and
+  :func:`naive_p` the study's p-value, whose degrees of freedom count RDM cells as independent.
+
+Why the permutation test is fast: ranks and the moments of an RDM's cells do not change when its
+stimuli are relabelled, so each permutation of ``compare`` is one dot product of the permuted,
+centred matrix with a fixed weight vector. A numba kernel fuses the gather and the dot in float32
+and tiles the work so that a chunk of permutations shares each pass over memory (see
+:func:`_permuted_dots`); on CUDA the same sum is a batched torch gather. The hand-written kernels
+here (the Mantel kernel, :func:`rank`, the bootstrap moments) are kept because
+``benchmarks/bench_rsa.py`` measures them against rsatoolbox and a numpy loop at BOLD5000's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numba
+import numpy as np
+from scipy import stats
+from scipy.spatial.distance import squareform
+
+from neurolatent.science.stats import permutation_p, zscore
+
+Dissimilarity = Literal["correlation", "euclidean", "cosine"]
+Comparison = Literal["pearson", "spearman", "kendall_tau_a", "cosine"]
+DISSIMILARITIES = ("correlation", "euclidean", "cosine")
+COMPARISONS = ("pearson", "spearman", "kendall_tau_a", "cosine")
+#: Kendall tau-a compares every pair of cells (O(cells^2)); beyond this many stimuli use spearman
+KENDALL_MAX_STIMULI = 150
+
+
+def n_items(cells: int) -> int:
+    """Stimuli of an upper triangle of ``cells`` entries; ValueError if no n fits."""
+    n = int(round((1 + np.sqrt(1 + 8 * cells)) / 2))
+    if n * (n - 1) // 2 != cells:
+        raise ValueError(f"{cells} cells are not the upper triangle of any square matrix")
+    return n
+
+
+@dataclass(frozen=True)
+class RDM:
+    """A representational dissimilarity matrix over named stimuli.
+
+    upper : ndarray, shape (n * (n - 1) / 2,), float64
+        Dissimilarities of every stimulus pair, scipy ``squareform`` order.
+    stimuli : tuple of str, length n
+        Image names, in the row order of the matrix.
+    dissimilarity : str
+        How ``upper`` was measured (``correlation``, ``euclidean``, ``cosine``).
+    name : str
+        What the RDM is of (``ae/CSI1``, ``pixels/CSI1``, ...).
+    meta : dict
+        Anything else worth keeping (components, explained variance, subject).
+    """
+
+    upper: np.ndarray
+    stimuli: tuple[str, ...]
+    dissimilarity: str
+    name: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if n_items(len(self.upper)) != len(self.stimuli):
+            raise ValueError(f"RDM {self.name!r}: {len(self.upper)} cells for {len(self.stimuli)} stimuli")
+
+    @property
+    def n(self) -> int:
+        return len(self.stimuli)
+
+    def square(self) -> np.ndarray:
+        """(n, n) symmetric matrix, zero diagonal."""
+        return squareform(self.upper, checks=False)
+
+    def subset(self, stimuli: list[str] | tuple[str, ...]) -> "RDM":
+        """The RDM of ``stimuli`` (names, in that order); KeyError names a missing one."""
+        position = {name: i for i, name in enumerate(self.stimuli)}
+        missing = [name for name in stimuli if name not in position]
+        if missing:
+            raise KeyError(f"RDM {self.name!r} has no stimulus {missing[0]!r}")
+        rows = np.array([position[name] for name in stimuli], dtype=int)
+        return RDM(squareform(self.square()[np.ix_(rows, rows)], checks=False), tuple(stimuli),
+                   self.dissimilarity, self.name, dict(self.meta))
+
+    def to_rsatoolbox(self):
+        """The same RDM as an ``rsatoolbox.rdm.RDMs`` (needs rsatoolbox installed)."""
+        from rsatoolbox.rdm import RDMs
+
+        return RDMs(self.upper[None, :], dissimilarity_measure=self.dissimilarity,
+                    rdm_descriptors={"name": [self.name]},
+                    pattern_descriptors={"image_name": list(self.stimuli)})
+
+
+def reduce(matrix: np.ndarray, variance: float | None = None, components: int | None = None,
+           standardise_columns: bool = True, min_components: int = 1) -> tuple[np.ndarray, float]:
+    """Standardise, then keep the leading singular components (the study's TruncatedSVD).
+
+    Parameters
+    ----------
+    matrix : ndarray, shape (n_stimuli, n_features)
+    variance : float in (0, 1], optional
+        Keep the fewest components whose explained-variance ratios sum to at least this.
+    components : int, optional
+        Keep exactly this many (capped at the rank). Neither given: every component.
+    standardise_columns : bool
+        z-score features first (the study did).
+    min_components : int
+        Keep at least this many (capped at the rank), whatever ``variance`` asks.
+
+    Returns
+    -------
+    scores : ndarray, shape (n_stimuli, k), float64
+        ``U_k S_k``, which is TruncatedSVD's ``fit_transform`` up to the sign of each column
+        (signs are fixed so the largest-magnitude entry of each column is positive).
+    explained : float
+        Fraction of the (standardised) matrix's total variance the k components hold.
+    """
+    if variance is not None and components is not None:
+        raise ValueError("give variance or components, not both")
+    x = np.asarray(matrix, dtype=np.float64)
+    if standardise_columns:
+        x = zscore(x)
+    # the smaller Gram matrix gives the same singular vectors at a fraction of the cost when
+    # one side is much longer (the study's flattened latents: 112,896 features)
+    n, d = x.shape
+    if d >= n:
+        evals, u = np.linalg.eigh(x @ x.T)
+    else:
+        evals, v = np.linalg.eigh(x.T @ x)
+    order = np.argsort(evals)[::-1]
+    evals = np.clip(evals[order], 0.0, None)
+    total = evals.sum()
+    if total <= 0:
+        raise ValueError("the matrix has no variance: every stimulus is the same")
+    rank = int((evals > evals[0] * 1e-12).sum())
+    if components is not None:
+        k = min(components, rank)
+    elif variance is not None:
+        k = min(int(np.searchsorted(np.cumsum(evals) / total, variance - 1e-12) + 1), rank)
+    else:
+        k = rank
+    k = max(k, min(min_components, rank))
+    if d >= n:
+        scores = u[:, order[:k]] * np.sqrt(evals[:k])
+    else:
+        scores = x @ v[:, order[:k]]
+    flip = np.sign(scores[np.abs(scores).argmax(axis=0), np.arange(k)])
+    return scores * np.where(flip == 0, 1.0, flip), float(evals[:k].sum() / total)
+
+
+def rdm_upper(patterns: np.ndarray, dissimilarity: Dissimilarity = "correlation") -> np.ndarray:
+    """Dissimilarity of every pair of rows, upper triangle (scipy ``pdist`` order).
+
+    Parameters
+    ----------
+    patterns : ndarray, shape (n_stimuli, n_features)
+    dissimilarity : ``correlation`` (1 - Pearson r between rows, the study), ``euclidean``
+        (distance in feature units), or ``cosine`` (1 - cosine similarity).
+
+    Returns
+    -------
+    ndarray, shape (n * (n - 1) / 2,), float64. One BLAS product (n^2 d), no Python loop.
+    """
+    x = np.asarray(patterns, dtype=np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"patterns must be (n_stimuli >= 2, n_features), got shape {x.shape}")
+    if dissimilarity == "correlation":
+        x = x - x.mean(axis=1, keepdims=True)
+    if dissimilarity in ("correlation", "cosine"):
+        norm = np.linalg.norm(x, axis=1, keepdims=True)
+        if (norm == 0).any():
+            raise ValueError(f"{dissimilarity} dissimilarity is undefined for a constant row "
+                             f"(row {int(np.flatnonzero(norm == 0)[0])})")
+        x = x / norm
+        square = 1.0 - x @ x.T
+    elif dissimilarity == "euclidean":
+        sq = np.einsum("ij,ij->i", x, x)
+        square = np.sqrt(np.clip(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0, None))
+    else:
+        raise ValueError(f"unknown dissimilarity {dissimilarity!r} (one of {', '.join(DISSIMILARITIES)})")
+    return square[np.triu_indices(len(x), k=1)]
+
+
+@numba.njit(cache=True)
+def _ranks_from_sorted_keys(keys: np.ndarray, x: np.ndarray, index_bits: int) -> np.ndarray:
+    """Ranks of ``x`` from its packed keys sorted ascending (see :func:`rank`)."""
+    m = len(keys)
+    mask = (np.uint64(1) << np.uint64(index_bits)) - np.uint64(1)
+    shift = np.uint64(index_bits)
+    ranks = np.empty(m)
+    start = 0
+    while start < m:
+        prefix = keys[start] >> shift
+        end = start + 1
+        while end < m and (keys[end] >> shift) == prefix:
+            end += 1
+        if end == start + 1:  # the common case: a value alone in its prefix
+            ranks[np.int64(keys[start] & mask)] = start + 1.0
+            start = end
+            continue
+        # equal prefixes are in index order, and may hold ties: order by exact value
+        run = np.empty(end - start, dtype=np.int64)
+        for k in range(start, end):
+            run[k - start] = np.int64(keys[k] & mask)
+        run = run[np.argsort(x[run], kind="mergesort")]
+        i = 0
+        while i < len(run):
+            j = i
+            while j + 1 < len(run) and x[run[j + 1]] == x[run[i]]:
+                j += 1
+            average = start + (i + j) / 2.0 + 1.0
+            for k in range(i, j + 1):
+                ranks[run[k]] = average
+            i = j + 1
+        start = end
+    return ranks
+
+
+def rank(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..m with ties given their average rank (scipy ``rankdata``), float64.
+
+    numpy's argsort has no SIMD path on AVX2 machines, but its sort does: each value's
+    order-preserving bit pattern is packed with its index into one uint64 (value bits high),
+    sorted, and the rare keys whose truncated value bits collide are re-ordered by exact value.
+    At 12 million cells this is several times faster than ``np.argsort`` (the Spearman line of
+    ``benchmarks/bench_rsa.py``).
+    """
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if values.ndim != 1 or np.isnan(values).any():
+        raise ValueError("rank takes a vector without NaN")
+    if len(values) == 0:
+        return values.copy()
+    index_bits = max(1, (len(values) - 1).bit_length())
+    values = values + 0.0  # -0.0 becomes 0.0: equal values must have equal bits
+    bits = values.view(np.uint64)
+    ordered = np.where(bits >> np.uint64(63), ~bits, bits | np.uint64(1 << 63))
+    keys = (ordered >> np.uint64(index_bits)) << np.uint64(index_bits)
+    keys |= np.arange(len(values), dtype=np.uint64)
+    keys.sort()
+    return _ranks_from_sorted_keys(keys, values, index_bits)
+
+
+def rank_pair(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`rank` of two vectors, the second on a worker thread (numpy's sort releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        other = pool.submit(rank, second)
+        return rank(first), other.result()
+
+
+@numba.njit(cache=True)
+def _tau_a(x: np.ndarray, y: np.ndarray) -> float:
+    m = len(x)
+    total = 0
+    for i in range(m - 1):
+        for j in range(i + 1, m):
+            total += np.sign(x[i] - x[j]) * np.sign(y[i] - y[j])
+    return total / (m * (m - 1) / 2.0)
+
+
+def compare(first: np.ndarray, second: np.ndarray, method: Comparison = "spearman") -> float:
+    """Similarity of two RDMs given as upper triangles (or any paired vectors) of equal length.
+
+    ``pearson``: Pearson r (the study); ``spearman``: Pearson r of ranks; ``kendall_tau_a``:
+    Kendall's tau-a (ties count as neither concordant nor discordant: the right choice for models
+    that predict tied dissimilarities, Nili et al. 2014; rsatoolbox's ``tau-a``, not scipy's
+    tau-b); ``cosine``: uncentred cosine similarity.
+    """
+    x = np.asarray(first, dtype=np.float64)
+    y = np.asarray(second, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"RDMs to compare must be vectors of one length, got {x.shape} and {y.shape}")
+    if method == "spearman":
+        (x, y), method = rank_pair(x, y), "pearson"
+    if method == "pearson":
+        x, y = x - x.mean(), y - y.mean()
+    elif method == "kendall_tau_a":
+        return float(_tau_a(x, y))
+    elif method != "cosine":
+        raise ValueError(f"unknown comparison {method!r} (one of {', '.join(COMPARISONS)})")
+    denominator = np.sqrt((x @ x) * (y @ y))
+    return float(x @ y / denominator) if denominator > 0 else float("nan")
+
+
+def naive_p(r: float, cells: int) -> float:
+    """The study's p-value: Pearson's t-test with ``cells - 2`` degrees of freedom, two-sided.
+
+    Wrong for RDMs: the n(n-1)/2 cells share stimuli and are far from independent, so the real
+    degrees of freedom are of the order of n, not n^2. Reported beside :func:`mantel` for contrast.
+    """
+    df = cells - 2
+    t = r * np.sqrt(df / max(1e-300, 1.0 - r * r))
+    return float(2 * stats.t.sf(abs(t), df))
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Both RDMs turned into what a permuted comparison needs: statistic = scale * <x[p][:, p], w>."""
+
+    x_square: np.ndarray  # (n, n) float32, centred values of the permuted side
+    weights: np.ndarray   # (m,) float32, upper triangle of the fixed side, centred and scaled
+    observed: float
+
+
+def _prepare(permuted: np.ndarray, fixed: np.ndarray, method: Comparison) -> _Prepared:
+    x = np.asarray(permuted, dtype=np.float64)
+    y = np.asarray(fixed, dtype=np.float64)
+    if method == "spearman":
+        x, y = rank_pair(x, y)
+    if method in ("pearson", "spearman"):
+        x, y = x - x.mean(), y - y.mean()
+    elif method != "cosine":
+        raise ValueError(f"the fast permutation test supports pearson, spearman and cosine, not {method!r}")
+    denominator = np.sqrt((x @ x) * (y @ y))
+    if denominator == 0:
+        raise ValueError("an RDM is constant: its correlation with anything is undefined")
+    return _Prepared(squareform(x.astype(np.float32), checks=False),
+                     (y / denominator).astype(np.float32), float(x @ y / denominator))
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True, boundscheck=False)
+def _permuted_dots(x: np.ndarray, w: np.ndarray, perms: np.ndarray, block: int) -> np.ndarray:
+    """out[k] = sum_{i<j} x[p[i], p[j]] * w[cell(i, j)] for each permutation p = perms[k].
+
+    x : (n, n) float32; w : (n(n-1)/2,) float32; perms : (k, n) uint32.
+    The work is tiled by (block of i, block of p[i]): a tile touches ``block`` segments of w and
+    ``block`` rows of x, which together stay in the last-level cache while every permutation of
+    the chunk passes through them, so memory is read about once per chunk instead of once per
+    permutation. Each row is copied to a local buffer first (a sequential read the prefetcher
+    streams), so the random-order gather of the permuted columns hits L1.
+    """
+    n_perm, n = perms.shape
+    n_blocks = (n + block - 1) // block
+    out = np.zeros(n_perm)
+    # bucket each permutation's positions i by tile, ascending i within a tile
+    order = np.empty((n_perm, n), dtype=np.uint32)
+    starts = np.zeros((n_perm, n_blocks * n_blocks + 1), dtype=np.int64)
+    for k in numba.prange(n_perm):
+        p = perms[k]
+        for i in range(n):
+            starts[k, (i // block) * n_blocks + p[i] // block + 1] += 1
+        for t in range(n_blocks * n_blocks):
+            starts[k, t + 1] += starts[k, t]
+        fill = starts[k].copy()
+        for i in range(n):
+            tile = (i // block) * n_blocks + p[i] // block
+            order[k, fill[tile]] = i
+            fill[tile] += 1
+    one = numba.uint64(1)
+    nn = numba.uint64(n)
+    for tile in range(n_blocks * n_blocks):
+        for k in numba.prange(n_perm):
+            p = perms[k]
+            row = np.empty(n, dtype=np.float32)
+            total = 0.0
+            for position in range(starts[k, tile], starts[k, tile + 1]):
+                i = numba.uint64(order[k, position])
+                row[:] = x[p[i]]
+                offset = i * nn - i * (i + one) // numba.uint64(2) - i - one  # w[offset + j] is cell (i, j)
+                # four accumulators: independent chains the core can overlap; unsigned indices
+                # spare numba's negative-index wraparound on every access
+                s0 = s1 = s2 = s3 = np.float32(0.0)
+                j = i + one
+                while j + numba.uint64(3) < nn:
+                    s0 += row[p[j]] * w[offset + j]
+                    s1 += row[p[j + one]] * w[offset + j + one]
+                    s2 += row[p[j + numba.uint64(2)]] * w[offset + j + numba.uint64(2)]
+                    s3 += row[p[j + numba.uint64(3)]] * w[offset + j + numba.uint64(3)]
+                    j += numba.uint64(4)
+                while j < nn:
+                    s0 += row[p[j]] * w[offset + j]
+                    j += one
+                total += s0 + s1 + s2 + s3
+            out[k] += total
+    return out
+
+
+def _tile_block(n: int) -> int:
+    """Rows per tile: a tile's x rows and w segments take ~16 MB of last-level cache together."""
+    return max(32, min(n, 2**21 // n))
+
+
+def _permuted_dots_torch(x: np.ndarray, w: np.ndarray, perms: np.ndarray, device: str) -> np.ndarray:
+    import torch
+
+    n = x.shape[0]
+    xs = torch.from_numpy(x).to(device)
+    weights = torch.zeros((n, n), dtype=torch.float32, device=device)
+    upper = torch.triu_indices(n, n, offset=1, device=device)
+    weights[upper[0], upper[1]] = torch.from_numpy(w).to(device)
+    per_batch = max(1, int(2**29 // (n * n)))  # ~2 GB of gathered float32 per step
+    out = []
+    p_all = torch.from_numpy(perms.astype(np.int64)).to(device)
+    for start in range(0, len(perms), per_batch):
+        p = p_all[start:start + per_batch]
+        gathered = xs[p[:, :, None], p[:, None, :]]
+        out.append(torch.einsum("bij,ij->b", gathered, weights))
+    return torch.cat(out).double().cpu().numpy()
+
+
+@dataclass(frozen=True)
+class PermutationResult:
+    """statistic : the observed comparison; p : one-sided (greater), (1 + #null >= observed) / (1 + k);
+    null : (k,) the statistic under each permutation of stimulus labels."""
+
+    statistic: float
+    p: float
+    null: np.ndarray
+
+
+def permutations(n: int, count: int, random_state: int | np.random.Generator) -> np.ndarray:
+    """(count, n) uint32: ``count`` independent uniform permutations of range(n)."""
+    rng = np.random.default_rng(random_state)
+    return rng.permuted(np.tile(np.arange(n, dtype=np.uint32), (count, 1)), axis=1)
+
+
+def mantel(permuted: np.ndarray, fixed: np.ndarray, method: Comparison = "spearman",
+           n_permutations: int = 10_000, random_state: int | np.random.Generator = 0,
+           device: str = "cpu", chunk: int = 128) -> PermutationResult:
+    """Permutation test of stimulus labels for the similarity of two RDMs (Mantel test).
+
+    Parameters
+    ----------
+    permuted, fixed : ndarray, shape (n * (n - 1) / 2,)
+        Upper triangles over the same n stimuli in the same order; ``permuted`` is relabelled.
+    method : pearson | spearman | cosine | kendall_tau_a
+        As :func:`compare`; the null statistic is computed exactly on each permutation.
+    n_permutations : int
+    random_state : int or numpy Generator
+    device : ``cpu`` (numba kernel) or a torch CUDA device (``cuda``, ``cuda:0``)
+    chunk : permutations drawn at a time (memory: chunk * n * 4 bytes)
+
+    Returns
+    -------
+    PermutationResult
+    """
+    n = n_items(len(permuted))
+    if len(fixed) != len(permuted):
+        raise ValueError(f"RDMs of {len(permuted)} and {len(fixed)} cells cannot be compared")
+    rng = np.random.default_rng(random_state)
+    if method == "kendall_tau_a":
+        if n > KENDALL_MAX_STIMULI:
+            raise ValueError(f"kendall tau-a is O(cells^2): {n} stimuli is too many (at most "
+                             f"{KENDALL_MAX_STIMULI}); use spearman")
+        square = squareform(np.asarray(permuted, dtype=np.float64), checks=False)
+        upper = np.triu_indices(n, k=1)
+        y = np.asarray(fixed, dtype=np.float64)
+        observed = compare(permuted, fixed, "kendall_tau_a")
+        null = np.array([_tau_a(square[np.ix_(p, p)][upper], y) for p in permutations(n, n_permutations, rng)])
+    else:
+        prepared = _prepare(permuted, fixed, method)
+        observed = prepared.observed
+        null = np.empty(n_permutations)
+        for start in range(0, n_permutations, chunk):
+            perms = permutations(n, min(chunk, n_permutations - start), rng)
+            if device == "cpu":
+                null[start:start + len(perms)] = _permuted_dots(prepared.x_square, prepared.weights, perms,
+                                                                 _tile_block(n))
+            else:
+                null[start:start + len(perms)] = _permuted_dots_torch(prepared.x_square, prepared.weights,
+                                                                      perms, device)
+    return PermutationResult(float(observed), permutation_p(observed, null), null)
+
+
+@numba.njit(parallel=True, cache=True)
+def _bootstrap_moments(x: np.ndarray, y: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """Per resample b: count, sums, sums of squares and cross-products of (x, y) over the cell pairs
+    (a, c), a < c, of the resampled stimuli, skipping pairs that drew the same stimulus twice."""
+    n_boot, n = samples.shape
+    out = np.zeros((n_boot, 6))
+    for b in numba.prange(n_boot):
+        s = samples[b]
+        cnt = 0.0
+        sx = sy = sxx = syy = sxy = 0.0
+        for a in range(n - 1):
+            xa = x[s[a]]
+            ya = y[s[a]]
+            for c in range(a + 1, n):
+                if s[a] == s[c]:
+                    continue
+                xv = xa[s[c]]
+                yv = ya[s[c]]
+                cnt += 1.0
+                sx += xv
+                sy += yv
+                sxx += xv * xv
+                syy += yv * yv
+                sxy += xv * yv
+        out[b, 0] = cnt
+        out[b, 1] = sx
+        out[b, 2] = sy
+        out[b, 3] = sxx
+        out[b, 4] = syy
+        out[b, 5] = sxy
+    return out
+
+
+def bootstrap(first: np.ndarray, second: np.ndarray, method: Comparison = "spearman",
+              n_bootstrap: int = 1000, random_state: int | np.random.Generator = 0) -> np.ndarray:
+    """The comparison on ``n_bootstrap`` resamples of the stimuli (with replacement).
+
+    Cells between two copies of one stimulus are left out (they are self-dissimilarities).
+    For ``spearman`` the ranks of the full RDMs are used in every resample (not re-ranked: the
+    resample's cells are a subset of the ranked ones, and re-ranking 10^7 cells a resample would
+    cost more than the whole analysis); ``kendall_tau_a`` is computed exactly on each resample.
+
+    Returns
+    -------
+    ndarray, shape (n_bootstrap,), float64. ``np.quantile`` of it gives a percentile CI.
+    """
+    n = n_items(len(first))
+    rng = np.random.default_rng(random_state)
+    samples = rng.integers(0, n, size=(n_bootstrap, n)).astype(np.int32)
+    x = np.asarray(first, dtype=np.float64)
+    y = np.asarray(second, dtype=np.float64)
+    if method == "kendall_tau_a":
+        xs, ys = squareform(x, checks=False), squareform(y, checks=False)
+        out = np.empty(n_bootstrap)
+        for b, s in enumerate(samples):
+            a, c = np.triu_indices(n, k=1)
+            keep = s[a] != s[c]
+            out[b] = _tau_a(xs[s[a[keep]], s[c[keep]]], ys[s[a[keep]], s[c[keep]]])
+        return out
+    if method == "spearman":
+        x, y = rank_pair(x, y)
+    elif method not in ("pearson", "cosine"):
+        raise ValueError(f"unknown comparison {method!r} (one of {', '.join(COMPARISONS)})")
+    m = _bootstrap_moments(squareform(x, checks=False), squareform(y, checks=False), samples)
+    cnt, sx, sy, sxx, syy, sxy = m.T
+    if method == "cosine":
+        return sxy / np.sqrt(sxx * syy)
+    cov = sxy - sx * sy / cnt
+    return cov / np.sqrt((sxx - sx * sx / cnt) * (syy - sy * sy / cnt))
+
+
+def _pooled_form(vectors: np.ndarray, method: Comparison) -> np.ndarray:
+    """Each RDM (row, NaN = missing cell) normalised so that averaging them gives rsatoolbox's
+    ``pool_rdm``: z-scored for pearson, ranked for spearman/kendall_tau_a, RMS-scaled for cosine."""
+    out = np.full_like(vectors, np.nan, dtype=np.float64)
+    for i, row in enumerate(vectors):
+        ok = ~np.isnan(row)
+        v = row[ok]
+        if method == "pearson":
+            v = (v - v.mean()) / v.std()
+        elif method in ("spearman", "kendall_tau_a"):
+            v = rank(v)
+        else:
+            v = v / np.sqrt(np.mean(v * v))
+        out[i, ok] = v
+    return out
+
+
+def noise_ceiling(subject_rdms: np.ndarray, method: Comparison = "spearman",
+                  min_cells: int = 10) -> tuple[float, float]:
+    """Lower and upper noise ceiling across subjects (rsatoolbox ``boot_noise_ceiling``).
+
+    Parameters
+    ----------
+    subject_rdms : ndarray, shape (n_subjects, n_cells)
+        Each subject's RDM over one common stimulus order; NaN marks a cell the subject lacks
+        (a pair of images it did not see both of).
+    method : the comparison used for models
+    min_cells : a subject sharing fewer cells with the others is left out of the bounds
+
+    Returns
+    -------
+    (lower, upper) : mean over subjects of the comparison of a subject's RDM with the pooled RDM
+        of the other subjects (lower) and of all subjects (upper), each on the cells both have.
+        NaN when no subject shares ``min_cells`` cells with the others.
+    """
+    vectors = np.asarray(subject_rdms, dtype=np.float64)
+    if vectors.ndim != 2 or len(vectors) < 2:
+        raise ValueError("a noise ceiling needs the RDMs of at least two subjects")
+    pooled = _pooled_form(vectors, method)
+
+    def nanmean(rows: np.ndarray) -> np.ndarray:
+        counts = (~np.isnan(rows)).sum(axis=0)
+        return np.where(counts > 0, np.nansum(rows, axis=0) / np.maximum(counts, 1), np.nan)
+
+    everyone = nanmean(pooled)
+    lower, upper = [], []
+    for s in range(len(vectors)):
+        others = nanmean(np.delete(pooled, s, axis=0))
+        own = vectors[s]
+        shared = ~np.isnan(own) & ~np.isnan(others)
+        if shared.sum() < min_cells:
+            continue
+        lower.append(compare(own[shared], others[shared], method))
+        mine = ~np.isnan(own)
+        upper.append(compare(own[mine], everyone[mine], method))
+    if not lower:
+        return float("nan"), float("nan")
+    return float(np.mean(lower)), float(np.mean(upper))
+
+
+def reduced_rdm(matrix: np.ndarray, stimuli: tuple[str, ...], name: str, dissimilarity: Dissimilarity = "correlation",
+                variance: float | None = 0.7, components: int | None = None, standardise_columns: bool = True,
+                min_components: int = 1) -> RDM:
+    """Reduce a (n_stimuli, d) matrix (:func:`reduce`) and take its RDM (:func:`rdm_upper`).
+
+    ``meta`` of the result holds ``components`` (kept) and ``variance`` (fraction explained).
+    """
+    scores, explained = reduce(matrix, variance, components, standardise_columns, min_components)
+    return RDM(rdm_upper(scores, dissimilarity), tuple(stimuli), dissimilarity, name,
+               {"components": int(scores.shape[1]), "variance": explained})
+
+
+def union_vectors(rdms: list[RDM], order: list[str]) -> np.ndarray:
+    """RDMs over subsets of stimuli as rows over the union ``order``: (n_rdms, cells) with NaN for
+    the pairs an RDM does not have (a subject that did not see both images)."""
+    position = {name: i for i, name in enumerate(order)}
+    n = len(order)
+    upper = np.triu_indices(n, k=1)
+    out = np.full((len(rdms), len(upper[0])), np.nan)
+    for k, item in enumerate(rdms):
+        rows = np.array([position[name] for name in item.stimuli])
+        square = np.full((n, n), np.nan)
+        square[np.ix_(rows, rows)] = item.square()
+        out[k] = square[upper]
+    return out

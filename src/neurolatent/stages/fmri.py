@@ -1,0 +1,149 @@
+"""Stage ``fmri``: one fMRI sample per trial (or per TR), streamed run by run into a memmap.
+
+Methods (``preprocess.method``):
+
+- ``volume``: the masked volume at the anchor (onset or offset) + ``lag_s``, from each run's
+  series z-scored per voxel;
+- ``betas``: single-trial response amplitudes from nilearn's GLM (LSA or LSS, Glover HRF, cosine
+  drift), in percent signal change, z-scored per session and voxel;
+- ``rendered``: the study's pictures of whole volumes (:mod:`neurolatent.science.render`).
+
+Outputs in ``data/processed/fmri/``: ``samples.npy`` (rows aligned with ``index.parquet``),
+``samples.json`` (sample shape, dtype, method, voxel counts) and, for volume and betas, the masks.
+Runs are processed in parallel (``preprocess.jobs``), each writing its rows of the memmap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from types import SimpleNamespace
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from nilearn.masking import compute_epi_mask
+
+from neurolatent.errors import NeurolatentError
+from neurolatent.io.bids import TR_S
+from neurolatent.io.files import atomic_dir, write_json
+from neurolatent.io.masks import region_mask
+from neurolatent.io.nifti import load_run
+from neurolatent.runtime import parallel_map
+from neurolatent.science.render import render_volumes
+from neurolatent.science.sampling import anchor_times, lag_centre, masked_samples, nearest_volumes
+from neurolatent.science.stats import zscore_groups
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One run's job: where its samples go in the memmap and what its trials are."""
+
+    path: Path
+    rows: np.ndarray  # memmap rows: one per trial, or one per volume (every-TR pictures)
+    onsets_s: np.ndarray
+    durations_s: np.ndarray
+    affine: np.ndarray  # the subject's first run's affine, which every run must share
+    mask: np.ndarray | None  # (X, Y, Z) bool, volume and betas
+
+
+def _write_run(run: _Run, samples_path: Path, preprocess: SimpleNamespace) -> int:
+    """Compute one run's samples and write them into their rows of ``samples.npy``."""
+    image = nib.load(run.path)
+    if not np.allclose(image.affine, run.affine, atol=1e-4):
+        raise NeurolatentError(f"{run.path}: affine differs from the subject's first run")
+    samples = np.load(samples_path, mmap_mode="r+")
+    if preprocess.method == "rendered":
+        volumes, tr = load_run(run.path)
+        if preprocess.render.samples == "trials":
+            times = anchor_times(run.onsets_s, run.durations_s, preprocess.anchor) + lag_centre(preprocess.lag_s)
+            volumes = volumes[nearest_volumes(times, tr, len(volumes))]
+        render = preprocess.render
+        samples[run.rows] = render_volumes(volumes, image.affine, render.engine, render.size, render.threshold)
+    else:
+        series, tr = load_run(run.path, run.mask)
+        values = masked_samples(series, tr, run.onsets_s, run.durations_s, preprocess.method, preprocess.lag_s,
+                                preprocess.anchor, preprocess.glm, preprocess.noise_model, preprocess.high_pass_hz)
+        samples[run.rows, : values.shape[1]] = values
+    samples.flush()
+    return len(run.rows)
+
+
+def _tr_index(run_trials: pd.DataFrame, key: tuple[str, int, int], n_volumes: int, tr_s: float) -> pd.DataFrame:
+    """One row per volume of a run; trial and image are the latest trial begun by that volume."""
+    times = np.arange(n_volumes) * tr_s
+    which = np.searchsorted(run_trials["onset"].to_numpy(), times, side="right") - 1
+    shown = which >= 0
+    table = pd.DataFrame({"subject": key[0], "session": key[1], "run": key[2], "volume": np.arange(n_volumes)})
+    table["trial"] = pd.array(np.where(shown, run_trials["trial"].to_numpy()[np.maximum(which, 0)], 0), dtype="Int64")
+    table.loc[~shown, "trial"] = pd.NA
+    table["image_name"] = pd.Series(run_trials["image_name"].to_numpy()[np.maximum(which, 0)]).where(shown)
+    return table
+
+
+def _masks(preprocess: SimpleNamespace, raw: Path, truth: Path, references: dict[str, nib.Nifti1Image],
+           out: Path) -> dict[str, np.ndarray]:
+    """Each subject's voxel mask on its BOLD grid (the region, or an EPI brain mask), also written
+    into ``out`` as ``mask_sub-X.nii.gz``."""
+    masks = {}
+    for subject, reference in references.items():
+        if preprocess.mask == "region":
+            mask_image = region_mask(raw, truth, subject, reference, preprocess.rois)
+        else:
+            mask_image = compute_epi_mask(nib.Nifti1Image(np.asanyarray(reference.dataobj).mean(axis=3), reference.affine))
+        masks[subject] = np.asanyarray(mask_image.dataobj) > 0
+        nib.save(nib.Nifti1Image(masks[subject].astype(np.uint8), reference.affine), out / f"mask_sub-{subject}.nii.gz")
+    return masks
+
+
+def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
+    preprocess = params.preprocess
+    trials = pd.read_parquet(paths.trials).reset_index(drop=True)
+    runs = [(key, rows) for key, rows in trials.groupby(["subject", "session", "run"], sort=False)]
+    first_run = trials.drop_duplicates("subject").set_index("subject")["bold_path"]
+    references = {s: nib.load(Path(paths.raw) / p) for s, p in first_run.items()}
+
+    with atomic_dir(Path(paths.out)) as out:
+        meta: dict = {"method": preprocess.method}
+        masks: dict[str, np.ndarray] = {}
+        row_of_run = {key: rows.index.to_numpy() for key, rows in runs}
+        index = trials
+        if preprocess.method == "rendered":
+            shape, dtype = (3, preprocess.render.size, preprocess.render.size), np.uint8
+            if preprocess.render.samples == "all_trs":
+                parts, start = [], 0
+                for key, rows in runs:
+                    n_volumes = nib.load(Path(paths.raw) / rows["bold_path"].iloc[0]).shape[3]
+                    row_of_run[key] = np.arange(start, start + n_volumes)
+                    start += n_volumes
+                    tr = float(references[key[0]].header.get_zooms()[3]) or TR_S
+                    parts.append(_tr_index(rows, key, n_volumes, tr))
+                index = pd.concat(parts, ignore_index=True)
+            meta["render"] = preprocess.render.model_dump()
+        else:
+            masks = _masks(preprocess, Path(paths.raw), Path(paths.truth), references, out)
+            widths = {s: int(m.sum()) for s, m in masks.items()}
+            shape, dtype = (max(widths.values()),), np.float32
+            meta["voxels"] = widths
+            meta["padding"] = "rows of a subject with fewer voxels are zero beyond its own count"
+        samples_path = out / "samples.npy"
+        np.lib.format.open_memmap(samples_path, mode="w+", dtype=dtype, shape=(len(index),) + shape).flush()
+
+        jobs = [_Run(Path(paths.raw) / rows["bold_path"].iloc[0], row_of_run[key], rows["onset"].to_numpy(),
+                     rows["duration"].to_numpy(), references[key[0]].affine, masks.get(key[0])) for key, rows in runs]
+        parallel_map(partial(_write_run, samples_path=samples_path, preprocess=preprocess), jobs, preprocess.jobs,
+                     desc=f"fmri {preprocess.method}", unit="run")
+
+        if preprocess.method == "betas":
+            samples = np.load(samples_path, mmap_mode="r+")
+            for subject, width in meta["voxels"].items():
+                own = trials["subject"].to_numpy() == subject
+                samples[own, :width] = zscore_groups(np.asarray(samples[own, :width]), trials.loc[own, "session"].to_numpy())
+            samples.flush()
+        columns = [c for c in ("subject", "session", "run", "trial", "volume", "onset", "image_name", "category")
+                   if c in index.columns]
+        index[columns].to_parquet(out / "index.parquet", index=False)
+        meta.update(sample_shape=list(shape), dtype=np.dtype(dtype).name, n_samples=len(index))
+        write_json(meta, out / "samples.json")
+    return {"fmri.samples": len(index), "fmri.sample_size": int(np.prod(shape)), "fmri.runs": len(runs)}

@@ -1,0 +1,48 @@
+"""Stage ``image_ae``: a conv autoencoder on the stimulus images (the study's proposed remedy, and
+the decoder that turns predicted latents into pictures in ``stitch``).
+
+Images are read as RGB, resized to ``image_ae.size`` (bilinear) and scaled to [0, 1]; the
+network is :class:`neurolatent.models.autoencoder.ConvAutoencoder` (2D, Sigmoid output). Images
+are split into training and validation by ``image_ae.train.val_fraction``; there is no test split
+(``stitch`` holds out its own test stimuli, which the AE never sees as targets of a mapping).
+
+Outputs: ``models/image_ae/``, ``metrics/image_ae.json``, ``plots/image_ae_loss.csv``; MLflow gets
+the per-epoch losses and a reconstruction figure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import torch
+
+from neurolatent import tracking
+from neurolatent.errors import NeurolatentError
+from neurolatent.io.images import load_stimuli
+from neurolatent.models.training import Settings, fit_autoencoder, split_rows, training_key
+from neurolatent.reporting import report_fit
+from neurolatent.runtime import torch_device
+
+
+def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
+    ae = params.image_ae
+    device = torch_device(params.compute.device, params.compute.threads)
+    stimuli, pictures = load_stimuli(paths.stimuli, paths.raw, ae.size)
+
+    def load(rows: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(pictures[rows]).float().div_(255.0)
+
+    index = pd.DataFrame({"subject": "images", "image_name": stimuli["image_name"]})
+    try:
+        splits = split_rows(index, ["images"], [], ae.train.val_fraction, ae.train.seed)
+    except ValueError as exc:
+        raise NeurolatentError(f"image_ae.train.val_fraction: {exc}") from None
+    config = {"kind": "conv2d", "channels": list(ae.channels), "output": "sigmoid", "input_shape": [3, ae.size, ae.size]}
+    settings = Settings(**ae.train.model_dump(exclude={"val_fraction"}))
+    key = training_key(config, settings, [Path(paths.stimuli)], str(ae.size))
+    fit = fit_autoencoder(config, load, splits, settings, paths.model, paths.checkpoints, key, device,
+                          on_epoch=tracking.epoch_logger("image_ae"))
+    return report_fit("image_ae", fit, paths.plots, paths.metrics, load(np.sort(splits["val"][:4])))

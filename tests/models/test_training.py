@@ -1,0 +1,102 @@
+"""The autoencoders and their training: the study's shapes, early stopping, resume, determinism, the split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from neurolatent.models import autoencoder, training
+
+
+def test_the_studys_network_maps_672_px_to_256x21x21():
+    model = autoencoder.ConvAutoencoder([3, 16, 32, 64, 128, 256])
+    convs = [m for m in model.encoder if isinstance(m, torch.nn.Conv2d)]
+    deconvs = [m for m in model.decoder if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert len(convs) == len(deconvs) == 5
+    assert all(c.kernel_size == (3, 3) and c.stride == (2, 2) and c.padding == (1, 1) for c in convs)
+    assert all(d.output_padding == (1, 1) for d in deconvs)
+    assert isinstance(model.decoder[-1], torch.nn.Sigmoid)
+    assert sum(isinstance(m, torch.nn.ReLU) for m in model.decoder) == 4
+    with torch.inference_mode():
+        x = torch.rand(1, 3, 672, 672)
+        assert model.encode(x).shape == (1, 256, 21, 21)
+        assert model(x).shape == x.shape
+
+
+def test_volume_and_betas_variants():
+    conv3d = autoencoder.build({"kind": "conv3d", "channels": [1, 4, 8], "output": "linear"})
+    with torch.inference_mode():
+        assert conv3d.encode(torch.zeros(2, 1, 16, 12, 8)).shape == (2, 8, 4, 3, 2)
+        assert conv3d(torch.zeros(2, 1, 16, 12, 8)).shape == (2, 1, 16, 12, 8)
+    mlp = autoencoder.build({"kind": "mlp", "n_inputs": 50, "widths": [20, 5]})
+    with torch.inference_mode():
+        assert mlp.encode(torch.zeros(3, 50)).shape == (3, 5) and mlp(torch.zeros(3, 50)).shape == (3, 50)
+
+
+def _toy(seed=0, n=120, d=40):
+    """Samples on a 3-d subspace plus noise: learnable, and overfittable with a wide MLP."""
+    rng = np.random.default_rng(seed)
+    data = (rng.normal(size=(n, 3)) @ rng.normal(size=(3, d)) + 0.5 * rng.normal(size=(n, d))).astype(np.float32)
+    return data, (lambda rows: torch.from_numpy(data[rows]))
+
+
+def _fit(tmp_path, name, stop_after=None, key="toy", **train):
+    data, load = _toy()
+    settings = training.Settings(**{"batch_size": 16, **train})
+    training.seed_everything(settings.seed)
+    model = autoencoder.MLPAutoencoder(data.shape[1], [256, 3])
+    history = training.train(model, load, np.arange(80), np.arange(80, 120), settings, tmp_path / name,
+                             key=key, stop_after=stop_after)
+    return model, history, load
+
+
+def test_early_stopping_on_validation_loss_keeps_the_best_weights(tmp_path):
+    model, history, load = _fit(tmp_path, "stop", epochs=300, patience=4, lr=0.01)
+    assert history.stopped_early
+    assert len(history.val_loss) == history.best_epoch + 1 + 4 < 300
+    assert history.best_epoch == int(np.argmin(history.val_loss))
+    # the training loss kept falling after the best epoch: stopping was on validation, not training
+    assert history.train_loss[-1] < history.train_loss[history.best_epoch]
+    assert training.mean_loss(model, load, np.arange(80, 120), 16, torch.device("cpu")) == pytest.approx(
+        history.best_val, rel=1e-5)
+
+
+def test_interrupted_training_resumes_to_the_same_bits(tmp_path):
+    whole, history, _ = _fit(tmp_path, "whole", epochs=6, patience=100)
+    _, partial, _ = _fit(tmp_path, "resumed", stop_after=2, epochs=6, patience=100)
+    assert len(partial.train_loss) == 2
+    assert (tmp_path / "resumed" / "last.safetensors").is_file() and (tmp_path / "resumed" / "last.json").is_file()
+    resumed, history_resumed, _ = _fit(tmp_path, "resumed", epochs=6, patience=100)
+    assert history_resumed.train_loss == history.train_loss and history_resumed.val_loss == history.val_loss
+    for key, value in whole.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    # and a second fresh run gives the same bits: seeded init, seeded batch order, deterministic ops
+    again, _, _ = _fit(tmp_path, "again", epochs=6, patience=100)
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in whole.state_dict().items())
+
+
+def test_a_checkpoint_of_other_params_is_not_resumed(tmp_path):
+    """The key (training_key: architecture, settings, splits, data) guards the resume point: a
+    checkpoint written under another key is ignored and training starts from epoch 1."""
+    _fit(tmp_path, "ckpt", stop_after=2, epochs=6, patience=100, key="old")
+    _, fresh, _ = _fit(tmp_path, "ckpt", epochs=3, patience=100, key="new")
+    _, reference, _ = _fit(tmp_path, "reference", epochs=3, patience=100, key="new")
+    assert fresh.train_loss == reference.train_loss and len(fresh.train_loss) == 3
+
+
+def test_split_is_subject_wise_and_keeps_images_together():
+    index = pd.DataFrame({"subject": ["A"] * 6 + ["B"] * 2,
+                          "image_name": ["x", "x", "y", "z", "w", "v", "x", "y"]})
+    splits = training.split_rows(index, ["A"], ["B"], 0.4, seed=0)
+    assert set(splits["test"]) == {6, 7}
+    assert set(splits["train"]) | set(splits["val"]) == set(range(6)) and not set(splits["train"]) & set(splits["val"])
+    val_images = set(index["image_name"][splits["val"]])
+    assert not val_images & set(index["image_name"][splits["train"]])
+
+
+def test_latent_pooling():
+    latents = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)
+    assert autoencoder.pool_latents(latents, "flatten").shape == (2, 12)
+    np.testing.assert_allclose(autoencoder.pool_latents(latents, "avgpool")[0].numpy(), [1.5, 5.5, 9.5])
