@@ -1,4 +1,7 @@
-"""Every figure the stages draw (matplotlib, Agg), as functions of arrays and tables writing one file."""
+"""Every figure the stages draw (matplotlib, Agg), as functions of arrays and tables writing one file.
+
+It imports nothing from the package, so a figure module never makes one stage's code a dependency
+of another (RDMs arrive as objects with ``square()``, ``stimuli``, ``name`` and ``meta``)."""
 
 from __future__ import annotations
 
@@ -12,9 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from scipy.stats import rankdata  # noqa: E402
 from sklearn.manifold import ClassicalMDS  # noqa: E402
-
-from neurolatent.science.rsa import RDM, rank  # noqa: E402
 
 
 def autoencoder_reconstructions(originals: np.ndarray, reconstructions: np.ndarray, path: Path, title: str) -> None:
@@ -42,7 +44,7 @@ def autoencoder_reconstructions(originals: np.ndarray, reconstructions: np.ndarr
     plt.close(figure)
 
 
-def rdm_heatmaps(rdms: list[RDM], category: dict[str, str], path: Path) -> None:
+def rdm_heatmaps(rdms: list, category: dict[str, str], path: Path) -> None:
     """One subject's RDMs side by side as percentile heatmaps, images ordered by category with the
     category blocks outlined. rdms : RDMs over that subject's images; category : image -> category."""
     categories = sorted(set(category.values()))
@@ -93,7 +95,7 @@ def rsa_bars(group: pd.DataFrame, path: Path) -> None:
     plt.close(figure)
 
 
-def mds_scatter(rdms: list[RDM], category: dict[str, str], path: Path) -> None:
+def mds_scatter(rdms: list, category: dict[str, str], path: Path) -> None:
     """Classical MDS (scikit-learn's ClassicalMDS) of each RDM's space, images coloured by category."""
     categories = sorted(set(category.values()))
     colours = dict(zip(categories, plt.cm.tab10.colors))
@@ -116,7 +118,7 @@ def squareform_ranks(square: np.ndarray) -> np.ndarray:
     """An RDM's off-diagonal values as percentiles (0-100), for a heatmap whose colours use the range."""
     n = len(square)
     upper = np.triu_indices(n, k=1)
-    ranks = rank(square[upper])
+    ranks = rankdata(square[upper])
     out = np.zeros_like(square)
     out[upper] = 100.0 * (ranks - 1) / max(1, len(ranks) - 1)
     return out + out.T

@@ -37,6 +37,8 @@ Dissimilarity = Literal["correlation", "euclidean", "cosine"]
 Comparison = Literal["pearson", "spearman", "kendall_tau_a", "cosine"]
 DISSIMILARITIES = ("correlation", "euclidean", "cosine")
 COMPARISONS = ("pearson", "spearman", "kendall_tau_a", "cosine")
+#: the rsatoolbox name of our plain euclidean distance (see :meth:`RDM.to_rsatoolbox`)
+EUCLIDEAN_FOR_RSATOOLBOX = "euclidean distance (not squared)"
 #: Kendall tau-a compares every pair of cells (O(cells^2)); beyond this many stimuli use spearman
 KENDALL_MAX_STIMULI = 150
 
@@ -93,12 +95,28 @@ class RDM:
         return RDM(squareform(self.square()[np.ix_(rows, rows)], checks=False), tuple(stimuli),
                    self.dissimilarity, self.name, dict(self.meta))
 
-    def to_rsatoolbox(self):
-        """The same RDM as an ``rsatoolbox.rdm.RDMs`` (needs rsatoolbox installed)."""
+    def to_rsatoolbox(self, squared_euclidean: bool = False):
+        """The same RDM as an ``rsatoolbox.rdm.RDMs``.
+
+        ``correlation`` and ``cosine`` mean what they mean in rsatoolbox. Our ``euclidean`` is the
+        plain distance; rsatoolbox's ``calc_rdm(method="euclidean")`` gives the squared distance over
+        the number of features (``squared euclidean``) and names its square root ``euclidean``, so
+        our values are exported under their own name, ``euclidean distance (not squared)``, which
+        no rsatoolbox transform mistakes for its own; every comparison is unchanged. With
+        ``squared_euclidean=True`` they are converted to rsatoolbox's definition instead (needs the
+        number of features in ``meta["components"]``, which :func:`reduced_rdm` records).
+        """
         from rsatoolbox.rdm import RDMs
 
-        return RDMs(self.upper[None, :], dissimilarity_measure=self.dissimilarity,
-                    rdm_descriptors={"name": [self.name]},
+        values, measure = self.upper, self.dissimilarity
+        if self.dissimilarity == "euclidean":
+            measure = EUCLIDEAN_FOR_RSATOOLBOX
+            if squared_euclidean:
+                if "components" not in self.meta:
+                    raise ValueError(f"RDM {self.name!r}: converting to squared euclidean needs the number of "
+                                     "features (meta['components'])")
+                values, measure = self.upper ** 2 / self.meta["components"], "squared euclidean"
+        return RDMs(values[None, :], dissimilarity_measure=measure, rdm_descriptors={"name": [self.name]},
                     pattern_descriptors={"image_name": list(self.stimuli)})
 
 
@@ -475,13 +493,15 @@ def mantel(permuted: np.ndarray, fixed: np.ndarray, method: Comparison = "spearm
 
 
 @numba.njit(parallel=True, cache=True)
-def _bootstrap_moments(x: np.ndarray, y: np.ndarray, samples: np.ndarray) -> np.ndarray:
+def _bootstrap_moments(x: np.ndarray, y: np.ndarray, samples: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Per resample b: count, sums, sums of squares and cross-products of (x, y) over the cell pairs
-    (a, c), a < c, of the resampled stimuli, skipping pairs that drew the same stimulus twice."""
-    n_boot, n = samples.shape
+    (a, c), a < c < lengths[b], of the resampled stimuli samples[b], skipping pairs that drew the
+    same stimulus twice. x, y : (n, n) float64; samples : (n_boot, width) int32; lengths : (n_boot,)."""
+    n_boot = samples.shape[0]
     out = np.zeros((n_boot, 6))
     for b in numba.prange(n_boot):
         s = samples[b]
+        n = lengths[b]
         cnt = 0.0
         sx = sy = sxx = syy = sxy = 0.0
         for a in range(n - 1):
@@ -507,6 +527,35 @@ def _bootstrap_moments(x: np.ndarray, y: np.ndarray, samples: np.ndarray) -> np.
     return out
 
 
+def _resampled_comparison(first: np.ndarray, second: np.ndarray, method: Comparison, samples: np.ndarray,
+                          lengths: np.ndarray) -> np.ndarray:
+    """The comparison of two RDMs (upper triangles over n stimuli) on each resample of their stimuli:
+    samples (n_boot, width) int32 stimulus indices, the first lengths[b] of row b drawn. Cells
+    between two copies of one stimulus are left out. Returns (n_boot,) float64."""
+    x = np.asarray(first, dtype=np.float64)
+    y = np.asarray(second, dtype=np.float64)
+    if method == "kendall_tau_a":
+        xs, ys = squareform(x, checks=False), squareform(y, checks=False)
+        out = np.empty(len(samples))
+        for b, (row, length) in enumerate(zip(samples, lengths)):
+            drawn = row[:length]
+            a, c = np.triu_indices(length, k=1)
+            keep = drawn[a] != drawn[c]
+            out[b] = _tau_a(xs[drawn[a[keep]], drawn[c[keep]]], ys[drawn[a[keep]], drawn[c[keep]]])
+        return out
+    if method == "spearman":
+        x, y = rank_pair(x, y)
+    elif method not in ("pearson", "cosine"):
+        raise ValueError(f"unknown comparison {method!r} (one of {', '.join(COMPARISONS)})")
+    m = _bootstrap_moments(squareform(x, checks=False), squareform(y, checks=False), samples, lengths)
+    cnt, sx, sy, sxx, syy, sxy = m.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if method == "cosine":
+            return sxy / np.sqrt(sxx * syy)
+        cov = sxy - sx * sy / cnt
+        return cov / np.sqrt((sxx - sx * sx / cnt) * (syy - sy * sy / cnt))
+
+
 def bootstrap(first: np.ndarray, second: np.ndarray, method: Comparison = "spearman",
               n_bootstrap: int = 1000, random_state: int | np.random.Generator = 0) -> np.ndarray:
     """The comparison on ``n_bootstrap`` resamples of the stimuli (with replacement).
@@ -521,28 +570,171 @@ def bootstrap(first: np.ndarray, second: np.ndarray, method: Comparison = "spear
     ndarray, shape (n_bootstrap,), float64. ``np.quantile`` of it gives a percentile CI.
     """
     n = n_items(len(first))
-    rng = np.random.default_rng(random_state)
-    samples = rng.integers(0, n, size=(n_bootstrap, n)).astype(np.int32)
-    x = np.asarray(first, dtype=np.float64)
-    y = np.asarray(second, dtype=np.float64)
-    if method == "kendall_tau_a":
-        xs, ys = squareform(x, checks=False), squareform(y, checks=False)
-        out = np.empty(n_bootstrap)
-        for b, s in enumerate(samples):
-            a, c = np.triu_indices(n, k=1)
-            keep = s[a] != s[c]
-            out[b] = _tau_a(xs[s[a[keep]], s[c[keep]]], ys[s[a[keep]], s[c[keep]]])
+    samples = np.random.default_rng(random_state).integers(0, n, size=(n_bootstrap, n)).astype(np.int32)
+    return _resampled_comparison(first, second, method, samples, np.full(n_bootstrap, n, dtype=np.int64))
+
+
+# ----------------------------------------------------------------------------- group statistics
+
+
+def _canonical(fmri_rdms: list[RDM], model_rdm: RDM) -> tuple[list[str], list[RDM], list[RDM]]:
+    """The union of the subjects' stimuli in the model's order, and each subject's RDM and the model's
+    RDM over that subject's stimuli, both in union order (so a relabelling of the union is the
+    same relabelling for every subject, whatever order its RDM came in)."""
+    seen = set().union(*(r.stimuli for r in fmri_rdms))
+    missing = seen - set(model_rdm.stimuli)
+    if missing:
+        raise ValueError(f"model RDM {model_rdm.name!r} lacks stimulus {sorted(missing)[0]!r} of the subjects' union")
+    union = [name for name in model_rdm.stimuli if name in seen]
+    position = {name: i for i, name in enumerate(union)}
+    subjects, models = [], []
+    for item in fmri_rdms:
+        order = sorted(item.stimuli, key=position.__getitem__)
+        subjects.append(item if list(item.stimuli) == order else item.subset(order))
+        models.append(model_rdm.subset(order))
+    return union, subjects, models
+
+
+class _SharedDesign:
+    """Who saw what: the union of the subjects' stimuli split into atoms, the images seen by exactly
+    the same subjects (real BOLD5000: the 2,952 images all four subjects saw, the 1,964 only CSI1-3
+    saw). A relabelling that permutes within atoms maps every subject's images onto themselves, so
+    it is one relabelling of the union that every subject takes, restricted to its own images; a
+    resample drawn within atoms gives every subject as many draws as it saw images."""
+
+    def __init__(self, union: list[str], subjects: list[RDM]):
+        self.size = len(union)
+        position = {name: i for i, name in enumerate(union)}
+        self.positions = [np.array([position[name] for name in item.stimuli]) for item in subjects]
+        membership = np.zeros((self.size, len(subjects)), dtype=bool)
+        for s, rows in enumerate(self.positions):
+            membership[rows, s] = True
+        _, atom = np.unique(membership, axis=0, return_inverse=True)
+        self.atoms = [np.flatnonzero(atom.ravel() == a) for a in range(atom.max() + 1)]
+        self.local = []
+        for rows in self.positions:
+            local = np.full(self.size, -1, dtype=np.int64)
+            local[rows] = np.arange(len(rows))
+            self.local.append(local)
+
+    def relabellings(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        """(count, size) int64: each row a uniformly random permutation of the union within atoms
+        (row[u] is the image whose model values image u takes)."""
+        out = np.tile(np.arange(self.size), (count, 1))
+        for rows in self.atoms:
+            out[:, rows] = rng.permuted(np.tile(rows, (count, 1)), axis=1)
         return out
-    if method == "spearman":
-        x, y = rank_pair(x, y)
-    elif method not in ("pearson", "cosine"):
-        raise ValueError(f"unknown comparison {method!r} (one of {', '.join(COMPARISONS)})")
-    m = _bootstrap_moments(squareform(x, checks=False), squareform(y, checks=False), samples)
-    cnt, sx, sy, sxx, syy, sxy = m.T
-    if method == "cosine":
-        return sxy / np.sqrt(sxx * syy)
-    cov = sxy - sx * sy / cnt
-    return cov / np.sqrt((sxx - sx * sx / cnt) * (syy - sy * sy / cnt))
+
+    def resamples(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        """(count, size) int64: each row a resample of the union with replacement, within atoms."""
+        out = np.empty((count, self.size), dtype=np.int64)
+        for rows in self.atoms:
+            out[:, rows] = rows[rng.integers(0, len(rows), size=(count, len(rows)))]
+        return out
+
+    def restrict(self, replicates: np.ndarray, subject: int) -> np.ndarray:
+        """The subject's part of union-wide relabellings or resamples, in its own indices:
+        (count, m) with m its number of images."""
+        return self.local[subject][replicates[:, self.positions[subject]]]
+
+
+@dataclass(frozen=True)
+class GroupPermutationResult:
+    """statistic : mean over subjects of each subject's comparison; p : its permutation p;
+    null : (k,) that mean under each shared relabelling of the stimuli; subject_statistics,
+    subject_p : (n_subjects,); subject_nulls : (n_subjects, k), each an exact Mantel null of its
+    own subject (relabellings of its images within atoms, see :class:`_SharedDesign`)."""
+
+    statistic: float
+    p: float
+    null: np.ndarray
+    subject_statistics: np.ndarray
+    subject_p: np.ndarray
+    subject_nulls: np.ndarray
+
+
+def group_mantel(fmri_rdms: list[RDM], model_rdm: RDM, method: Comparison = "spearman",
+                 n_permutations: int = 10_000, random_state: int | np.random.Generator = 0,
+                 device: str = "cpu", chunk: int = 128) -> GroupPermutationResult:
+    """Group permutation test of the mean over subjects of the model-to-subject RDM comparison.
+
+    Each permutation is one relabelling of the model's stimuli that every subject takes, restricted
+    to the images it saw: it permutes images within the atoms of who saw them
+    (:class:`_SharedDesign`), which is what maps every subject's images onto themselves. Subjects
+    who saw the same images therefore get the same relabelling. Independent permutations per
+    subject would make the mean of their nulls too narrow whenever the subjects' RDMs are alike
+    (the same images, similar brains) and p anti-conservative
+    (``tests/science/test_group_statistics.py`` measures both).
+
+    Parameters
+    ----------
+    fmri_rdms : one RDM per subject, each over the images that subject saw
+    model_rdm : an RDM over (at least) the union of those images; the side that is relabelled
+    method : as :func:`compare`
+    n_permutations, random_state, device, chunk : as :func:`mantel`
+
+    Returns
+    -------
+    GroupPermutationResult
+    """
+    union, subjects, models = _canonical(fmri_rdms, model_rdm)
+    design = _SharedDesign(union, subjects)
+    rng = np.random.default_rng(random_state)
+    observed = np.array([compare(model.upper, item.upper, method) for model, item in zip(models, subjects)])
+    nulls = np.empty((len(subjects), n_permutations))
+    prepared = [_prepare(model.upper, item.upper, method) if method != "kendall_tau_a" else None
+                for model, item in zip(models, subjects)]
+    for start in range(0, n_permutations, chunk):
+        relabellings = design.relabellings(min(chunk, n_permutations - start), rng)
+        stop = start + len(relabellings)
+        for s, (model, item) in enumerate(zip(models, subjects)):
+            perms = design.restrict(relabellings, s).astype(np.uint32)
+            if prepared[s] is None:
+                square, upper = model.square(), np.triu_indices(item.n, k=1)
+                nulls[s, start:stop] = [_tau_a(square[np.ix_(p, p)][upper], item.upper) for p in perms]
+            elif device == "cpu":
+                nulls[s, start:stop] = _permuted_dots(prepared[s].x_square, prepared[s].weights, perms, _tile_block(item.n))
+            else:
+                nulls[s, start:stop] = _permuted_dots_torch(prepared[s].x_square, prepared[s].weights, perms, device)
+    null = nulls.mean(axis=0)
+    statistic = float(observed.mean())
+    return GroupPermutationResult(statistic, permutation_p(statistic, null), null, observed,
+                                  np.array([permutation_p(o, n) for o, n in zip(observed, nulls)]), nulls)
+
+
+@dataclass(frozen=True)
+class GroupBootstrapResult:
+    """replicates : (n_bootstrap,) the mean over subjects on each shared resample of the stimuli;
+    subject_replicates : (n_subjects, n_bootstrap)."""
+
+    replicates: np.ndarray
+    subject_replicates: np.ndarray
+
+
+def group_bootstrap(fmri_rdms: list[RDM], model_rdm: RDM, method: Comparison = "spearman",
+                    n_bootstrap: int = 1000, random_state: int | np.random.Generator = 0) -> GroupBootstrapResult:
+    """Bootstrap of the mean over subjects of the model-to-subject comparison, resampling stimuli.
+
+    Each replicate draws one resample (with replacement) of the union of the subjects' stimuli,
+    within the atoms of who saw them (:class:`_SharedDesign`), and every subject takes the draws
+    among its images, as many as it saw: subjects who saw the same images see the same resample,
+    as rsatoolbox's pattern bootstrap resamples one shared stimulus set. Cells between two copies
+    of one stimulus are left out; ``spearman`` uses each subject's full-RDM ranks (as
+    :func:`bootstrap`).
+
+    Returns
+    -------
+    GroupBootstrapResult; ``np.quantile(result.replicates, [0.025, 0.975])`` is a percentile CI.
+    """
+    union, subjects, models = _canonical(fmri_rdms, model_rdm)
+    design = _SharedDesign(union, subjects)
+    resamples = design.resamples(n_bootstrap, np.random.default_rng(random_state))
+    replicates = np.empty((len(subjects), n_bootstrap))
+    for s, (model, item) in enumerate(zip(models, subjects)):
+        samples = design.restrict(resamples, s).astype(np.int32)
+        replicates[s] = _resampled_comparison(model.upper, item.upper, method, samples,
+                                              np.full(n_bootstrap, item.n, dtype=np.int64))
+    return GroupBootstrapResult(replicates.mean(axis=0), replicates)
 
 
 def _pooled_form(vectors: np.ndarray, method: Comparison) -> np.ndarray:

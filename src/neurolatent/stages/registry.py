@@ -4,8 +4,8 @@ The ``neurolatent`` CLI builds its subcommands from :data:`STAGES`, MLflow logs 
 declared params, the stage receives only those (:func:`select_params`), and
 ``tests/test_layout.py`` checks that ``dvc.yaml`` and ``MLproject`` say the same (:func:`dvc_stage`,
 :func:`mlproject_entry_points`) and that each stage's dvc.yaml deps cover its import closure
-(:func:`import_closure`). ``python -m neurolatent.stages.registry`` prints the ``stages:`` section
-of dvc.yaml.
+(:func:`import_closure`). ``python -m neurolatent.stages.registry --write`` rewrites the ``stages:``
+section of dvc.yaml and MLproject's entry points after a change here.
 
 Standard library only: the CLI reads this before the process's numerics are pinned.
 """
@@ -251,8 +251,35 @@ def mlproject_entry_points() -> dict[str, dict[str, str]]:
     return {"main": {"command": "dvc repro"}, **{name: {"command": f"neurolatent {name}"} for name in STAGES}}
 
 
+def write_declarations(root: Path) -> None:
+    """Rewrite the ``stages:`` section of ``root/dvc.yaml`` (the hand-written top-level ``plots:``
+    above it is kept) and ``root/MLproject``'s entry points from the registry."""
+    import yaml
+
+    def dump(data: dict) -> str:
+        return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=200)
+
+    dvc_yaml = root / "dvc.yaml"
+    text = dvc_yaml.read_text()
+    lines: list[str] = []
+    for line in dump({"stages": {name: dvc_stage(stage) for name, stage in STAGES.items()}}).splitlines():
+        if line.startswith("  ") and not line.startswith("   ") and lines[-1] != "stages:":
+            lines.append("")  # a blank line between stages
+        lines.append(line)
+    dvc_yaml.write_text(text[:text.index("stages:")] + "\n".join(lines) + "\n")
+    mlproject = root / "MLproject"
+    text = mlproject.read_text()
+    mlproject.write_text(text[:text.index("name: neurolatent")]
+                         + dump({"name": "neurolatent", "entry_points": mlproject_entry_points()}))
+
+
 if __name__ == "__main__":
+    import argparse
     import json
 
-    # YAML is a superset of JSON: paste under `stages:` or load with yaml.safe_load
-    print(json.dumps({name: dvc_stage(stage) for name, stage in STAGES.items()}, indent=2))
+    parser = argparse.ArgumentParser(description="Print (or --write) dvc.yaml's stages from the registry.")
+    parser.add_argument("--write", action="store_true", help="rewrite dvc.yaml's stages and MLproject in the cwd")
+    if parser.parse_args().write:
+        write_declarations(Path.cwd())
+    else:
+        print(json.dumps({name: dvc_stage(stage) for name, stage in STAGES.items()}, indent=2))

@@ -9,9 +9,13 @@ data), over the images that subject saw (joined by name):
 3. a Mantel test (``rsa.permutations``) gives p, a bootstrap over stimuli (``rsa.bootstrap``)
    the CI, and the study's Pearson r and naive p (cells counted as independent) are kept beside.
 
-The group value is the mean over subjects; its null distribution is the mean of the subjects'
-permutation nulls, its CI the mean of their bootstrap replicates. The noise ceiling (leave one
-subject out) uses the pairs of images the subjects share.
+Each model's RDM is computed once, over every image any subject saw; a subject is compared with
+its rows. The group value is the mean over subjects; its permutation test and bootstrap relabel
+and resample the union of the subjects' images once per replicate, the same draw for every
+subject restricted to its own images (within the atoms of who saw which image:
+:func:`neurolatent.science.rsa.group_mantel`, ``group_bootstrap``), so the group null is as wide
+as it must be when subjects saw the same images. The noise ceiling (leave one subject
+out) uses the pairs of images the subjects share.
 
 Outputs: ``data/rdms/`` (:mod:`neurolatent.io.rdms`), ``metrics/rsa.json`` (flat keys
 ``rsa.<fmri>.<model>.<statistic>``), ``plots/rsa/`` (``group.csv`` for ``dvc plots``,
@@ -36,7 +40,6 @@ from neurolatent.io.representations import (StimulusMatrix, fmri_latents, fmri_s
                                             image_models, planted_features)
 from neurolatent.runtime import torch_device
 from neurolatent.science import rsa
-from neurolatent.science.stats import permutation_p
 
 STATISTICS = ("r", "p", "ci_low", "ci_high", "r_pearson", "p_naive_wrong_df")
 
@@ -55,16 +58,6 @@ def _rdm(matrix: np.ndarray, stimuli: tuple[str, ...], params: SimpleNamespace, 
     return item
 
 
-def compare_subject(fmri_rdm: rsa.RDM, model_rdm: rsa.RDM, params: SimpleNamespace, device: str) -> dict:
-    """One subject, one fMRI representation, one model: statistic, null, bootstrap, the study's r."""
-    rng = _rng(params, fmri_rdm.name, model_rdm.name)
-    test = rsa.mantel(model_rdm.upper, fmri_rdm.upper, params.compare, params.permutations, rng, device=device)
-    boot = rsa.bootstrap(model_rdm.upper, fmri_rdm.upper, params.compare, params.bootstrap, rng)
-    r_pearson = rsa.compare(model_rdm.upper, fmri_rdm.upper, "pearson")
-    return {"r": test.statistic, "p": test.p, "null": test.null, "boot": boot, "r_pearson": r_pearson,
-            "p_naive_wrong_df": rsa.naive_p(r_pearson, len(fmri_rdm.upper)), "cells": len(fmri_rdm.upper)}
-
-
 def _inputs(params: SimpleNamespace, paths: SimpleNamespace) -> tuple[dict, dict, pd.DataFrame]:
     """fMRI representations {kind: {subject: matrix}}, image models {name: matrix}, stimuli."""
     stimuli = pd.read_parquet(paths.stimuli)
@@ -81,58 +74,68 @@ def _inputs(params: SimpleNamespace, paths: SimpleNamespace) -> tuple[dict, dict
     return fmri, models, stimuli
 
 
-def _group_row(kind: str, model: str, per_subject: list[dict], ceiling: tuple[float, float], tail: float) -> dict:
-    """The group statistics of one comparison from its subjects' results."""
-    r = float(np.mean([x["r"] for x in per_subject]))
-    null = np.mean([x["null"] for x in per_subject], axis=0)
-    boot = np.mean([x["boot"] for x in per_subject], axis=0)
-    r_pearson = float(np.mean([x["r_pearson"] for x in per_subject]))
-    return {"comparison": f"{kind}: {model}", "fmri": kind, "model": model, "r": r, "p": permutation_p(r, null),
-            "ci_low": float(np.quantile(boot, tail)), "ci_high": float(np.quantile(boot, 1 - tail)),
-            "r_pearson": r_pearson,
-            # the study's test, cells of every subject counted as independent observations
-            "p_naive_wrong_df": rsa.naive_p(r_pearson, sum(x["cells"] for x in per_subject)),
-            "noise_ceiling_lower": ceiling[0], "noise_ceiling_upper": ceiling[1]}
+def _comparison_rows(kind: str, model: str, fmri_rdms: list[rsa.RDM], model_rdm: rsa.RDM, settings: SimpleNamespace,
+                     device: str, ceiling: tuple[float, float]) -> tuple[list[dict], dict]:
+    """One fMRI representation against one model: a row per subject and the group row.
+
+    The group test and CI relabel and resample the union of the subjects' images once per
+    replicate for every subject (:func:`neurolatent.science.rsa.group_mantel`, ``group_bootstrap``);
+    each subject's p comes from its own part of those shared permutations, its CI from its own
+    bootstrap."""
+    tail = (1 - settings.ci) / 2
+    rng = _rng(settings, kind, model)
+    test = rsa.group_mantel(fmri_rdms, model_rdm, settings.compare, settings.permutations, rng, device=device)
+    boot = rsa.group_bootstrap(fmri_rdms, model_rdm, settings.compare, settings.bootstrap, rng)
+    subject_rows, pearson, cells = [], [], 0
+    for s, fmri_rdm in enumerate(fmri_rdms):
+        own_model = model_rdm.subset(fmri_rdm.stimuli)
+        own_boot = rsa.bootstrap(own_model.upper, fmri_rdm.upper, settings.compare, settings.bootstrap,
+                                 _rng(settings, fmri_rdm.name, model))
+        pearson.append(rsa.compare(own_model.upper, fmri_rdm.upper, "pearson"))
+        cells += len(fmri_rdm.upper)
+        subject_rows.append({"fmri": kind, "model": model, "subject": fmri_rdm.meta["subject"], "stimuli": fmri_rdm.n,
+                             "r": float(test.subject_statistics[s]), "p": float(test.subject_p[s]),
+                             "ci_low": float(np.quantile(own_boot, tail)), "ci_high": float(np.quantile(own_boot, 1 - tail)),
+                             "r_pearson": pearson[-1], "p_naive_wrong_df": rsa.naive_p(pearson[-1], len(fmri_rdm.upper)),
+                             "cells": len(fmri_rdm.upper)})
+    r_pearson = float(np.mean(pearson))
+    group = {"comparison": f"{kind}: {model}", "fmri": kind, "model": model, "r": test.statistic, "p": test.p,
+             "ci_low": float(np.quantile(boot.replicates, tail)),
+             "ci_high": float(np.quantile(boot.replicates, 1 - tail)), "r_pearson": r_pearson,
+             # the study's test, cells of every subject counted as independent observations
+             "p_naive_wrong_df": rsa.naive_p(r_pearson, cells),
+             "noise_ceiling_lower": ceiling[0], "noise_ceiling_upper": ceiling[1]}
+    return subject_rows, group
 
 
 def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     settings = params.rsa
     device = torch_device(params.compute.device, params.compute.threads)
     fmri, models, stimuli = _inputs(params, paths)
-    tail = (1 - settings.ci) / 2
+    seen = set().union(*(sample.stimuli for per_subject in fmri.values() for sample in per_subject.values()))
+    union = tuple(name for name in stimuli["image_name"] if name in seen)
+    # one RDM per model, over every image any subject saw; each subject is compared with its rows
+    model_rdms = {model: _rdm(features.rows(union), union, settings, model, "all") for model, features in models.items()}
     fmri_rdms: list[rsa.RDM] = []
-    model_rdms: dict[tuple[str, tuple[str, ...]], rsa.RDM] = {}
     subject_rows, group_rows, metrics = [], [], {}
     for kind, per_subject in fmri.items():
-        kind_rdms, results = [], {model: [] for model in models}
-        for subject, sample in per_subject.items():
-            kind_rdms.append(_rdm(sample.matrix, sample.stimuli, settings, f"{kind}/{subject}", subject))
-            for model, features in models.items():
-                key = (model, sample.stimuli)
-                if key not in model_rdms:
-                    model_rdms[key] = _rdm(features.rows(sample.stimuli), sample.stimuli, settings,
-                                           f"{model}/{subject}", subject)
-                result = compare_subject(kind_rdms[-1], model_rdms[key], settings, device)
-                results[model].append(result)
-                subject_rows.append({"fmri": kind, "model": model, "subject": subject, "stimuli": sample.matrix.shape[0],
-                                     **{k: v for k, v in result.items() if k not in ("null", "boot")},
-                                     "ci_low": float(np.quantile(result["boot"], tail)),
-                                     "ci_high": float(np.quantile(result["boot"], 1 - tail))})
+        kind_rdms = [_rdm(sample.matrix, sample.stimuli, settings, f"{kind}/{subject}", subject)
+                     for subject, sample in per_subject.items()]
         fmri_rdms += kind_rdms
-        seen = set().union(*(r.stimuli for r in kind_rdms))
-        order = [name for name in stimuli["image_name"] if name in seen]
+        order = [name for name in union if name in set().union(*(r.stimuli for r in kind_rdms))]
         ceiling = (rsa.noise_ceiling(rsa.union_vectors(kind_rdms, order), settings.compare) if len(kind_rdms) >= 2
                    else (float("nan"), float("nan")))
         metrics.update({f"rsa.{kind}.noise_ceiling_lower": ceiling[0], f"rsa.{kind}.noise_ceiling_upper": ceiling[1],
                         f"rsa.{kind}.components": float(np.mean([r.meta["components"] for r in kind_rdms])),
                         f"rsa.{kind}.variance": float(np.mean([r.meta["variance"] for r in kind_rdms]))})
-        for model, per in results.items():
-            group_rows.append(_group_row(kind, model, per, ceiling, tail))
-            metrics.update({f"rsa.{kind}.{model}.{name}": group_rows[-1][name] for name in STATISTICS})
-    for model in models:
-        reduced = [r for (m, _), r in model_rdms.items() if m == model]
-        metrics[f"rsa.{model}.components"] = float(np.mean([r.meta["components"] for r in reduced]))
-        metrics[f"rsa.{model}.variance"] = float(np.mean([r.meta["variance"] for r in reduced]))
+        for model, model_rdm in model_rdms.items():
+            rows, group = _comparison_rows(kind, model, kind_rdms, model_rdm, settings, device, ceiling)
+            subject_rows += rows
+            group_rows.append(group)
+            metrics.update({f"rsa.{kind}.{model}.{name}": group[name] for name in STATISTICS})
+    for model, model_rdm in model_rdms.items():
+        metrics[f"rsa.{model}.components"] = float(model_rdm.meta["components"])
+        metrics[f"rsa.{model}.variance"] = float(model_rdm.meta["variance"])
     metrics.update({"rsa.subjects": len(next(iter(fmri.values()))), "rsa.permutations": settings.permutations,
                     "rsa.stimuli_per_subject": float(np.mean([r["stimuli"] for r in subject_rows]))})
 
@@ -140,13 +143,14 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     with atomic_dir(Path(paths.rdms)) as out:
         save_rdms(rdms, out)
     category = dict(zip(stimuli["image_name"], stimuli["category"]))
-    first_subject = [r for r in rdms if r.meta["subject"] == min(r.meta["subject"] for r in rdms)]
+    first = [r for r in fmri_rdms if r.meta["subject"] == fmri_rdms[0].meta["subject"]]
+    first += [m.subset(first[0].stimuli) for m in model_rdms.values()]
     with atomic_dir(Path(paths.plots)) as out:
         pd.DataFrame(group_rows).to_csv(out / "group.csv", index=False)
         pd.DataFrame(subject_rows).to_csv(out / "subjects.csv", index=False)
-        figures.rdm_heatmaps(first_subject, category, out / "rdms.png")
+        figures.rdm_heatmaps(first, category, out / "rdms.png")
         figures.rsa_bars(pd.DataFrame(group_rows), out / "rsa_per_model.png")
-        figures.mds_scatter(first_subject, category, out / "mds.png")
+        figures.mds_scatter(first, category, out / "mds.png")
     write_metrics(metrics, paths.metrics)
     tracking.log_artifacts([Path(paths.plots) / name for name in ("rdms.png", "rsa_per_model.png", "mds.png")], "rsa")
     return metrics
