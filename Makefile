@@ -8,16 +8,18 @@ BIN    := $(VENV)/bin
 # PATH for every command this Makefile runs, whether or not the user activated the environment
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test setup clean-venv study corrected chromium
+.PHONY: repro test setup clean-venv study corrected corrected-glmsingle chromium
 
 # The study's configuration and the corrected one on a real BOLD5000 copy, each one DVC experiment:
-#   make study BOLD5000=/data/ds001499 STIMULI=/data/BOLD5000_Stimuli
-#   make corrected BOLD5000=/data/ds001499 STIMULI=/data/BOLD5000_Stimuli
-# (README, "The study's configuration and the corrected one", says what differs and why.)
+#   make study BOLD5000=/data/ds001499 STIMULI=/data/BOLD5000_Stimuli               (raw runs)
+#   make corrected BOLD5000=/data/ds001499 STIMULI=/data/BOLD5000_Stimuli           (fMRIPrep T1w runs + SPM ROIs)
+#   make corrected-glmsingle BOLD5000=/data/ds001499 STIMULI=/data/BOLD5000_Stimuli GLMSINGLE=/data/BOLD5000_GLMsingle
+# (README, "Running on the real BOLD5000" and "The study's configuration and the corrected one".)
 REAL_DATA = -S data.source=bids -S data.bids_root=$(BOLD5000) -S data.stimuli_root=$(STIMULI) \
             -S 'data.sessions=null' -S 'data.runs=null' -S 'fmri_ae.train_subjects=[CSI1,CSI2,CSI3]' \
             -S 'fmri_ae.test_subjects=[CSI4]'
-STUDY = -S preprocess.method=rendered -S preprocess.render.size=672 -S preprocess.render.samples=all_trs \
+STUDY = -S 'data.forms=[raw]' -S preprocess.space=raw -S preprocess.mask=brain \
+        -S preprocess.method=rendered -S preprocess.render.size=672 -S preprocess.render.samples=all_trs \
         -S preprocess.render.engine=fast -S preprocess.lag_s=0 -S preprocess.anchor=offset \
         -S embed.pooling=flatten -S embed.tokens=flat -S 'embed.image_models=[google/vit-base-patch16-224-in21k]' \
         -S 'rsa.fmri=[ae]' -S rsa.variance=0.70 -S rsa.min_components=1 -S rsa.dissimilarity=correlation \
@@ -31,7 +33,11 @@ study: $(VENV)/.installed
 	$(BIN)/dvc exp run -n study $(REAL_DATA) $(STUDY)
 
 corrected: $(VENV)/.installed
-	$(BIN)/dvc exp run -n corrected $(REAL_DATA) $(CORRECTED)
+	$(BIN)/dvc exp run -n corrected $(REAL_DATA) -S 'data.forms=[T1w]' -S preprocess.space=T1w $(CORRECTED)
+
+corrected-glmsingle: $(VENV)/.installed
+	$(BIN)/dvc exp run -n corrected-glmsingle $(REAL_DATA) $(CORRECTED) -S 'data.forms=[glmsingle]' \
+	  -S data.glmsingle_root=$(GLMSINGLE) -S preprocess.method=glmsingle
 
 repro: $(VENV)/.installed
 	$(BIN)/dvc repro

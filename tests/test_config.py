@@ -23,6 +23,16 @@ def test_project_params_are_valid():
     ({"data": {"snr": 1}}, "data.snr: unknown key"),
     ({"stages": {}}, "stages: unknown key"),
     ({"data": {"source": "bids"}}, "data.source: 'bids' needs both data.bids_root and data.stimuli_root"),
+    # a mask meets only data in its own space: no SPM ROI masks on raw runs
+    ({"preprocess": {"space": "raw", "mask": "region"}},
+     "preprocess.mask: region needs preprocess.space: T1w (the SPM ROI masks were drawn on fMRIPrep's T1w-space data"),
+    ({"preprocess": {"space": "raw", "mask": "region", "method": "volume"}}, "set space: T1w, or mask: brain with raw runs"),
+    ({"data": {"forms": ["raw"]}}, "preprocess.space: T1w runs are read, but data.forms lacks T1w"),
+    ({"data": {"forms": ["T1w"]}, "preprocess": {"method": "glmsingle"}},
+     "preprocess.method: glmsingle reads the GLMsingle betas, but data.forms lacks glmsingle"),
+    ({"data": {"source": "bids", "bids_root": "/d", "stimuli_root": "/s"}},
+     "data.forms: glmsingle from a real copy needs data.glmsingle_root"),
+    ({"data": {"synthetic": {"roi_radius_mm": 12}}}, "data.synthetic.roi_radius_mm: Input should be less than or equal to 10"),
 ])
 def test_bad_values_name_the_key(raw, expected):
     with pytest.raises(NeurolatentError) as info:
@@ -30,6 +40,13 @@ def test_bad_values_name_the_key(raw, expected):
     message = str(info.value)
     assert message.startswith("params.yaml: ") and expected in message
     assert "\n" not in message
+
+
+def test_the_studys_pictures_may_come_from_raw_runs():
+    """rendered draws whole volumes: no mask, so raw runs are fine (the study's configuration)."""
+    params = validate_params({"preprocess": {"space": "raw", "method": "rendered"}})
+    assert params.preprocess.space == "raw"
+    assert validate_params({"preprocess": {"space": "raw", "mask": "brain", "method": "betas"}}).preprocess.mask == "brain"
 
 
 def test_bad_files(tmp_path):
@@ -41,7 +58,7 @@ def test_bad_files(tmp_path):
         load_params(broken)
 
 
-@pytest.mark.parametrize("target", ["study", "corrected"])
+@pytest.mark.parametrize("target", ["study", "corrected", "corrected-glmsingle"])
 def test_documented_configurations_are_valid_params(target):
     """The -S overrides of `make study` / `make corrected` make a params.yaml that validates."""
     import shlex
@@ -51,8 +68,9 @@ def test_documented_configurations_are_valid_params(target):
 
     root = Path(__file__).resolve().parents[1]
     command = subprocess.run(["make", "-s", "-n", target, "BOLD5000=/data/ds001499", "STIMULI=/data/BOLD5000_Stimuli",
-                              "VENV=.venv-for-dry-run"], cwd=root, capture_output=True, text=True, check=True).stdout
-    words = shlex.split(command.strip().splitlines()[-1])
+                              "GLMSINGLE=/data/BOLD5000_GLMsingle", "VENV=.venv-for-dry-run"], cwd=root, capture_output=True,
+                             text=True, check=True).stdout
+    words = shlex.split(command.strip().replace("\\\n", " ").splitlines()[-1])
     params = yaml.safe_load((root / "params.yaml").read_text())
     overrides = [words[i + 1] for i, word in enumerate(words) if word == "-S"]
     assert len(overrides) > 10

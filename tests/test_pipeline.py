@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -166,10 +167,14 @@ def test_outputs_travel_through_an_s3_remote(project, tmp_path, s3_server):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method,engine", [("volume", "nilearn"), ("rendered", "nilearn"), ("rendered", "fast")])
-def test_dvc_exp_run_per_method(project, method, engine):
-    _run(["dvc", "exp", "run", "-S", f"preprocess.method={method}", "-S", "preprocess.render.size=32",
-          "-S", f"preprocess.render.engine={engine}", "-S", "fmri_ae.channels=[3,8,16]"], project)
+@pytest.mark.parametrize("overrides", [
+    ["preprocess.method=volume", "preprocess.space=T1w"],
+    ["preprocess.method=rendered", "preprocess.space=raw", "preprocess.mask=brain", "preprocess.render.engine=fast",
+     "preprocess.render.size=32", "fmri_ae.channels=[3,8,16]"],
+], ids=["volume-T1w", "rendered-raw"])
+def test_dvc_exp_run_per_method(project, overrides):
+    _run(["dvc", "exp", "run", *(word for o in overrides for word in ("-S", o))], project)
+    method = overrides[0].split("=")[1]
     meta = (project / "data/processed/fmri/samples.json").read_text()
     assert f'"method": "{method}"' in meta
     columns = _run(["dvc", "exp", "show", "--no-pager", "--csv"], project).splitlines()[0].split(",")
@@ -177,6 +182,33 @@ def test_dvc_exp_run_per_method(project, method, engine):
     for metric in ("fmri_ae.best_val_loss", "fmri_ae.test_loss", "rsa.ae.planted.r", "rsa.ae.planted.p",
                    "stitch.decode.ae.planted.ridge.two_way"):
         assert any(column.endswith(metric) for column in columns), (metric, columns)
+
+
+@pytest.mark.slow
+def test_a_copy_with_only_events_stimuli_and_the_glmsingle_release_runs_end_to_end(project, tmp_path):
+    """The real-data path of most BOLD5000 users: no runs at all, only the events files, the stimuli
+    and release 2.0 (laid out flat, as figshare serves it), through every stage."""
+    synthetic = project / "data/raw/bold5000"
+    copy, release = tmp_path / "ds001499", tmp_path / "BOLD5000_GLMsingle"
+    for path in synthetic.rglob("*"):
+        rel = path.relative_to(synthetic)
+        if path.is_file() and (path.name.endswith("_events.tsv") or rel.parts[0] == "BOLD5000_Stimuli"):
+            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, copy / rel)
+    (release / "BOLD5000_GLMsingle_ROI_betas/py").mkdir(parents=True)
+    for path in (synthetic / "derivatives/glmsingle").rglob("*"):
+        if path.is_file() and not path.name.endswith("_schedule.tsv"):
+            target = release / ("BOLD5000_GLMsingle_ROI_betas/py" if path.suffix == ".npy" else "") / path.name
+            shutil.copy(path, target)
+    _run(["dvc", "exp", "run", "-n", "glmsingle-only", "-S", "data.source=bids", "-S", f"data.bids_root={copy}",
+          "-S", f"data.stimuli_root={copy}/BOLD5000_Stimuli", "-S", f"data.glmsingle_root={release}",
+          "-S", "data.forms=[glmsingle]", "-S", "preprocess.method=glmsingle"], project)
+    assert '"method": "glmsingle"' in (project / "data/processed/fmri/samples.json").read_text()
+    assert not list((project / "data/raw/bold5000").rglob("*_bold.nii.gz"))
+    rsa_metrics = json.loads((project / "metrics/rsa.json").read_text())
+    # a real copy has no planted truth: the image models alone, each with a finite statistic
+    assert "rsa.samples.planted.r" not in rsa_metrics
+    assert all(np.isfinite(rsa_metrics[f"rsa.samples.{model}.r"]) for model in ("pixels", "image_ae"))
 
 
 @pytest.mark.slow

@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # the libraries' own INFO lines are not ours to show (MLflow's: see tracking.stage_run)
+    for name in ("alembic", "urllib3", "numba", "matplotlib"):
+        logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         metrics = run_stage(STAGES[args.stage], args)
     except NeurolatentError as exc:

@@ -16,6 +16,9 @@ from neurolatent.io.bids import MAX_RUNS_PER_SESSION, N_SESSIONS, SUBJECTS
 from neurolatent.errors import NeurolatentError
 
 Subject = Literal["CSI1", "CSI2", "CSI3", "CSI4"]
+#: BOLD5000's three forms: raw BIDS runs (scanner space of each session), fMRIPrep's T1w-space
+#: derivatives with the SPM ROI masks, the GLMsingle single-trial betas of release 2.0
+Form = Literal["raw", "T1w", "glmsingle"]
 
 
 class _Section(BaseModel):
@@ -28,12 +31,13 @@ class SyntheticParams(_Section):
     seed: Annotated[int, Field(ge=0)] = 0
     #: sd of a voxel's trial-to-trial peak response over its noise sd; 0 = no stimulus signal at all
     snr: Annotated[float, Field(ge=0, le=1000)] = 1.0
-    #: isotropic grid of the MNI152 brain the runs are drawn on (BOLD5000: 2 mm)
+    #: voxel size of the grids (BOLD5000: 2 mm; raw 106x106x69, T1w 71x89x72 at 2 mm, scaled)
     voxel_size_mm: Annotated[int, Field(ge=1, le=8)] = 2
     #: side of the square stimulus images, pixels
     image_size: Annotated[int, Field(ge=32, le=1024)] = 128
-    #: radius of each of the two (left/right) spheres of the planted visual region, mm
-    roi_radius_mm: Annotated[float, Field(gt=0, le=40)] = 12.0
+    #: radius of each of the ten ROI spheres (five ROIs x two hemispheres) of the planted region, mm
+    #: (at most 10: the left and right EarlyVis spheres are 20 mm apart and must not overlap)
+    roi_radius_mm: Annotated[float, Field(gt=0, le=10)] = 7.0
     #: voxel noise sd as a percentage of the voxel's baseline intensity (median over voxels)
     noise_percent: Annotated[float, Field(gt=0, le=50)] = 1.0
     #: amplitude of the slow scanner drift, in units of each voxel's noise sd
@@ -55,7 +59,13 @@ class DataParams(_Section):
     bids_root: str | None = None
     #: the stimulus release folder that holds ``Scene_Stimuli/`` (BOLD5000_Stimuli)
     stimuli_root: str | None = None
-    #: real runs are linked into data/raw (hardlink falls back to copy across filesystems)
+    #: the GLMsingle release 2.0 folder (ROI betas, session betas, brain masks, presentation lists),
+    #: searched by file name, when source is bids and forms include glmsingle
+    glmsingle_root: str | None = None
+    #: the forms the dataset stage writes (synthetic) or links (bids): the raw runs, fMRIPrep's T1w
+    #: derivatives with the SPM ROI masks, the GLMsingle betas
+    forms: Annotated[list[Form], Field(min_length=1)] = ["raw", "T1w", "glmsingle"]
+    #: real files are linked into data/raw (hardlink falls back to copy across filesystems)
     link: Literal["hardlink", "copy"] = "hardlink"
     synthetic: SyntheticParams = SyntheticParams()
 
@@ -72,6 +82,11 @@ class DataParams(_Section):
                     )
         if self.source == "bids" and (self.bids_root is None or self.stimuli_root is None):
             raise ValueError("source: 'bids' needs both data.bids_root and data.stimuli_root")
+        if len(set(self.forms)) != len(self.forms):
+            raise ValueError("forms: a form is listed twice")
+        if self.source == "bids" and "glmsingle" in self.forms and self.glmsingle_root is None:
+            raise ValueError("forms: glmsingle from a real copy needs data.glmsingle_root (the release 2.0 folder); "
+                             "or drop glmsingle from data.forms")
         return self
 
 
@@ -94,14 +109,20 @@ class RenderParams(_Section):
 class PreprocessParams(_Section):
     """Stage fmri: one sample per trial (or per TR) from the BOLD runs."""
 
-    method: Literal["rendered", "volume", "betas"] = "betas"
+    #: betas (single-trial GLM of the runs), volume, rendered (the study's pictures), or glmsingle
+    #: (release 2.0's single-trial betas: no runs needed)
+    method: Literal["rendered", "volume", "betas", "glmsingle"] = "betas"
+    #: the runs read by volume, betas and rendered: raw (as acquired, each session in its own scanner
+    #: space; the study) or T1w (fMRIPrep's motion-corrected runs in the subject's anatomy)
+    space: Literal["raw", "T1w"] = "T1w"
     #: seconds after the anchor: one number takes the nearest volume, [a, b] averages the
     #: linearly interpolated signal over that window. The study: 0 (no haemodynamic lag).
     lag_s: Annotated[float, Field(ge=0, le=30)] | tuple[Annotated[float, Field(ge=0, le=30)], Annotated[float, Field(ge=0, le=30)]] = (4.0, 6.0)
     #: what lag_s counts from: stimulus onset, or its offset (the study took the offset volume)
     anchor: Literal["onset", "offset"] = "onset"
-    #: voxels kept by volume and betas: the visual region (planted region for synthetic data,
-    #: the SPM ROI masks named in rois for real data) or the whole brain (EPI mask)
+    #: voxels kept by volume, betas and glmsingle: the visual region (the SPM ROI masks named in
+    #: rois, T1w space only) or the whole brain (raw: an EPI mask of the run; T1w: fMRIPrep's brain
+    #: mask; glmsingle: the release's brain mask)
     mask: Literal["region", "brain"] = "region"
     rois: Annotated[list[Literal["EarlyVis", "LOC", "OPA", "PPA", "RSC"]], Field(min_length=1)] = list(ROI_NAMES)
     #: single-trial GLM: least-squares-all (one model) or least-squares-separate (one model per trial)
@@ -278,6 +299,24 @@ class Params(_Section):
     embed: EmbedParams = EmbedParams()
     rsa: RsaParams = RsaParams()
     stitch: StitchParams = StitchParams()
+
+    @model_validator(mode="after")
+    def _check_forms(self) -> "Params":
+        """A mask meets only data in its own space; each method reads a form the dataset has."""
+        preprocess, forms = self.preprocess, self.data.forms
+        if preprocess.method == "glmsingle":
+            if "glmsingle" not in forms:
+                raise ValueError("preprocess.method: glmsingle reads the GLMsingle betas, but data.forms lacks "
+                                 "glmsingle")
+            return self
+        if preprocess.space not in forms:
+            raise ValueError(f"preprocess.space: {preprocess.space} runs are read, but data.forms lacks "
+                             f"{preprocess.space}")
+        if preprocess.space == "raw" and preprocess.mask == "region" and preprocess.method != "rendered":
+            raise ValueError("preprocess.mask: region needs preprocess.space: T1w (the SPM ROI masks were drawn on "
+                             "fMRIPrep's T1w-space data; raw runs sit in each session's scanner space, so a mask "
+                             "carried over by affine misses the ROIs): set space: T1w, or mask: brain with raw runs")
+        return self
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

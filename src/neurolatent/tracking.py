@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import math
 import os
 import subprocess
@@ -73,6 +74,9 @@ def stage_run(stage: str, params: dict[str, Any]) -> Iterator[Any]:
     """
     import mlflow  # slow to import: only stages pay for it
 
+    # MLflow sets its logger to INFO when imported: its store-creation lines would reach the user's
+    # stderr beside the stage's own (one line on failure); keep them unless debugging
+    logging.getLogger("mlflow").setLevel(logging.DEBUG if logging.getLogger().level <= logging.DEBUG else logging.WARNING)
     mlflow.set_experiment(EXPERIMENT)
     commit = git_commit()
     exp_name = os.environ.get("DVC_EXP_NAME")

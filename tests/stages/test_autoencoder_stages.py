@@ -31,7 +31,7 @@ def test_fmri_ae_and_embed_fmri_stages(stage_inputs, tmp_path, method, extra):
     p = {"preprocess": {"method": method, "jobs": 1, "render": {"size": 32, "engine": "fast"}},
          "fmri_ae": {"train_subjects": ["CSI1"], "test_subjects": ["CSI4"], **extra, "train": {"epochs": 2, "batch_size": 8}},
          "embed": {"pooling": "flatten"}}
-    run_stage("fmri", p, raw=raw, truth=truth, trials=where / "trials.parquet", out=tmp_path / "fmri")
+    run_stage("fmri", p, raw=raw, trials=where / "trials.parquet", out=tmp_path / "fmri")
     metrics = run_stage("fmri_ae", p, samples=tmp_path / "fmri", model=tmp_path / "model", metrics=tmp_path / "m.json",
                         plots=tmp_path / "loss.csv", checkpoints=tmp_path / "ckpt")
     assert metrics["fmri_ae.epochs"] == 2 and metrics["fmri_ae.n_test"] == 74

@@ -19,8 +19,8 @@ from neurolatent.stages.fmri import _tr_index
 from conftest import run_stage
 
 
-def run_fmri(raw: Path, truth: Path, trials: Path, out: Path, **preprocess) -> dict:
-    return run_stage("fmri", {"preprocess": {"jobs": 1, **preprocess}}, raw=raw, truth=truth, trials=trials, out=out)
+def run_fmri(raw: Path, trials: Path, out: Path, **preprocess) -> dict:
+    return run_stage("fmri", {"preprocess": {"jobs": 1, **preprocess}}, raw=raw, trials=trials, out=out)
 
 
 def make_trials(raw: Path, where: Path) -> Path:
@@ -54,7 +54,7 @@ def trials_null(null_dataset, tmp_path_factory):
 
 
 def _run(dataset, trials, out, **values):
-    return run_fmri(dataset[0], dataset[1], trials, out, **values)
+    return run_fmri(dataset[0], trials, out, **values)
 
 
 @pytest.mark.parametrize("method", ["betas", "volume"])
@@ -122,7 +122,7 @@ def test_volume_at_lag_on_a_known_series():
 def test_nan_volume_is_an_error(small_dataset, dataset_copy, tmp_path):
     raw = dataset_copy
     trials = make_trials(raw, tmp_path)
-    path = raw / bids.bold_path("CSI1", 1, 7)
+    path = raw / bids.preproc_path("CSI1", 1, 7)  # the run the default space (T1w) reads
     image = nib.load(path)
     data = np.asanyarray(image.dataobj).astype(np.float32)
     data[..., 5] = np.nan
@@ -130,7 +130,7 @@ def test_nan_volume_is_an_error(small_dataset, dataset_copy, tmp_path):
     header.set_data_dtype(np.float32)
     nib.save(nib.Nifti1Image(data, image.affine, header), path)
     with pytest.raises(NeurolatentError, match="NaN or infinite"):
-        run_fmri(raw, small_dataset[1], trials, tmp_path / "out", method="volume")
+        run_fmri(raw, trials, tmp_path / "out", method="volume")
     assert not (tmp_path / "out").exists()
 
 
@@ -194,7 +194,7 @@ def test_peak_memory_does_not_grow_with_the_number_of_runs(tmp_path):
         subset = tmp_path / f"trials{n_runs}.parquet"
         trials[trials["run"] <= n_runs].to_parquet(subset)
         tracemalloc.start()
-        run_fmri(raw, truth, subset, tmp_path / f"out{n_runs}", method="volume", mask="brain")
+        run_fmri(raw, subset, tmp_path / f"out{n_runs}", method="volume", mask="brain")
         peaks[n_runs] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     one_run = np.prod(nib.load(raw / bids.bold_path("CSI1", 1, 1)).shape) * 4

@@ -51,7 +51,8 @@ def test_trials_stage_writes_both_tables(small_dataset, tmp_path):
 
 
 EVENTS = bids.events_path("CSI1", 1, 1)
-BOLD = bids.bold_path("CSI1", 1, 1)
+#: the run the project's configuration reads (preprocess.space: T1w: fMRIPrep's run)
+BOLD = bids.run_path("T1w", "CSI1", 1, 1)
 
 
 def _edit_events(raw: Path, edit) -> None:
@@ -118,15 +119,15 @@ def _response_not_number(raw):
 @pytest.mark.parametrize("damage, file_part, problem", [
     (_missing_column, EVENTS.name, "missing column(s) ImgType"),
     (_extra_column, EVENTS.name, "unexpected column(s) Comment"),
-    (_events_without_bold, EVENTS.name, "events file has no matching BOLD run"),
-    (_bold_without_events, BOLD.name, "BOLD run has no matching events file"),
+    (_events_without_bold, EVENTS.name, "events file has no matching T1w run"),
+    (_bold_without_events, BOLD.name, "T1w run has no matching events file"),
     (_image_absent, ".JPEG", "missing from the stimuli folder"),
     (_image_escapes, EVENTS.name, "escapes the stimuli folder"),
     (_onset_beyond_run, EVENTS.name, "beyond the run's 388 s"),
     (_bold_not_4d, BOLD.name, "is 3D"),
     (_bold_truncated, BOLD.name, "truncated or corrupt gzip"),
     (_bold_truncated_header, BOLD.name, "not a readable NIfTI"),
-    (_grid_differs, "_bold.nii.gz", "runs of one subject must share one grid"),
+    (_grid_differs, "_preproc.nii.gz", "runs of one subject must share one grid"),
     (_response_not_number, EVENTS.name, "column Response row 1 is not a number"),
 ])
 def test_bad_input_fails_in_one_line_and_writes_nothing(dataset_copy, tmp_path, capsys, damage, file_part, problem):

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from neurolatent.errors import NeurolatentError
-from neurolatent.io.bids import (EVENTS_COLUMNS, TASK, TR_S, bold_path, category_of, find_runs, is_safe_image_name,
-                                 stimulus_path)
+from neurolatent.io.bids import (EVENTS_COLUMNS, TASK, TR_S, category_of, find_runs, find_space_runs, is_safe_image_name,
+                                 run_path, stimulus_path)
 from neurolatent.io.nifti import check_bold
 
 
@@ -78,56 +78,33 @@ def read_events_dir(root: Path) -> pd.DataFrame:
     table = pd.concat(parts, ignore_index=True).sort_values(["subject", "session", "run", "trial"], kind="stable")
     table["presentation"] = table.groupby(["subject", "image_name"]).cumcount() + 1
     table["image_path"] = [str(stimulus_path(c, n)) for c, n in table[["category", "image_name"]].to_numpy()]
-    table["bold_path"] = [str(bold_path(s, ses, r)) for s, ses, r in table[["subject", "session", "run"]].to_numpy()]
     return table.reset_index(drop=True)
 
 
-def build_tables(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Parse and cross-check a BOLD5000-layout folder.
+def build_tables(root: Path, space: str = "T1w", method: str = "betas") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Parse and cross-check a BOLD5000-layout folder for one configuration.
 
-    Checks: every events file has its BOLD run and every BOLD run its events file; every BOLD run
-    is a whole 4D NIfTI; runs of one subject share one grid (shape and affine); every onset lies
-    within its run; every image file exists under the stimuli folder.
+    The runs checked are those the configuration reads: ``space`` raw (bold.nii.gz) or T1w
+    (fMRIPrep's preproc runs); with ``method`` glmsingle no run is read (the release's files are
+    checked by the fmri stage), so a copy holding only events, stimuli and the release passes.
+    Checks: every events file has its run and every run its events file; every run is a whole 4D
+    NIfTI; the runs of one subject share one grid (pictures of raw runs excepted: they need no
+    voxel to voxel correspondence); every onset lies within its run; every image file exists under
+    the stimuli folder.
 
     Returns
     -------
-    trials : DataFrame, one row per trial, columns :data:`TRIAL_COLUMNS`
+    trials : DataFrame, one row per trial, columns :data:`TRIAL_COLUMNS` (``bold_path``: the run
+        read, relative to ``root``; empty for glmsingle)
     stimuli : DataFrame, one row per unique image sorted by name, columns :data:`STIMULUS_COLUMNS`
     """
     root = Path(root)
     events_files = find_runs(root, "events.tsv")
-    bold_files = find_runs(root, "bold.nii.gz")
-    for key, path in events_files.items():
-        if key not in bold_files:
-            raise NeurolatentError(f"{path}: events file has no matching BOLD run ({path.name.replace('events.tsv', 'bold.nii.gz')})")
-    for key, path in bold_files.items():
-        if key not in events_files:
-            raise NeurolatentError(f"{path}: BOLD run has no matching events file")
     trials = read_events_dir(root)
-
-    grids: dict[str, tuple[Path, tuple[int, ...], np.ndarray]] = {}
-    run_length: dict[tuple[str, int, int], float] = {}
-    for key, path in bold_files.items():
-        image = check_bold(path)
-        shape, affine = image.shape[:3], image.affine
-        if key[0] not in grids:
-            grids[key[0]] = (path, shape, affine)
-        first_path, first_shape, first_affine = grids[key[0]]
-        if shape != first_shape or not np.allclose(affine, first_affine, atol=1e-4):
-            raise NeurolatentError(f"{path}: grid {shape} differs from {first_path.name} {first_shape} "
-                                   "(runs of one subject must share one grid)")
-        tr = float(image.header.get_zooms()[3]) or TR_S
-        run_length[key] = image.shape[3] * tr
-
-    ends = trials["onset"] + trials["duration"]
-    lengths = np.array([run_length[k] for k in zip(trials["subject"], trials["session"], trials["run"])])
-    late = np.flatnonzero(ends.to_numpy() > lengths)
-    if late.size:
-        row = trials.iloc[late[0]]
-        path = events_files[(row["subject"], row["session"], row["run"])]
-        raise NeurolatentError(f"{path}: trial {row['trial']} ends at {ends.iloc[late[0]]:.1f} s, "
-                               f"beyond the run's {lengths[late[0]]:.0f} s")
-
+    if method == "glmsingle":
+        trials["bold_path"] = ""
+    else:
+        _check_runs(root, trials, events_files, space, same_grid=not (space == "raw" and method == "rendered"))
     stimuli = (trials.drop_duplicates("image_name")[list(STIMULUS_COLUMNS)]
                .sort_values("image_name").reset_index(drop=True))
     clash = trials.groupby("image_name")["category"].nunique()
@@ -137,3 +114,36 @@ def build_tables(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         if not (root / rel).is_file():
             raise NeurolatentError(f"{root / rel}: image named in the events is missing from the stimuli folder")
     return trials[list(TRIAL_COLUMNS)], stimuli
+
+
+def _check_runs(root: Path, trials: pd.DataFrame, events_files: dict, space: str, same_grid: bool) -> None:
+    """Pair events with the runs of ``space``, check each run and the trials' timing; set bold_path."""
+    run_files = find_space_runs(root, space)
+    for key, path in events_files.items():
+        if key not in run_files:
+            expected = run_path(space, *key)
+            raise NeurolatentError(f"{path}: events file has no matching {space} run ({expected})")
+    for key, path in run_files.items():
+        if key not in events_files:
+            raise NeurolatentError(f"{path}: {space} run has no matching events file")
+    grids: dict[str, tuple[Path, tuple[int, ...], np.ndarray]] = {}
+    run_length: dict[tuple[str, int, int], float] = {}
+    for key, path in run_files.items():
+        image = check_bold(path)
+        shape, affine = image.shape[:3], image.affine
+        first_path, first_shape, first_affine = grids.setdefault(key[0], (path, shape, affine))
+        if same_grid and (shape != first_shape or not np.allclose(affine, first_affine, atol=1e-4)):
+            raise NeurolatentError(f"{path}: grid {shape} differs from {first_path.name} {first_shape} "
+                                   "(runs of one subject must share one grid)")
+        tr = float(image.header.get_zooms()[3]) or TR_S
+        run_length[key] = image.shape[3] * tr
+    keys = list(zip(trials["subject"], trials["session"], trials["run"]))
+    trials["bold_path"] = [str(run_path(space, *key)) for key in keys]
+    ends = trials["onset"] + trials["duration"]
+    lengths = np.array([run_length[k] for k in keys])
+    late = np.flatnonzero(ends.to_numpy() > lengths)
+    if late.size:
+        row = trials.iloc[late[0]]
+        path = events_files[(row["subject"], row["session"], row["run"])]
+        raise NeurolatentError(f"{path}: trial {row['trial']} ends at {ends.iloc[late[0]]:.1f} s, "
+                               f"beyond the run's {lengths[late[0]]:.0f} s")

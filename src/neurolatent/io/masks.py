@@ -1,52 +1,60 @@
-"""Masks of the voxels a sample keeps: the planted region (synthetic) or BOLD5000's SPM ROI masks."""
+"""Masks of the voxels a sample keeps, each in its own space: the rule is that a mask meets only data
+in its own space.
+
+- region (T1w space): the union of a subject's SPM ROI masks (``derivatives/spm``, BOLD5000's typos
+  included), drawn on fMRIPrep's T1w-space data. Between two T1w grids a nearest-neighbour resample
+  is fine and logged; raw runs never get ROI masks (``config`` refuses ``mask: region`` with
+  ``space: raw``).
+- brain: fMRIPrep's brain mask of a T1w run, or an EPI mask computed from a raw run (nilearn).
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 from nilearn.image import resample_to_img
+from nilearn.masking import compute_epi_mask
 
 from neurolatent.errors import NeurolatentError
+from neurolatent.io import bids
 
-#: BOLD5000's ROI mask names on disk, typos included: LO for LOC, RRSC for RSC
-ROI_SPELLINGS = {"EarlyVis": ("EarlyVis",), "LOC": ("LOC", "LO"), "OPA": ("OPA",), "PPA": ("PPA",),
-                 "RSC": ("RSC", "RRSC")}
+log = logging.getLogger(__name__)
 
 
-def region_mask(raw_root: Path, truth_dir: Path, subject: str, reference: nib.Nifti1Image,
-                rois: list[str]) -> nib.Nifti1Image:
-    """The visual region of a subject on its BOLD grid.
+def _on_grid(mask: nib.Nifti1Image, reference: nib.Nifti1Image, label: str) -> nib.Nifti1Image:
+    if mask.shape[:3] == reference.shape[:3] and np.allclose(mask.affine, reference.affine, atol=1e-4):
+        return mask
+    log.info("%s: resampled (nearest) from grid %s to the runs' T1w grid %s", label, mask.shape[:3], reference.shape[:3])
+    target = nib.Nifti1Image(np.zeros(reference.shape[:3], np.uint8), reference.affine)
+    return resample_to_img(mask, target, interpolation="nearest", force_resample=True, copy_header=True)
 
-    Synthetic data: the planted region (``truth/roi_mask.nii.gz``). Real data: the union of the
-    subject's SPM ROI masks (``derivatives/spm/sub-X/sub-X_mask-{LH,RH}<roi>.nii.gz``, BOLD5000's
-    misspellings accepted), resampled (nearest) to the BOLD grid when it differs.
+
+def region_mask(root: Path, subject: str, rois: list[str], reference: nib.Nifti1Image) -> nib.Nifti1Image:
+    """The union of the subject's SPM ROI masks ``rois`` (both hemispheres) on ``reference``'s T1w grid.
+
+    root : the BOLD5000-layout folder; reference : a T1w-space run (or image) of the subject.
     """
-    planted = truth_dir / "roi_mask.nii.gz"
-    if planted.is_file():
-        mask = nib.load(planted)
-    else:
-        folder = raw_root / "derivatives" / "spm" / f"sub-{subject}"
-        found = []
-        for roi in rois:
-            for hemi in ("LH", "RH"):
-                paths = [folder / f"sub-{subject}_mask-{hemi}{name}.nii.gz" for name in ROI_SPELLINGS[roi]]
-                path = next((p for p in paths if p.is_file()), None)
-                if path is None:
-                    raise NeurolatentError(f"{paths[0]}: ROI mask missing (preprocess.rois names {roi})")
-                found.append(path)
-        images = [nib.load(p) for p in found]
-        data = np.zeros(images[0].shape, dtype=bool)
-        for image in images:
-            if image.shape != data.shape or not np.allclose(image.affine, images[0].affine):
-                image = resample_to_img(image, images[0], interpolation="nearest", force_resample=True,
-                                        copy_header=True)
-            data |= np.asanyarray(image.dataobj) > 0
-        mask = nib.Nifti1Image(data.astype(np.uint8), images[0].affine)
-    if mask.shape != reference.shape[:3] or not np.allclose(mask.affine, reference.affine, atol=1e-4):
-        mask = resample_to_img(mask, nib.Nifti1Image(np.zeros(reference.shape[:3], np.uint8), reference.affine),
-                               interpolation="nearest", force_resample=True, copy_header=True)
-    if not np.asanyarray(mask.dataobj).any():
-        raise NeurolatentError(f"{planted if planted.is_file() else raw_root}: the region mask of sub-{subject} is empty")
-    return mask
+    data = np.zeros(reference.shape[:3], dtype=bool)
+    for roi in rois:
+        for hemisphere in bids.HEMISPHERES:
+            path = Path(root) / bids.roi_mask_path(subject, hemisphere, roi)
+            if not path.is_file():
+                raise NeurolatentError(f"{path}: ROI mask missing (preprocess.rois names {roi})")
+            data |= np.asanyarray(_on_grid(nib.load(path), reference, path.name).dataobj) > 0
+    if not data.any():
+        raise NeurolatentError(f"{Path(root) / 'derivatives' / 'spm' / f'sub-{subject}'}: the ROI masks of "
+                               f"sub-{subject} select no voxel of its runs' grid")
+    return nib.Nifti1Image(data.astype(np.uint8), reference.affine)
+
+
+def brain_mask(root: Path, space: str, first_run: tuple[str, int, int], reference: nib.Nifti1Image) -> nib.Nifti1Image:
+    """The brain: fMRIPrep's mask of the subject's first T1w run, or an EPI mask of its first raw run."""
+    if space == "T1w":
+        path = Path(root) / bids.preproc_mask_path(*first_run)
+        if not path.is_file():
+            raise NeurolatentError(f"{path}: fMRIPrep's brain mask of the run is missing")
+        return _on_grid(nib.load(path), reference, path.name)
+    return compute_epi_mask(nib.Nifti1Image(np.asanyarray(reference.dataobj).mean(axis=3), reference.affine))

@@ -39,13 +39,15 @@ from neurolatent.science.stats import permutation_p
 ALPHAS = tuple(10.0 ** np.arange(-2, 7))
 
 
-def split_test_images(images: pd.DataFrame, mode: str, fraction: float, min_test: int, seed: int) -> pd.Series:
+def split_test_images(images: pd.DataFrame, mode: str, fraction: float, min_test: int, seed: int,
+                      repeated: set[str] | None = None) -> pd.Series:
     """Which of each subject's images are test stimuli.
 
     Parameters
     ----------
     images : DataFrame with columns subject, image_name, presentations (one row per subject x image)
-    mode : ``repeats`` (BOLD5000's convention: the images a subject saw more than once) or
+    mode : ``repeats`` (BOLD5000's convention: the images of ``repeated``, the stimulus release's
+        list of 113 repeated images, when given; else the images a subject saw more than once) or
         ``holdout`` (a seeded random ``fraction`` of each subject's images)
     min_test : a subject with fewer test images is an error (identification needs candidates)
 
@@ -54,7 +56,7 @@ def split_test_images(images: pd.DataFrame, mode: str, fraction: float, min_test
     bool Series aligned with ``images``: True for test rows.
     """
     if mode == "repeats":
-        test = images["presentations"] > 1
+        test = images["image_name"].isin(repeated) if repeated is not None else images["presentations"] > 1
     elif mode == "holdout":
         test = pd.Series(False, index=images.index)
         rng = np.random.default_rng(seed)

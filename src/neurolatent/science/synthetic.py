@@ -15,15 +15,27 @@ The planted truth, end to end:
    cosines (periods >= 128 s) scaled by ``drift_scale``, ``e`` white N(0, 1) noise, ``sigma`` the
    voxel's own noise sd. So ``snr`` is the sd of a voxel's peak trial response over its noise sd,
    and ``snr = 0`` leaves no trace of the stimuli at all.
+
+The geometry is BOLD5000's (:class:`Anatomy`): each subject's brain is the MNI152 brain moved into
+a T1w space of its own (a seeded scaling, rotation and shift); the visual region is the union of
+ten ROI spheres (EarlyVis, LOC, OPA, PPA, RSC in each hemisphere) on that T1w grid, where the
+planted responses live. The raw runs are on a native oblique grid in scanner space, into which the
+head moves by a rigid displacement per session and drifts slowly within a run (:func:`head_motion`,
+:func:`sample_trilinear`); fMRIPrep-like runs are on the T1w grid with the motion undone. GLMsingle-
+like betas are the single-trial OLS estimates' sampling distribution (:func:`beta_noise_factor`).
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
+import numba
 import numpy as np
 from nilearn.glm.first_level import compute_regressor, make_first_level_design_matrix
 from PIL import Image, ImageDraw, ImageFilter
+from scipy import ndimage
+from scipy.spatial.transform import Rotation
 
 from neurolatent.science.stats import zscore
 
@@ -33,9 +45,15 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"layout_{row}{col}" for row in "tmb" for col in "lcr"),
     "fine_detail",
 )
-#: MNI coordinates (mm) of the centres of the planted visual region: left and right occipital pole
-ROI_CENTRES_MM = ((-20.0, -88.0, 2.0), (20.0, -88.0, 2.0))
+#: MNI coordinates (mm) of the five visual ROIs' centres in the left hemisphere (x mirrored for the
+#: right): calcarine cortex, lateral occipital, occipital place area, parahippocampal place area,
+#: retrosplenial cortex (typical localizer peaks)
+ROI_CENTRES_MM = {"EarlyVis": (-10.0, -92.0, 0.0), "LOC": (-44.0, -78.0, -4.0), "OPA": (-34.0, -84.0, 22.0),
+                  "PPA": (-26.0, -46.0, -10.0), "RSC": (-14.0, -56.0, 14.0)}
 FEATURE_SIDE = 64
+#: BOLD5000's grids at 2 mm: fMRIPrep's T1w-space runs and the raw (native) runs
+T1W_SHAPE_2MM = (71, 89, 72)
+RAW_SHAPE_2MM = (106, 106, 69)
 
 
 def name_seed(*parts: object) -> int:
@@ -161,24 +179,123 @@ def planted_patterns(features_z: np.ndarray, n_voxels: int, rng: np.random.Gener
     return zscore(features_z @ weights)
 
 
-def roi_mask(brain: np.ndarray, affine: np.ndarray, radius_mm: float) -> np.ndarray:
-    """The planted visual region: brain voxels within ``radius_mm`` of either ROI centre.
+def rigid(rotation_deg: np.ndarray, translation_mm: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """A (4, 4) affine: scale, then rotate (x, y, z Euler angles, degrees), then translate (mm)."""
+    out = np.eye(4)
+    out[:3, :3] = Rotation.from_euler("xyz", rotation_deg, degrees=True).as_matrix() * scale
+    out[:3, 3] = translation_mm
+    return out
 
-    Parameters
-    ----------
-    brain : ndarray of bool, shape (X, Y, Z)
-    affine : ndarray, shape (4, 4), voxel -> MNI mm
 
-    Returns
-    -------
-    ndarray of bool, shape (X, Y, Z)
+@dataclass(frozen=True)
+class Anatomy:
+    """A subject's brain in its T1w space, and where the scanner sees it.
+
+    t1w_affine : (4, 4) voxel -> T1w mm of the T1w grid (fMRIPrep's runs, the ROI masks, GLMsingle)
+    brain : (X, Y, Z) bool on the T1w grid; intensity : (X, Y, Z) template value in [0, 1]
+    rois : {"LHEarlyVis": (X, Y, Z) bool, ...} the ten ROI masks (disjoint)
+    raw_affine : (4, 4) voxel -> scanner mm of the native oblique grid of the raw runs
+    raw_shape : (3,) that grid's shape
     """
-    ijk = np.indices(brain.shape).reshape(3, -1)
-    xyz = (affine[:3, :3] @ ijk + affine[:3, 3:]).T
-    near = np.zeros(len(xyz), dtype=bool)
-    for centre in ROI_CENTRES_MM:
-        near |= np.linalg.norm(xyz - np.asarray(centre), axis=1) <= radius_mm
-    return near.reshape(brain.shape) & brain
+
+    t1w_affine: np.ndarray
+    brain: np.ndarray
+    intensity: np.ndarray
+    rois: dict[str, np.ndarray]
+    raw_affine: np.ndarray
+    raw_shape: tuple[int, int, int]
+
+    @property
+    def region(self) -> np.ndarray:
+        """The planted visual region: the union of the ROIs, (X, Y, Z) bool."""
+        return np.any(np.stack(list(self.rois.values())), axis=0)
+
+
+def subject_anatomy(template: np.ndarray, template_affine: np.ndarray, brain_mask: np.ndarray, subject: str,
+                    seed: int, voxel_size_mm: float, roi_radius_mm: float) -> Anatomy:
+    """The subject's anatomy, seeded by (seed, subject).
+
+    The MNI152 brain (``template``, ``brain_mask`` on ``template_affine``) is scaled by 0.95-1.05,
+    rotated by a few degrees and shifted by up to 15 mm into the subject's T1w space, on a grid of
+    BOLD5000's T1w shape (71 x 89 x 72 at 2 mm, scaled to ``voxel_size_mm``) centred on the brain.
+    The raw grid (106 x 106 x 69 at 2 mm) is tilted by 10-20 degrees about x (an oblique
+    acquisition) and centred on the head.
+    """
+    rng = np.random.default_rng(name_seed("anatomy", seed, subject))
+    to_subject = rigid(rng.normal(0, 3.0, 3), rng.uniform(-15, 15, 3), rng.uniform(0.95, 1.05))
+    centre_mni = (template_affine @ np.r_[np.argwhere(brain_mask).mean(axis=0), 1.0])[:3]
+    centre = (to_subject @ np.r_[centre_mni, 1.0])[:3]
+    factor = 2.0 / voxel_size_mm
+    shape = tuple(int(round(n * factor)) for n in T1W_SHAPE_2MM)
+    t1w_affine = np.diag([voxel_size_mm] * 3 + [1.0])
+    t1w_affine[:3, 3] = centre - voxel_size_mm * (np.array(shape) - 1) / 2
+    # T1w voxel -> template voxel, for resampling the template into the subject's space
+    to_template = np.linalg.inv(template_affine) @ np.linalg.inv(to_subject) @ t1w_affine
+    intensity = ndimage.affine_transform(template, to_template, output_shape=shape, order=1, mode="constant")
+    brain = ndimage.affine_transform(brain_mask.astype(np.float32), to_template, output_shape=shape, order=1) > 0.5
+    mni = (np.linalg.inv(to_subject) @ t1w_affine @ np.vstack([np.indices(shape).reshape(3, -1),
+                                                                np.ones(int(np.prod(shape)))]))[:3].T
+    rois = {}
+    for hemisphere, sign in (("LH", 1.0), ("RH", -1.0)):
+        for roi, (x, y, z) in ROI_CENTRES_MM.items():
+            near = np.linalg.norm(mni - np.array([sign * x, y, z]), axis=1) <= roi_radius_mm
+            rois[f"{hemisphere}{roi}"] = near.reshape(shape) & brain
+    raw_shape = tuple(int(round(n * factor)) for n in RAW_SHAPE_2MM)
+    raw_affine = rigid(np.array([rng.uniform(10, 20), 0.0, 0.0]), np.zeros(3)) @ np.diag([voxel_size_mm] * 3 + [1.0])
+    raw_affine[:3, 3] = centre - raw_affine[:3, :3] @ ((np.array(raw_shape) - 1) / 2)
+    return Anatomy(t1w_affine, brain, (intensity / max(intensity.max(), 1e-12)).astype(np.float32), rois,
+                   raw_affine, raw_shape)
+
+
+def head_motion(seed: int, subject: str, session: int, run: int, n_volumes: int) -> np.ndarray:
+    """Where the head is in the scanner during each volume of a raw run: (n_volumes, 4, 4) affines
+    mapping T1w mm to scanner mm.
+
+    Each session displaces the head rigidly (rotations N(0, 4) degrees, shifts N(0, 6) mm, seeded by
+    session): the raw runs of different sessions see the anatomy in different places. Within a run
+    the head drifts slowly and linearly up to 0.5 mm and 0.5 degrees (seeded by run).
+    """
+    rng = np.random.default_rng(name_seed("session-head", seed, subject, session))
+    session_pose = rigid(rng.normal(0, 4.0, 3), rng.normal(0, 6.0, 3))
+    drift = np.random.default_rng(name_seed("run-drift", seed, subject, session, run))
+    rotation_end, shift_end = drift.uniform(-0.5, 0.5, 3), drift.uniform(-0.5, 0.5, 3)
+    fractions = np.linspace(0.0, 1.0, n_volumes)
+    return np.stack([rigid(f * rotation_end, f * shift_end) @ session_pose for f in fractions])
+
+
+@numba.njit(parallel=True, cache=True)
+def _trilinear(volume: np.ndarray, mapping: np.ndarray, shape: tuple, out: np.ndarray) -> None:  # pragma: no cover
+    n0, n1, n2 = shape
+    s0, s1, s2 = volume.shape
+    for i in numba.prange(n0):
+        for j in range(n1):
+            for k in range(n2):
+                x = mapping[0, 0] * i + mapping[0, 1] * j + mapping[0, 2] * k + mapping[0, 3]
+                y = mapping[1, 0] * i + mapping[1, 1] * j + mapping[1, 2] * k + mapping[1, 3]
+                z = mapping[2, 0] * i + mapping[2, 1] * j + mapping[2, 2] * k + mapping[2, 3]
+                x0, y0, z0 = int(np.floor(x)), int(np.floor(y)), int(np.floor(z))
+                fx, fy, fz = x - x0, y - y0, z - z0
+                total = 0.0
+                for dx in range(2):
+                    for dy in range(2):
+                        for dz in range(2):
+                            a, b, c = x0 + dx, y0 + dy, z0 + dz
+                            if 0 <= a < s0 and 0 <= b < s1 and 0 <= c < s2:
+                                weight = (fx if dx else 1 - fx) * (fy if dy else 1 - fy) * (fz if dz else 1 - fz)
+                                total += weight * volume[a, b, c]
+                out[i, j, k] = total
+
+
+def sample_trilinear(volume: np.ndarray, mapping: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """``volume`` sampled at ``mapping @ [i, j, k, 1]`` for every voxel (i, j, k) of a grid of
+    ``shape`` (trilinear; 0 outside the volume). mapping : (4, 4) output voxel -> input voxel.
+
+    Hand-written (numba) rather than scipy's ``affine_transform``: the raw runs sample one volume per
+    TR, and this is several times faster on the 106 x 106 x 69 grid. Returns float32 ``shape``.
+    """
+    out = np.empty(shape, dtype=np.float32)
+    _trilinear(np.ascontiguousarray(volume, dtype=np.float32), np.asarray(mapping, dtype=np.float64), shape, out)
+    return out
 
 
 def trial_regressors(onsets_s: np.ndarray, durations_s: np.ndarray, n_volumes: int, tr_s: float) -> np.ndarray:
@@ -215,6 +332,17 @@ def drift_basis(n_volumes: int, tr_s: float, cutoff_s: float = 128.0) -> np.ndar
     return basis / basis.std(axis=0)
 
 
+def beta_noise_factor(design: np.ndarray, tr_s: float, cutoff_s: float = 128.0) -> np.ndarray:
+    """How white noise of unit sd enters single-trial OLS estimates: the Cholesky factor L (n_trials,
+    n_trials) of the trials' block of (X'X)^-1, X the trial regressors plus the cosine drift and a
+    constant. ``L @ z`` with z ~ N(0, 1) has the sampling distribution of the trials' betas of one
+    voxel's run, in units of its noise sd."""
+    n_volumes, n_trials = design.shape
+    full = np.column_stack([design, drift_basis(n_volumes, tr_s, cutoff_s), np.ones(n_volumes)])
+    covariance = np.linalg.inv(full.T @ full)[:n_trials, :n_trials]
+    return np.linalg.cholesky(covariance)
+
+
 def bold_timeseries(
     design: np.ndarray,
     trial_patterns: np.ndarray,
@@ -225,6 +353,7 @@ def bold_timeseries(
     drift_scale: float,
     rng: np.random.Generator,
     tr_s: float = 2.0,
+    white_noise: bool = True,
 ) -> np.ndarray:
     """One run's BOLD for the brain voxels.
 
@@ -238,13 +367,16 @@ def bold_timeseries(
     drift_scale : float, drift sd in units of noise sd
     rng : numpy Generator, the run's own
     tr_s : repetition time, seconds (sets the drift's periods)
+    white_noise : add the white noise (False: the signal and drift only, for resampling into the raw
+        grid, where the scanner's noise is added after)
 
     Returns
     -------
     ndarray, shape (n_volumes, n_brain_voxels), float32, intensity units
     """
     n_volumes, n_voxels = design.shape[0], baseline.shape[0]
-    units = rng.standard_normal((n_volumes, n_voxels), dtype=np.float32)
+    units = rng.standard_normal((n_volumes, n_voxels), dtype=np.float32) if white_noise else np.zeros(
+        (n_volumes, n_voxels), dtype=np.float32)
     drift = drift_basis(n_volumes, tr_s)
     units += (drift @ rng.normal(0, drift_scale / np.sqrt(drift.shape[1]), (drift.shape[1], n_voxels))).astype(np.float32)
     if snr > 0:

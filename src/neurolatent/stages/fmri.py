@@ -1,12 +1,18 @@
 """Stage ``fmri``: one fMRI sample per trial (or per TR), streamed run by run into a memmap.
 
-Methods (``preprocess.method``):
+Methods (``preprocess.method``), each on the runs of ``preprocess.space`` (raw, or fMRIPrep's T1w):
 
 - ``volume``: the masked volume at the anchor (onset or offset) + ``lag_s``, from each run's
   series z-scored per voxel;
 - ``betas``: single-trial response amplitudes from nilearn's GLM (LSA or LSS, Glover HRF, cosine
   drift), in percent signal change, z-scored per session and voxel;
-- ``rendered``: the study's pictures of whole volumes (:mod:`neurolatent.science.render`).
+- ``rendered``: the study's pictures of whole volumes (:mod:`neurolatent.science.render`);
+- ``glmsingle``: no runs: release 2.0's single-trial betas (:mod:`neurolatent.io.glmsingle`), the
+  ROI files for ``mask: region``, the whole-brain session files in the release's brain mask for
+  ``mask: brain``; z-scored per session and voxel.
+
+Masks (``preprocess.mask``) stay in their space (:mod:`neurolatent.io.masks`): the SPM ROI masks
+on T1w runs, fMRIPrep's brain mask on T1w runs, an EPI mask on raw runs.
 
 Outputs in ``data/processed/fmri/``: ``samples.npy`` (rows aligned with ``index.parquet``),
 ``samples.json`` (sample shape, dtype, method, voxel counts) and, for volume and betas, the masks.
@@ -23,12 +29,12 @@ from types import SimpleNamespace
 import nibabel as nib
 import numpy as np
 import pandas as pd
-from nilearn.masking import compute_epi_mask
 
 from neurolatent.errors import NeurolatentError
+from neurolatent.io import bids, glmsingle
 from neurolatent.io.bids import TR_S
 from neurolatent.io.files import atomic_dir, write_json
-from neurolatent.io.masks import region_mask
+from neurolatent.io.masks import brain_mask, region_mask
 from neurolatent.io.nifti import load_run
 from neurolatent.runtime import parallel_map
 from neurolatent.science.render import render_volumes
@@ -44,15 +50,15 @@ class _Run:
     rows: np.ndarray  # memmap rows: one per trial, or one per volume (every-TR pictures)
     onsets_s: np.ndarray
     durations_s: np.ndarray
-    affine: np.ndarray  # the subject's first run's affine, which every run must share
+    affine: np.ndarray | None  # volume and betas: the first run's affine, which the mask and every run share
     mask: np.ndarray | None  # (X, Y, Z) bool, volume and betas
 
 
 def _write_run(run: _Run, samples_path: Path, preprocess: SimpleNamespace) -> int:
     """Compute one run's samples and write them into their rows of ``samples.npy``."""
     image = nib.load(run.path)
-    if not np.allclose(image.affine, run.affine, atol=1e-4):
-        raise NeurolatentError(f"{run.path}: affine differs from the subject's first run")
+    if run.affine is not None and not np.allclose(image.affine, run.affine, atol=1e-4):
+        raise NeurolatentError(f"{run.path}: affine differs from the subject's first run, whose grid its mask is on")
     samples = np.load(samples_path, mmap_mode="r+")
     if preprocess.method == "rendered":
         volumes, tr = load_run(run.path)
@@ -82,19 +88,38 @@ def _tr_index(run_trials: pd.DataFrame, key: tuple[str, int, int], n_volumes: in
     return table
 
 
-def _masks(preprocess: SimpleNamespace, raw: Path, truth: Path, references: dict[str, nib.Nifti1Image],
-           out: Path) -> dict[str, np.ndarray]:
-    """Each subject's voxel mask on its BOLD grid (the region, or an EPI brain mask), also written
+def _masks(preprocess: SimpleNamespace, raw: Path, first_runs: dict[str, tuple[str, int, int]],
+           references: dict[str, nib.Nifti1Image], out: Path) -> dict[str, np.ndarray]:
+    """Each subject's voxel mask on its runs' grid (the ROI region, or the brain), also written
     into ``out`` as ``mask_sub-X.nii.gz``."""
     masks = {}
     for subject, reference in references.items():
         if preprocess.mask == "region":
-            mask_image = region_mask(raw, truth, subject, reference, preprocess.rois)
+            mask_image = region_mask(raw, subject, preprocess.rois, reference)
         else:
-            mask_image = compute_epi_mask(nib.Nifti1Image(np.asanyarray(reference.dataobj).mean(axis=3), reference.affine))
+            mask_image = brain_mask(raw, preprocess.space, first_runs[subject], reference)
         masks[subject] = np.asanyarray(mask_image.dataobj) > 0
         nib.save(nib.Nifti1Image(masks[subject].astype(np.uint8), reference.affine), out / f"mask_sub-{subject}.nii.gz")
     return masks
+
+
+def _glmsingle_samples(preprocess: SimpleNamespace, raw: Path, trials: pd.DataFrame, out: Path) -> tuple[dict, list]:
+    """Each subject's release betas of its trials, z-scored per session: {subject: (n, voxels)
+    float32}. With mask: brain the release's brain masks are written into ``out`` (ROI betas carry
+    no voxel positions, so mask: region writes none)."""
+    folder = Path(raw) / bids.GLMSINGLE_DIR
+    values = {}
+    for subject, rows in trials.groupby("subject", sort=False):
+        release = glmsingle.release_rows(folder, subject, rows)
+        if preprocess.mask == "region":
+            betas = glmsingle.roi_betas(folder, subject, preprocess.rois, release)
+        else:
+            mask_image = glmsingle.brain_mask(folder, subject)
+            mask = np.asanyarray(mask_image.dataobj) > 0
+            betas = glmsingle.brain_betas(folder, subject, rows, release, mask)
+            nib.save(nib.Nifti1Image(mask.astype(np.uint8), mask_image.affine), out / f"mask_sub-{subject}.nii.gz")
+        values[subject] = zscore_groups(betas, rows["session"].to_numpy())
+    return values
 
 
 def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
@@ -102,7 +127,8 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     trials = pd.read_parquet(paths.trials).reset_index(drop=True)
     runs = [(key, rows) for key, rows in trials.groupby(["subject", "session", "run"], sort=False)]
     first_run = trials.drop_duplicates("subject").set_index("subject")["bold_path"]
-    references = {s: nib.load(Path(paths.raw) / p) for s, p in first_run.items()}
+    references = ({} if preprocess.method == "glmsingle"
+                  else {s: nib.load(Path(paths.raw) / p) for s, p in first_run.items()})
 
     with atomic_dir(Path(paths.out)) as out:
         meta: dict = {"method": preprocess.method}
@@ -121,19 +147,31 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
                     parts.append(_tr_index(rows, key, n_volumes, tr))
                 index = pd.concat(parts, ignore_index=True)
             meta["render"] = preprocess.render.model_dump()
+        elif preprocess.method == "glmsingle":
+            release = _glmsingle_samples(preprocess, Path(paths.raw), trials, out)
+            widths = {s: v.shape[1] for s, v in release.items()}
         else:
-            masks = _masks(preprocess, Path(paths.raw), Path(paths.truth), references, out)
+            first_runs = {s: tuple(rows[["subject", "session", "run"]].iloc[0]) for s, rows in trials.groupby("subject")}
+            masks = _masks(preprocess, Path(paths.raw), first_runs, references, out)
             widths = {s: int(m.sum()) for s, m in masks.items()}
+        if preprocess.method != "rendered":
             shape, dtype = (max(widths.values()),), np.float32
             meta["voxels"] = widths
             meta["padding"] = "rows of a subject with fewer voxels are zero beyond its own count"
         samples_path = out / "samples.npy"
         np.lib.format.open_memmap(samples_path, mode="w+", dtype=dtype, shape=(len(index),) + shape).flush()
 
-        jobs = [_Run(Path(paths.raw) / rows["bold_path"].iloc[0], row_of_run[key], rows["onset"].to_numpy(),
-                     rows["duration"].to_numpy(), references[key[0]].affine, masks.get(key[0])) for key, rows in runs]
-        parallel_map(partial(_write_run, samples_path=samples_path, preprocess=preprocess), jobs, preprocess.jobs,
-                     desc=f"fmri {preprocess.method}", unit="run")
+        if preprocess.method == "glmsingle":
+            samples = np.load(samples_path, mmap_mode="r+")
+            for subject, values in release.items():
+                samples[trials.index[trials["subject"] == subject].to_numpy(), : values.shape[1]] = values
+            samples.flush()
+        else:
+            jobs = [_Run(Path(paths.raw) / rows["bold_path"].iloc[0], row_of_run[key], rows["onset"].to_numpy(),
+                         rows["duration"].to_numpy(), references[key[0]].affine if masks else None, masks.get(key[0]))
+                    for key, rows in runs]
+            parallel_map(partial(_write_run, samples_path=samples_path, preprocess=preprocess), jobs, preprocess.jobs,
+                         desc=f"fmri {preprocess.method}", unit="run")
 
         if preprocess.method == "betas":
             samples = np.load(samples_path, mmap_mode="r+")

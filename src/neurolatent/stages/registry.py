@@ -86,14 +86,14 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
            File("truth", TRUTH.path, "ground-truth folder (synthetic data)", "out")),
           ("resources/bold5000_schedule.tsv.gz",)),
     Stage("trials", "Parse and validate every task-5000scenes events file into trials.parquet (one row per "
-          "trial) and stimuli.parquet (one row per unique image).",
-          (),
+          "trial, with the run the configuration reads) and stimuli.parquet (one row per unique image).",
+          ("preprocess.space", "preprocess.method"),
           (RAW, File("trials", TRIALS.path, TRIALS.help, "out"), File("stimuli", STIMULI.path, STIMULI.help, "out"))),
     Stage("fmri", "Write one fMRI sample per trial (or per TR) into data/processed/fmri/samples.npy by "
           "preprocess.method: rendered (the study's pictures), volume (masked volume at the haemodynamic lag) "
           "or betas (single-trial GLM estimates).",
           ("preprocess", *CPU_NUMERICS),
-          (RAW, TRUTH, TRIALS, File("out", SAMPLES.path, "folder to write the samples into", "out"))),
+          (RAW, TRIALS, File("out", SAMPLES.path, "folder to write the samples into", "out"))),
     Stage("fmri_ae", "Train the autoencoder that fits the fMRI samples (the study's conv AE for rendered pictures, "
           "3D for volume, MLP for betas): subject-wise split, early stopping on validation loss, resumable "
           "checkpoints.",

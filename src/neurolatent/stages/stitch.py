@@ -1,6 +1,7 @@
 """Stage ``stitch``: fMRI -> image latents (identify, reconstruct) and image -> fMRI (encode).
 
-Test stimuli (``stitch.test``) are each subject's repeated images, or a seeded holdout when the
+Test stimuli (``stitch.test``) are BOLD5000's repeated images (the stimulus release's list of 113
+when present, else the images a subject saw more than once), or a seeded holdout when the
 selection has none; everything is fitted on the other images only. Per subject, each fMRI
 representation (``stitch.fmri``) is mapped onto each image model by each method
 (``stitch.methods``) and the held-out stimuli are identified among each other (2-way accuracy with
@@ -33,6 +34,7 @@ import torch
 
 from neurolatent import figures, tracking
 from neurolatent.errors import NeurolatentError
+from neurolatent.io import bids
 from neurolatent.io.files import atomic_dir, write_metrics
 from neurolatent.io.images import load_stimuli
 from neurolatent.io.representations import (StimulusMatrix, average_repeats, fmri_latents, fmri_samples,
@@ -170,8 +172,11 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     settings = params.stitch
     device = torch_device(params.compute.device, params.compute.threads)
     index = pd.read_parquet(paths.fmri_index)
+    listed = Path(paths.raw) / bids.REPEATED_LIST
+    repeated = set(listed.read_text().split()) if listed.is_file() else None
     try:
-        is_test = stitch.split_test_images(index, settings.test, settings.test_fraction, settings.min_test, settings.seed)
+        is_test = stitch.split_test_images(index, settings.test, settings.test_fraction, settings.min_test, settings.seed,
+                                           repeated)
     except ValueError as exc:
         raise NeurolatentError(f"stitch.test: {exc}") from None
     test_of = {s: list(rows.loc[is_test[rows.index], "image_name"]) for s, rows in index.groupby("subject")}

@@ -1,6 +1,7 @@
 """Stage ``trials``: every task-5000scenes events file, parsed and checked, as two tables.
 
-``trials.parquet`` has one row per trial; ``stimuli.parquet`` one row per unique image in the
+``trials.parquet`` has one row per trial, with the run the configuration reads (``preprocess.space``;
+none for ``preprocess.method: glmsingle``); ``stimuli.parquet`` one row per unique image in the
 canonical order (sorted image name) that every per-stimulus matrix downstream follows. Both are
 written only after every check passed (:func:`neurolatent.io.events.build_tables`).
 """
@@ -14,7 +15,7 @@ from neurolatent.io.files import atomic_file
 
 
 def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
-    trials, stimuli = build_tables(paths.raw)
+    trials, stimuli = build_tables(paths.raw, params.preprocess.space, params.preprocess.method)
     with atomic_file(paths.trials) as tmp_trials, atomic_file(paths.stimuli) as tmp_stimuli:
         trials.to_parquet(tmp_trials, index=False)
         stimuli.to_parquet(tmp_stimuli, index=False)
