@@ -98,12 +98,22 @@ class RenderParams(_Section):
 
     #: nilearn: plot_stat_map itself, the reference; fast: the same picture drawn with numpy
     engine: Literal["nilearn", "fast"] = "nilearn"
+    #: nilearn: today's nilearn picture; study: the study's (nilearn 0.10.4: cold_hot, a 660 x 350 px
+    #: figure, views coronal-sagittal-axial), drawn by the fast engine only
+    style: Literal["nilearn", "study"] = "nilearn"
     #: side of the square RGB picture, pixels (the study: 672)
     size: Annotated[int, Field(ge=32, le=2048)] = 64
     #: every TR of every run (what the study's AE trained on) or one volume per trial
     samples: Literal["all_trs", "trials"] = "trials"
     #: plot_stat_map's threshold, in the volume's intensity units (the study: 100)
     threshold: Annotated[float, Field(ge=0)] = 100.0
+
+    @model_validator(mode="after")
+    def _check_style(self) -> "RenderParams":
+        if self.style == "study" and self.engine == "nilearn":
+            raise ValueError("style: study is drawn by the fast engine only (this environment's nilearn lays the "
+                             "views out in another order than the study's 0.10.4): set engine: fast")
+        return self
 
 
 class PreprocessParams(_Section):
@@ -120,6 +130,8 @@ class PreprocessParams(_Section):
     lag_s: Annotated[float, Field(ge=0, le=30)] | tuple[Annotated[float, Field(ge=0, le=30)], Annotated[float, Field(ge=0, le=30)]] = (4.0, 6.0)
     #: what lag_s counts from: stimulus onset, or its offset (the study took the offset volume)
     anchor: Literal["onset", "offset"] = "onset"
+    #: how a time picks a volume: nearest (half to even), or floor (the study: int(StimOff / TR))
+    rounding: Literal["nearest", "floor"] = "nearest"
     #: voxels kept by volume, betas and glmsingle: the visual region (the SPM ROI masks named in
     #: rois, T1w space only) or the whole brain (raw: an EPI mask of the run; T1w: fMRIPrep's brain
     #: mask; glmsingle: the release's brain mask)
@@ -149,9 +161,11 @@ class TrainParams(_Section):
     #: Adam, as the study: lr 1e-3, weight decay 1e-5
     lr: Annotated[float, Field(gt=0, le=1)] = 1e-3
     weight_decay: Annotated[float, Field(ge=0, le=1)] = 1e-5
-    #: epochs without a better validation loss before training stops (the study stopped on the
-    #: last mini-batch's training loss)
+    #: epochs without a better monitored loss before training stops
     patience: Annotated[int, Field(ge=1, le=1000)] = 5
+    #: the monitored loss: validation (the best epoch's weights are kept) or last_batch (the study:
+    #: the last mini-batch's training loss of each epoch, and the final epoch's weights)
+    stop_on: Literal["validation", "last_batch"] = "validation"
     #: fraction of the training subjects' images (all their presentations) held out for validation
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.15
     seed: Annotated[int, Field(ge=0)] = 0
@@ -236,6 +250,14 @@ class RsaParams(_Section):
     dissimilarity: Literal["correlation", "euclidean", "cosine"] = "correlation"
     #: RDM comparison on the upper triangle: spearman (rank), pearson (the study), kendall_tau_a, cosine
     compare: Literal["pearson", "spearman", "kendall_tau_a", "cosine"] = "spearman"
+    #: how fMRI rows meet image rows: name (joined by image name) or position (the study: the fMRI rows
+    #: in trial order against the image model's rows in its own order, the n first of each)
+    pairing: Literal["name", "position"] = "name"
+    #: the RDM cells compared: upper (each pair once) or full (the whole square: diagonal and both
+    #: triangles, every pair twice; the n zero diagonal cells agree in any two RDMs and inflate r)
+    triangle: Literal["upper", "full"] = "upper"
+    #: label permutations of linear CKA's test (Kornblith et al. 2019, unbiased HSIC)
+    cka_permutations: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
     #: stimulus-label permutations per test (Mantel); 10,000 for a real run
     permutations: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
     #: bootstrap resamples of stimuli for the confidence interval
@@ -247,6 +269,9 @@ class RsaParams(_Section):
     def _check_reduction(self) -> "RsaParams":
         if self.variance is not None and self.components is not None:
             raise ValueError("components: set either variance or components (the other to null)")
+        if self.triangle == "full" and self.compare == "kendall_tau_a":
+            raise ValueError("triangle: full supports compare pearson, spearman and cosine (tau-a over n^2 cells is "
+                             "O(n^4))")
         return self
 
 

@@ -63,6 +63,18 @@ def test_early_stopping_on_validation_loss_keeps_the_best_weights(tmp_path):
         history.best_val, rel=1e-5)
 
 
+def test_the_studys_rule_stops_on_the_last_batch_and_keeps_the_final_weights(tmp_path):
+    model, history, load = _fit(tmp_path, "study", epochs=300, patience=4, lr=0.01, stop_on="last_batch")
+    # the monitored loss is one mini-batch's, noisy: it stops although validation was still useful
+    assert history.monitored != history.val_loss and history.stopped_early
+    worst = int(np.argmin(history.monitored))
+    assert len(history.monitored) == worst + 1 + 4
+    # the model is left as training left it (the final epoch), which the metrics then describe
+    assert history.best_epoch == len(history.val_loss) - 1
+    assert training.mean_loss(model, load, np.arange(80, 120), 16, torch.device("cpu")) == pytest.approx(
+        history.val_loss[-1], rel=1e-5)
+
+
 def test_interrupted_training_resumes_to_the_same_bits(tmp_path):
     whole, history, _ = _fit(tmp_path, "whole", epochs=6, patience=100)
     _, partial, _ = _fit(tmp_path, "resumed", stop_after=2, epochs=6, patience=100)

@@ -183,3 +183,35 @@ def test_bad_input_is_a_clear_error():
         rsa.mantel(np.ones(4), np.ones(4))
     with pytest.raises(ValueError, match="use spearman"):
         rsa.mantel(np.arange(200 * 199 // 2, dtype=float), np.arange(200 * 199 // 2, dtype=float), "kendall_tau_a", 2)
+
+
+@pytest.mark.parametrize("method", ["pearson", "spearman", "cosine"])
+def test_full_square_comparison_equals_scipy_on_the_whole_matrices_and_its_tests_follow(method):
+    rng = np.random.default_rng(11)
+    first, second = pdist(rng.normal(size=(25, 4)), "correlation"), pdist(rng.normal(size=(25, 4)), "correlation")
+    a, b = squareform(first).ravel(), squareform(second).ravel()
+    direct = {"pearson": stats.pearsonr(a, b)[0], "spearman": stats.spearmanr(a, b)[0],
+              "cosine": a @ b / np.linalg.norm(a) / np.linalg.norm(b)}[method]
+    assert rsa.compare(first, second, method, "full") == pytest.approx(direct, abs=1e-12)
+    # a bootstrap "resample" that draws every stimulus once is the observed statistic
+    identity = np.arange(25, dtype=np.int32)[None]
+    assert rsa._resampled_comparison(first, second, method, identity, np.array([25]), "full")[0] == pytest.approx(direct)
+    # every permutation of the group test is the exact full-square statistic of the relabelled RDM
+    names = tuple(f"s{i}" for i in range(25))
+    test = rsa.group_mantel([rsa.RDM(second, names, "correlation")], rsa.RDM(first, names, "correlation"), method,
+                            20, 4, triangle="full")
+    perms = rsa.permutations(25, 20, np.random.default_rng(4))
+    square = squareform(first)
+    exact = [rsa.compare(squareform(square[np.ix_(p, p)], checks=False), second, method, "full") for p in perms]
+    np.testing.assert_allclose(test.subject_nulls[0], exact, atol=1e-5)
+    assert test.statistic == pytest.approx(direct, abs=1e-12)
+
+
+def test_full_square_inflates_r_of_unrelated_rdms():
+    rng = np.random.default_rng(12)
+    r_upper, r_full = [], []
+    for _ in range(50):
+        first, second = pdist(rng.normal(size=(40, 5)), "correlation"), pdist(rng.normal(size=(40, 5)), "correlation")
+        r_upper.append(rsa.compare(first, second, "pearson"))
+        r_full.append(rsa.compare(first, second, "pearson", "full"))
+    assert abs(np.mean(r_upper)) < 0.01 and np.mean(r_full) > 0.05

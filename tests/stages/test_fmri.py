@@ -11,7 +11,6 @@ import pytest
 from neurolatent.config import validate_params
 from neurolatent.errors import NeurolatentError
 from neurolatent.io import bids
-from neurolatent.science.render import render_fast, render_nilearn
 from neurolatent.science.sampling import volume_at_lag
 from neurolatent.science.stats import zscore
 from neurolatent.stages.fmri import _tr_index
@@ -134,49 +133,6 @@ def test_nan_volume_is_an_error(small_dataset, dataset_copy, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def _run_volumes(dataset, count=6):
-    image = nib.load(dataset[0] / bids.bold_path("CSI1", 1, 1))
-    return np.moveaxis(np.asanyarray(image.dataobj)[..., 10:10 + count].astype(np.float32), 3, 0), image.affine
-
-
-def _pixel_r(first, second):
-    return [np.corrcoef(a.ravel().astype(float), b.ravel().astype(float))[0, 1] for a, b in zip(first, second)]
-
-
-@pytest.mark.parametrize("case", ["raw", "signed", "flipped"])
-def test_fast_renderer_draws_nilearns_picture(small_dataset, case):
-    """The fast engine against plot_stat_map on the same volumes: raw intensities (colour scale
-    [0, max]), shifted ones with both signs (symmetric scale, the background drawn too), and a
-    flipped affine (nilearn reorders the axes first). The pictures must agree to r >= 0.99 each."""
-    volumes, affine = _run_volumes(small_dataset)
-    threshold = 100.0
-    if case == "signed":
-        volumes = volumes - 600.0
-    if case == "flipped":
-        volumes, affine = volumes[:, ::-1].copy(), affine @ np.diag([-1.0, 1, 1, 1]) + np.outer(
-            [affine[0, 0] * (volumes.shape[1] - 1), 0, 0, 0], [0, 0, 0, 1])
-    reference = np.stack([render_nilearn(v, affine, 64, threshold) for v in volumes])
-    fast = render_fast(volumes, affine, 64, threshold)
-    assert fast.shape == reference.shape and fast.dtype == np.uint8
-    assert min(_pixel_r(reference, fast)) > 0.99
-    # a different volume draws a different picture: the agreement is not a blank against a blank
-    assert max(_pixel_r(reference[:1], render_fast(volumes[::-1][:1] * -1, affine, 64, threshold))) < 0.9
-
-
-def test_fast_resize_is_pils_bilinear():
-    from PIL import Image
-
-    from neurolatent.science.render import _resize, _resize_into
-
-    rng = np.random.default_rng(0)
-    figures = rng.integers(0, 2**32 - 1, size=(3, 26, 70), dtype=np.uint32).repeat(10, axis=1).repeat(10, axis=2)
-    for size in (64, 672):
-        ours = np.empty((len(figures), 3, size, size), dtype=np.uint8)
-        _resize_into(figures, ours)
-        pil = np.stack([_resize(Image.frombuffer("RGB", (700, 260), f, "raw", "RGBX", 0, 1), size) for f in figures])
-        assert np.abs(ours.astype(int) - pil).max() <= 1
-
-
 def test_peak_memory_does_not_grow_with_the_number_of_runs(tmp_path):
     """Streaming: 6 runs of a subject take no more peak memory than 2 runs (traced allocations,
     jobs=1 so every allocation is in this process)."""
@@ -217,3 +173,12 @@ def test_read_nifti_equals_nibabel(tmp_path, kind):
     expected = nib.load(path)
     np.testing.assert_array_equal(ours, np.asanyarray(expected.dataobj))
     assert header.get_zooms() == expected.header.get_zooms()
+
+
+def test_the_studys_floor_picks_the_volume_begun_at_a_time():
+    from neurolatent.science.sampling import volume_index
+
+    # BOLD5000's trial: 1 s image; the study took int(StimOff / TR) with TR 2 s
+    offsets = np.array([7.0, 9.0, 10.9, 11.0])
+    assert list(volume_index(offsets, 2.0, 200, "floor")) == [3, 4, 5, 5]
+    assert list(volume_index(offsets, 2.0, 200, "nearest")) == [4, 4, 5, 6]  # 3.5 and 4.5 round to even

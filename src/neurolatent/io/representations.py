@@ -60,17 +60,17 @@ def fmri_latents(fmri_npy: Path, index_parquet: Path) -> dict[str, StimulusMatri
 
 
 def fmri_trial_samples(samples_dir: Path, trials_path: Path, lag_s: float | tuple[float, float],
-                       anchor: str) -> dict[str, StimulusMatrix]:
+                       anchor: str, rounding: str = "nearest") -> dict[str, StimulusMatrix]:
     """The fmri stage's sample of every trial, flattened: {subject: StimulusMatrix (n_trials, d)}
     whose ``stimuli`` are the trials' images (repeated images appear once per presentation).
 
     Rendered pictures become 3*H*W pixel vectors; betas and volume keep the subject's own voxels.
-    With every-TR samples, ``lag_s`` and ``anchor`` pick each trial's volume (see
+    With every-TR samples, ``lag_s``, ``anchor`` and ``rounding`` pick each trial's volume (see
     :meth:`FmriSamples.trial_rows`).
     """
     data = FmriSamples.open(_need(samples_dir, "fmri"))
     trials = pd.read_parquet(_need(trials_path, "trials"))
-    rows = data.trial_rows(trials, lag_s, anchor)
+    rows = data.trial_rows(trials, lag_s, anchor, rounding)
     voxels = data.meta.get("voxels", {})
     out = {}
     for subject, group in trials.groupby("subject", sort=True):
@@ -94,6 +94,23 @@ def average_repeats(trials: StimulusMatrix, name: str) -> StimulusMatrix:
 def fmri_samples(per_trial: dict[str, StimulusMatrix]) -> dict[str, StimulusMatrix]:
     """Trial samples (:func:`fmri_trial_samples`) averaged per (subject, image): {subject: StimulusMatrix}."""
     return {subject: average_repeats(trials, f"samples/{subject}") for subject, trials in per_trial.items()}
+
+
+def first_presentations(trials: pd.DataFrame) -> dict[str, list[str]]:
+    """{subject: its images in the order they were first shown (session, run, onset)}."""
+    ordered = trials.sort_values(["subject", "session", "run", "onset"], kind="stable")
+    return {subject: list(dict.fromkeys(group["image_name"])) for subject, group in ordered.groupby("subject", sort=True)}
+
+
+def paired_by_position(sample: StimulusMatrix, shown: list[str], model_order: tuple[str, ...]) -> StimulusMatrix:
+    """The study's pairing: the subject's rows in the order its images were first ``shown``, the
+    i-th labelled with the i-th image of the model's own row order (``model_order``: the order of
+    ``stimuli.parquet``, every image model's), the n first of each (RSA.py stacked the first 4,916
+    values of two dicts built in different orders). Row i is then compared with an image it
+    was not the response to, unless the two orders happen to agree."""
+    rows = sample.rows([name for name in shown if name in set(sample.stimuli)])
+    n = min(len(rows), len(model_order))
+    return StimulusMatrix(sample.name, rows[:n], tuple(model_order[:n]))
 
 
 def image_models(images_dir: Path, stimuli: pd.DataFrame) -> dict[str, StimulusMatrix]:

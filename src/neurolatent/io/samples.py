@@ -13,7 +13,7 @@ import torch
 
 from neurolatent.errors import NeurolatentError
 from neurolatent.io.bids import TR_S
-from neurolatent.science.sampling import anchor_times, lag_centre
+from neurolatent.science.sampling import anchor_times, lag_centre, volume_index
 
 
 @dataclass
@@ -43,11 +43,13 @@ class FmriSamples:
             raise NeurolatentError(f"{folder / 'index.parquet'}: {len(index)} rows for {len(samples)} samples")
         return cls(samples, index, meta, folder)
 
-    def trial_rows(self, trials: pd.DataFrame, lag_s: float | tuple[float, float], anchor: str) -> np.ndarray:
+    def trial_rows(self, trials: pd.DataFrame, lag_s: float | tuple[float, float], anchor: str,
+                   rounding: str = "nearest") -> np.ndarray:
         """The sample row of each trial of ``trials`` (trials.parquet rows): the row itself when the
-        fmri stage wrote one sample per trial; with every-TR samples, the volume nearest the trial's
-        anchor + lag (a window's middle)."""
-        return _trial_rows(self, trials, lag_s, anchor)
+        fmri stage wrote one sample per trial; with every-TR samples, the volume of the trial's
+        anchor + lag (a window's middle), picked by ``rounding`` (see
+        :func:`neurolatent.science.sampling.volume_index`)."""
+        return _trial_rows(self, trials, lag_s, anchor, rounding)
 
     def use_depth(self, depth: int) -> None:
         """Volume samples: scatter into a box whose sides are multiples of 2 ** depth."""
@@ -85,7 +87,7 @@ def _volume_grid(folder: Path, meta: dict, depth: int) -> dict:
 
 
 def _trial_rows(data: "FmriSamples", trials: pd.DataFrame, lag_s: float | tuple[float, float],
-                anchor: str) -> np.ndarray:
+                anchor: str, rounding: str) -> np.ndarray:
     index = data.index
     if "volume" not in index.columns:
         if len(index) != len(trials) or not (index["image_name"].to_numpy() == trials["image_name"].to_numpy()).all():
@@ -93,7 +95,7 @@ def _trial_rows(data: "FmriSamples", trials: pd.DataFrame, lag_s: float | tuple[
         return np.arange(len(trials))
     times = anchor_times(trials["onset"].to_numpy(), trials["duration"].to_numpy(), anchor) + lag_centre(lag_s)
     wanted = pd.DataFrame({"subject": trials["subject"].to_numpy(), "session": trials["session"].to_numpy(),
-                           "run": trials["run"].to_numpy(), "volume": np.rint(times / TR_S).astype(int)})
+                           "run": trials["run"].to_numpy(), "volume": volume_index(times, TR_S, np.iinfo(int).max, rounding)})
     keyed = index[["subject", "session", "run", "volume"]].reset_index(names="row")
     last = keyed.groupby(["subject", "session", "run"])["volume"].transform("max")
     wanted = wanted.merge(keyed.assign(last=last).groupby(["subject", "session", "run"])["last"].max().reset_index(),

@@ -40,9 +40,12 @@ class Settings:
     #: Adam, as the study: lr 1e-3, weight decay 1e-5
     lr: float = 1e-3
     weight_decay: float = 1e-5
-    #: epochs without a better validation loss before training stops
+    #: epochs without a better monitored loss before training stops
     patience: int = 5
     seed: int = 0
+    #: the monitored loss: ``validation`` (its best epoch's weights are kept) or ``last_batch`` (the
+    #: study's rule: the epoch's last mini-batch training loss, and the final epoch's weights)
+    stop_on: str = "validation"
 
 
 def seed_everything(seed: int) -> None:
@@ -57,6 +60,8 @@ class History:
     key: str
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
+    #: the loss early stopping watches, per epoch (the validation loss, or the last mini-batch's)
+    monitored: list[float] = field(default_factory=list)
     best_epoch: int = -1
     bad_epochs: int = 0
     stopped_early: bool = False
@@ -66,6 +71,10 @@ class History:
     @property
     def best_val(self) -> float:
         return self.val_loss[self.best_epoch] if self.best_epoch >= 0 else math.inf
+
+    @property
+    def best_monitored(self) -> float:
+        return self.monitored[self.best_epoch] if self.best_epoch >= 0 else math.inf
 
 
 def batches(rows: np.ndarray, batch_size: int, seed: int | None, epoch: int) -> list[np.ndarray]:
@@ -139,7 +148,8 @@ def train(model: nn.Module, load: Callable[[np.ndarray], torch.Tensor], train_ro
           val_rows: np.ndarray, settings: Settings, checkpoints: Path, key: str, device: str = "cpu",
           on_epoch: Callable[[int, float, float], None] | None = None,
           stop_after: int | None = None) -> History:
-    """Fit ``model`` to reconstruct its inputs; leave the best-validation weights in it.
+    """Fit ``model`` to reconstruct its inputs; leave the best-validation weights in it (with
+    ``settings.stop_on == "last_batch"``, the final epoch's: the study's rule).
 
     Parameters
     ----------
@@ -183,13 +193,15 @@ def train(model: nn.Module, load: Callable[[np.ndarray], torch.Tensor], train_ro
             loss = nn.functional.mse_loss(model(x), x)
             loss.backward()
             optimizer.step()
-            total += float(loss.detach()) * x.numel()
+            last_batch = float(loss.detach())
+            total += last_batch * x.numel()
             count += x.numel()
         history.seconds += time.perf_counter() - start
         history.samples_seen += len(train_rows)
         history.train_loss.append(total / max(count, 1))
         history.val_loss.append(mean_loss(model, load, val_rows, settings.batch_size, device))
-        improved = history.val_loss[-1] < history.best_val
+        history.monitored.append(history.val_loss[-1] if settings.stop_on == "validation" else last_batch)
+        improved = history.monitored[-1] < history.best_monitored
         if improved:
             history.best_epoch, history.bad_epochs = epoch, 0
         else:
@@ -200,7 +212,10 @@ def train(model: nn.Module, load: Callable[[np.ndarray], torch.Tensor], train_ro
             on_epoch(epoch, history.train_loss[-1], history.val_loss[-1])
         log.info("epoch %d: train %.5f val %.5f", epoch + 1, history.train_loss[-1], history.val_loss[-1])
         done_here += 1
-    model.load_state_dict(load_file(checkpoints / "best.safetensors", device=str(device)))
+    if settings.stop_on == "last_batch":  # the study saved the model as training left it
+        history.best_epoch = len(history.train_loss) - 1
+    else:
+        model.load_state_dict(load_file(checkpoints / "best.safetensors", device=str(device)))
     return history
 
 

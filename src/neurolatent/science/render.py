@@ -1,8 +1,10 @@
 """The study's fMRI representation: each volume drawn as a nilearn ortho stat-map picture.
 
-Exactly as the study drew it: ``plot_stat_map`` with ``display_mode="ortho"``, ``bg_img=None``,
+As the study drew it: ``plot_stat_map`` with ``display_mode="ortho"``, ``bg_img=None``,
 ``threshold=100``, no annotation, no cross, no colorbar, colour scale per volume, then resized to a
-square. Two engines draw the same picture:
+square. Two styles (:data:`STYLES`): ``study``, what the study's nilearn 0.10.4 drew (a 6.6 x 3.5 in
+figure, colour map ``cold_hot``, views coronal, sagittal, axial; :func:`render_study_picture`), and
+``nilearn``, today's nilearn look (``RdBu_r``, views sagittal, coronal, axial). Two engines:
 
 - ``nilearn`` (:func:`render_nilearn`): calls nilearn and matplotlib, the reference;
 - ``fast`` (:func:`render_fast`): the same geometry and colours computed with numpy for a batch of
@@ -19,6 +21,7 @@ square. Two engines draw the same picture:
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from functools import lru_cache
 
 import matplotlib
@@ -34,11 +37,55 @@ from nilearn.plotting import find_xyz_cut_coords, plot_stat_map  # noqa: E402
 from PIL import Image  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
-#: the figure nilearn draws the ortho display on before the resize (its default size)
-FIGURE_INCHES = (7.0, 2.6)
 DPI = 100
-#: nilearn's default diverging colormap for stat maps
-COLORMAP = "RdBu_r"
+
+
+@dataclass(frozen=True)
+class Style:
+    """How an ortho picture looks: the figure (inches at :data:`DPI`), the colour map, the views
+    left to right (``x`` sagittal, ``y`` coronal, ``z`` axial), and how matplotlib puts each view's
+    image on the pixel grid (``raster``, see :func:`_pixel_grid`)."""
+
+    figure_inches: tuple[float, float]
+    colormap: str
+    views: str
+    raster: str
+
+
+STYLES = {
+    # today's nilearn (0.14) and matplotlib (3.11): nilearn's default map, views x, y, z, a 7.0 x 2.6 in figure
+    "nilearn": Style((7.0, 2.6), "RdBu_r", "xyz", "matplotlib-3.11"),
+    # the study's (its env_rw24.yml: nilearn 0.10.4, matplotlib 3.8.0): the default ortho figure of
+    # 3 x (2.2 x 3.5) in, the default map cold_hot, and OrthoSlicer's view order of that version, y, x, z
+    "study": Style((6.6, 3.5), "cold_hot", "yxz", "matplotlib-3.8"),
+}
+
+
+def _pixel_grid(start: float, length: float, other_length: float, raster: str,
+                vertical: bool) -> tuple[int, np.ndarray]:
+    """Where matplotlib draws an axes-filling image along one figure axis (Agg, nearest neighbour).
+
+    start, length : the axes' extent along the axis in figure pixels (from the left, or from the
+    top for ``vertical``); other_length : its extent along the other axis. Returns the first figure
+    pixel drawn and the position of each drawn pixel's centre in the axes, as a fraction of the
+    axes' span from its left (top) edge.
+
+    - matplotlib 3.11 rounds the axes' edges to whole pixels and samples at the pixel centres.
+    - matplotlib 3.8 renders the image into ceil(length) pixels, stretching it slightly to fill
+      them (``_make_image``'s "round up the output width"); Agg's ``draw_image`` puts that buffer's
+      left edge on the axes' left edge and its bottom edge on the axes' bottom, rounded to the
+      nearest pixel (its top row: round(top + length - ceil(length))); drawing is clipped to the
+      axes' edges rounded to pixels. (Measured against nilearn 0.10.4 with matplotlib 3.8.0.)
+    """
+    if raster == "matplotlib-3.11":
+        first, last = int(np.floor(start + 0.5)), int(np.floor(start + length + 0.5))
+        pixels = np.arange(first, last)
+        return first, (pixels + 0.5 - start) / length
+    stretched = length % 1.0 != 0.0 or other_length % 1.0 != 0.0
+    size = int(np.ceil(length)) if stretched else int(length)
+    pixels = int(np.floor((start + length - size if vertical else start) + 0.5)) + np.arange(size)
+    keep = (pixels >= int(np.floor(start + 0.5))) & (pixels < int(np.floor(start + length + 0.5)))
+    return int(pixels[keep][0]), ((np.arange(size) + 0.5) / size)[keep]
 #: figures the fast engine draws before resizing them together
 FIGURE_CHUNK = 8
 #: volumes of a batch whose mean |v| the cut components are labelled on
@@ -48,8 +95,9 @@ COMPONENT_SAMPLE = 8
 COMPONENT_SHARE = 0.95
 
 
-def render_nilearn(volume: np.ndarray, affine: np.ndarray, size: int, threshold: float) -> np.ndarray:
-    """One volume as the study's picture.
+def render_nilearn(volume: np.ndarray, affine: np.ndarray, size: int, threshold: float,
+                   style: str = "nilearn") -> np.ndarray:
+    """One volume drawn by this environment's nilearn (``plot_stat_map``), the reference of the fast engine.
 
     Parameters
     ----------
@@ -57,16 +105,21 @@ def render_nilearn(volume: np.ndarray, affine: np.ndarray, size: int, threshold:
     affine : ndarray, shape (4, 4), voxel -> mm
     size : side of the output picture, pixels
     threshold : values with absolute value at or below it are not drawn
+    style : ``nilearn`` only: nilearn 0.14 lays the views out x, y, z and cannot draw the study's
+        0.10.4 order (the fast engine can: ``render_fast(..., style="study")``)
 
     Returns
     -------
     ndarray, shape (3, size, size), uint8 RGB, channels first
     """
-    figure = plt.figure(figsize=FIGURE_INCHES, dpi=DPI)
+    if style != "nilearn":
+        raise ValueError(f"style {style!r}: nilearn itself draws only today's layout; use the fast engine")
+    look = STYLES[style]
+    figure = plt.figure(figsize=look.figure_inches, dpi=DPI)
     try:
         plot_stat_map(nib.Nifti1Image(np.asarray(volume, dtype=np.float32), affine), bg_img=None,
                       display_mode="ortho", threshold=threshold, annotate=False, draw_cross=False,
-                      colorbar=False, figure=figure)
+                      colorbar=False, figure=figure, cmap=look.colormap)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=DPI, facecolor=figure.get_facecolor())
     finally:
@@ -80,11 +133,12 @@ def _resize(picture: Image.Image, size: int) -> np.ndarray:
     return np.asarray(resized, dtype=np.uint8).transpose(2, 0, 1)
 
 
-@lru_cache(maxsize=1)
-def _colour_table() -> np.ndarray:
-    """RdBu_r at 256 levels plus white for undrawn voxels, each an RGBX pixel packed in a uint32:
-    shape (257,), white last. Packed pixels make drawing one 4-byte gather per pixel."""
-    levels = matplotlib.colormaps[COLORMAP].resampled(256)(np.arange(256))
+@lru_cache(maxsize=4)
+def _colour_table(colormap: str) -> np.ndarray:
+    """A colour map at 256 levels plus white for undrawn voxels, each an RGBX pixel packed in a
+    uint32: shape (257,), white last. Packed pixels make drawing one 4-byte gather per pixel.
+    (nilearn registers ``cold_hot`` with matplotlib when nilearn.plotting is imported.)"""
+    levels = matplotlib.colormaps[colormap].resampled(256)(np.arange(256))
     levels[:, 3] = 1.0
     table = np.round(np.vstack([levels, [1.0, 1.0, 1.0, 1.0]]) * 255).astype(np.uint8)
     return table.view(np.uint32).ravel()
@@ -144,19 +198,22 @@ def _c_ordered(volume: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int]]:
     return np.ascontiguousarray(volume), (0, 1, 2)
 
 
-def _cut_components(magnitude_mean: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """The two components nilearn's find_xyz_cut_coords weighs a volume in, from a mean |volume|.
+def _cut_components(magnitude_mean: np.ndarray, signed_mean: np.ndarray,
+                    threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The two components nilearn's find_xyz_cut_coords weighs a volume in, from a batch's mean
+    |volume| and mean volume.
 
     nilearn takes the largest connected component of the supra-threshold voxels (``component``),
-    then, inside it, the largest component of the voxels above their mean (``region``, if it has
-    over 50 voxels), and cuts at the centre of mass of |v| there. Labelling each volume is most of
-    its cost; the fast engine labels once per batch (see :func:`render_fast`).
+    then, inside it, the largest component of the voxels whose |v| exceeds |mean(v)| over that
+    component (the signed mean: for a volume of both signs it is near 0, not the mean of |v|;
+    ``region``, if it has over 50 voxels), and cuts at the centre of mass of |v| there. Labelling
+    each volume is most of its cost; the fast engine labels once per batch (see :func:`render_fast`).
     Returns (region, component), float32 0/1 arrays shaped like ``magnitude_mean``.
     """
     first = _largest_component(magnitude_mean > threshold)
     if first is None:
         first = np.ones(magnitude_mean.shape, dtype=bool)
-    second = _largest_component(magnitude_mean > np.abs(magnitude_mean[first].mean()))
+    second = _largest_component(magnitude_mean > np.abs(signed_mean[first].mean()))
     region = first & second if second is not None and (first & second).sum() > 50 else first
     return region.astype(np.float32), first.astype(np.float32)
 
@@ -169,24 +226,29 @@ def _largest_component(mask: np.ndarray) -> np.ndarray | None:
     return labels == (np.argmax(sizes) + 1)
 
 
+#: (horizontal axis, vertical axis) of the volume shown by each view
+VIEW_AXES = {"x": (1, 2), "y": (0, 2), "z": (0, 1)}
+
+
 @lru_cache(maxsize=64)
 def _layout(shape: tuple[int, int, int], spacing: tuple[float, float, float],
-            origin: tuple[float, float, float], box: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+            origin: tuple[float, float, float], box: tuple[int, ...], style: Style) -> tuple[np.ndarray, ...]:
     """Which slice element each figure pixel shows, for one supra-threshold bounding box.
 
     shape, spacing (mm), origin (mm): the reordered volume's grid. box: the supra-threshold voxel
-    slices (x0, x1, y0, y1, z0, z1), stops exclusive. Returns, for the three views sagittal (x),
-    coronal (y), axial (z): the figure row and column of the view's top-left pixel, the slice index
-    along the view's horizontal volume axis of each pixel column (i) and along its vertical volume
-    axis of each pixel row, top row first (j).
+    slices (x0, x1, y0, y1, z0, z1), stops exclusive. Returns, for the three views in the style's
+    order: the figure row and column of the view's top-left pixel, the slice index along the
+    view's horizontal volume axis of each pixel column (i) and along its vertical volume axis of
+    each pixel row, top row first (j). nilearn gives each view a width proportional to its
+    horizontal extent, in the order the views are drawn (the same rule in 0.10.4 and 0.14).
     """
-    height, width = int(FIGURE_INCHES[1] * DPI), int(FIGURE_INCHES[0] * DPI)
+    height, width = int(style.figure_inches[1] * DPI), int(style.figure_inches[0] * DPI)
     # voxel-centre extent of each axis, and the mask bounds as nilearn's get_mask_bounds computes them
     low = np.asarray(origin)
     high = low + (np.asarray(shape) - 1) * np.asarray(spacing)
     limits = [(low[a] + box[2 * a] * (high[a] - low[a]) / shape[a],
                low[a] + box[2 * a + 1] * (high[a] - low[a]) / shape[a]) for a in range(3)]
-    views = [(1, 2), (0, 2), (0, 1)]  # (horizontal axis, vertical axis) of the x, y and z cuts
+    views = [VIEW_AXES[view] for view in style.views]
     widths = np.array([limits[h][1] - limits[h][0] for h, _ in views])
     fractions = widths / widths.sum()
     result = []
@@ -196,23 +258,24 @@ def _layout(shape: tuple[int, int, int], spacing: tuple[float, float, float],
         span_h, span_v = limits[h][1] - limits[h][0], limits[v][1] - limits[v][0]
         # equal aspect: shrink the box along one side, keep it centred
         draw_w, draw_h = (box_w, box_w * span_v / span_h) if span_v / span_h < box_h / box_w else (box_h * span_h / span_v, box_h)
-        x0, y0 = left + (box_w - draw_w) / 2, (box_h - draw_h) / 2
+        x0, top = left + (box_w - draw_w) / 2, (box_h - draw_h) / 2  # the axes' left and top edges, pixels
         left += box_w
-        columns = np.arange(int(np.ceil(x0 - 0.5)), int(np.floor(x0 + draw_w - 0.5)) + 1)
-        rows = np.arange(int(np.ceil(y0 - 0.5)), int(np.floor(y0 + draw_h - 0.5)) + 1)[::-1]  # top first
-        u = limits[h][0] + (columns + 0.5 - x0) / draw_w * span_h  # mm along the horizontal axis
-        w = limits[v][0] + (rows + 0.5 - y0) / draw_h * span_v
+        first_column, across = _pixel_grid(x0, draw_w, draw_h, style.raster, vertical=False)
+        first_row, down = _pixel_grid(top, draw_h, draw_w, style.raster, vertical=True)
+        u = limits[h][0] + across * span_h  # mm along the horizontal axis, left to right
+        w = limits[v][1] - down * span_v  # mm along the vertical axis, top to bottom
         i = np.floor((u - low[h]) / (high[h] - low[h]) * shape[h]).astype(int)
         # origin="upper" on the rot90 slice: the top image row is the last voxel of the vertical axis
         j = shape[v] - 1 - np.floor((high[v] - w) / (high[v] - low[v]) * shape[v]).astype(int)
         keep_i, keep_j = (i >= 0) & (i < shape[h]), (j >= 0) & (j < shape[v])
         # kept pixels form one rectangle: figure rows top..top+len(j), columns left..left+len(i)
-        result.append((height - 1 - int(rows[keep_j][0]), int(columns[keep_i][0]), i[keep_i], j[keep_j]))
+        result.append((first_row + int(np.argmax(keep_j)), first_column + int(np.argmax(keep_i)), i[keep_i], j[keep_j]))
     return tuple(result)
 
 
-def render_fast(volumes: np.ndarray, affine: np.ndarray, size: int, threshold: float) -> np.ndarray:
-    """The study's picture of each volume without matplotlib (see the module docstring).
+def render_fast(volumes: np.ndarray, affine: np.ndarray, size: int, threshold: float,
+                style: str = "nilearn") -> np.ndarray:
+    """The ortho picture of each volume without matplotlib (see the module docstring).
 
     Parameters
     ----------
@@ -220,6 +283,7 @@ def render_fast(volumes: np.ndarray, affine: np.ndarray, size: int, threshold: f
         connected components are labelled once per call, on a sample of its volumes
     affine : ndarray, shape (4, 4), voxel -> mm; an oblique one is resampled as nilearn does
     size, threshold : as :func:`render_nilearn`
+    style : a key of :data:`STYLES`: ``nilearn`` (today's look) or ``study`` (nilearn 0.10.4's)
 
     Returns
     -------
@@ -235,10 +299,11 @@ def render_fast(volumes: np.ndarray, affine: np.ndarray, size: int, threshold: f
     spacing = tuple(float(s) for s in np.diag(affine)[:3])
     origin = tuple(float(o) for o in affine[:3, 3])
     shape = volumes.shape[1:]
-    table = _colour_table()
-    height, width = int(FIGURE_INCHES[1] * DPI), int(FIGURE_INCHES[0] * DPI)
+    look = STYLES[style]
+    table = _colour_table(look.colormap)
+    height, width = int(look.figure_inches[1] * DPI), int(look.figure_inches[0] * DPI)
     sample = np.stack([_c_ordered(v)[0] for v in volumes[:: max(1, len(volumes) // COMPONENT_SAMPLE)]])
-    region, component = _cut_components(np.abs(sample).mean(axis=0), threshold)
+    region, component = _cut_components(np.abs(sample).mean(axis=0), sample.mean(axis=0), threshold)
     boxes, ranges, cuts = [], [], np.empty((len(volumes), 3), dtype=int)
     for k, volume in enumerate(volumes):
         view, axes = _c_ordered(volume)
@@ -264,8 +329,9 @@ def render_fast(volumes: np.ndarray, affine: np.ndarray, size: int, threshold: f
             scale = 256.0 / (high - low) if high > low else 0.0
             figure[:] = table[256]
             x, y, z = cuts[k]
-            for (top, left, i, j), cut in zip(_layout(shape, spacing, origin, boxes[k]),
-                                              (volume[x, :, :], volume[:, y, :], volume[:, :, z])):
+            slices = {"x": volume[x, :, :], "y": volume[:, y, :], "z": volume[:, :, z]}
+            for (top, left, i, j), view in zip(_layout(shape, spacing, origin, boxes[k], look), look.views):
+                cut = slices[view]
                 level = np.clip(((cut - low) * scale).astype(np.int16), 0, 255)
                 level[np.abs(cut) <= threshold] = 256
                 figure[top:top + len(j), left:left + len(i)] = table[level.T[j][:, i]]
@@ -287,11 +353,34 @@ def _resize_into(figures: np.ndarray, out: np.ndarray) -> None:
     torch.from_numpy(out).copy_(resized)  # channels-last to channels-first, in parallel
 
 
-def render_volumes(volumes: np.ndarray, affine: np.ndarray, engine: str, size: int, threshold: float) -> np.ndarray:
+def render_volumes(volumes: np.ndarray, affine: np.ndarray, engine: str, size: int, threshold: float,
+                   style: str = "nilearn") -> np.ndarray:
     """Volumes (n, X, Y, Z) -> pictures (n, 3, size, size) uint8, drawn by ``engine`` (``nilearn``
-    or ``fast``); size and threshold as :func:`render_nilearn`."""
+    or ``fast``) in ``style``; size and threshold as :func:`render_nilearn`."""
     if engine == "fast":
-        return render_fast(volumes, affine, size, threshold)
+        return render_fast(volumes, affine, size, threshold, style)
     if engine != "nilearn":
         raise ValueError(f"engine must be nilearn or fast, not {engine!r}")
-    return np.stack([render_nilearn(v, affine, size, threshold) for v in volumes])
+    return np.stack([render_nilearn(v, affine, size, threshold, style) for v in volumes])
+
+
+def render_study_picture(volume: np.ndarray, affine: np.ndarray, size: int = 672) -> np.ndarray:
+    """One volume as the study's autoencoder saw it, before its division by 255.
+
+    What the study's code made: nilearn 0.10.4's ``plot_stat_map(img, bg_img=None, threshold=100,
+    annotate=False, draw_cross=False, colorbar=False)`` saved as a 660 x 350 PNG (views coronal,
+    sagittal, axial; colour map ``cold_hot``), squashed to size x size by torchvision's
+    ``Resize`` (PIL bilinear), RGB. Checked against pictures made by nilearn 0.10.4 itself
+    (``tests/data/render/``).
+
+    Parameters
+    ----------
+    volume : ndarray, shape (X, Y, Z), float, intensity units
+    affine : ndarray, shape (4, 4), voxel -> mm
+    size : side of the square picture, pixels (the study: 672)
+
+    Returns
+    -------
+    ndarray, shape (size, size, 3), uint8 RGB
+    """
+    return render_fast(np.asarray(volume, dtype=np.float32)[None], affine, size, 100.0, "study")[0].transpose(1, 2, 0)

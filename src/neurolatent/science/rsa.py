@@ -37,6 +37,7 @@ Dissimilarity = Literal["correlation", "euclidean", "cosine"]
 Comparison = Literal["pearson", "spearman", "kendall_tau_a", "cosine"]
 DISSIMILARITIES = ("correlation", "euclidean", "cosine")
 COMPARISONS = ("pearson", "spearman", "kendall_tau_a", "cosine")
+Triangle = Literal["upper", "full"]
 #: the rsatoolbox name of our plain euclidean distance (see :meth:`RDM.to_rsatoolbox`)
 EUCLIDEAN_FOR_RSATOOLBOX = "euclidean distance (not squared)"
 #: Kendall tau-a compares every pair of cells (O(cells^2)); beyond this many stimuli use spearman
@@ -288,18 +289,29 @@ def _tau_a(x: np.ndarray, y: np.ndarray) -> float:
     return total / (m * (m - 1) / 2.0)
 
 
-def compare(first: np.ndarray, second: np.ndarray, method: Comparison = "spearman") -> float:
+def compare(first: np.ndarray, second: np.ndarray, method: Comparison = "spearman",
+            triangle: Triangle = "upper") -> float:
     """Similarity of two RDMs given as upper triangles (or any paired vectors) of equal length.
 
     ``pearson``: Pearson r (the study); ``spearman``: Pearson r of ranks; ``kendall_tau_a``:
     Kendall's tau-a (ties count as neither concordant nor discordant: the right choice for models
     that predict tied dissimilarities, Nili et al. 2014; rsatoolbox's ``tau-a``, not scipy's
     tau-b); ``cosine``: uncentred cosine similarity.
+
+    ``triangle="full"`` compares the whole square matrices instead (n^2 cells: the zero diagonal
+    and every pair twice), a pitfall kept to show its effect: the n diagonal cells agree
+    perfectly in any two RDMs, so the correlation is pulled towards a positive value even when
+    the off-diagonal cells are unrelated (:func:`full_square_map`).
     """
     x = np.asarray(first, dtype=np.float64)
     y = np.asarray(second, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"RDMs to compare must be vectors of one length, got {x.shape} and {y.shape}")
+    if triangle == "full":
+        _check_full(method)
+        return compare(squareform(x, checks=False).ravel(), squareform(y, checks=False).ravel(), method)
+    if triangle != "upper":
+        raise ValueError(f"unknown triangle {triangle!r} (upper or full)")
     if method == "spearman":
         (x, y), method = rank_pair(x, y), "pearson"
     if method == "pearson":
@@ -321,6 +333,69 @@ def naive_p(r: float, cells: int) -> float:
     df = cells - 2
     t = r * np.sqrt(df / max(1e-300, 1.0 - r * r))
     return float(2 * stats.t.sf(abs(t), df))
+
+
+def _check_full(method: Comparison) -> None:
+    if method not in ("pearson", "spearman", "cosine"):
+        raise ValueError(f"triangle 'full' supports pearson, spearman and cosine, not {method!r}")
+
+
+def _full_cells(first: np.ndarray, second: np.ndarray, method: Comparison
+                ) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """The values the full-square statistic correlates, split as (x, y) on the upper cells and
+    (dx, dy) on the diagonal: the dissimilarities and 0 for pearson and cosine, their ranks among
+    all n^2 cells of the square for spearman (ties, the diagonal's included, averaged)."""
+    x = np.asarray(first, dtype=np.float64)
+    y = np.asarray(second, dtype=np.float64)
+    if method != "spearman":
+        return x, y, 0.0, 0.0
+    upper = np.triu_indices(n_items(len(x)), k=1)
+    ranked = []
+    for values in (x, y):
+        square = squareform(values, checks=False)
+        square = rank(square.ravel()).reshape(square.shape)
+        ranked += [square[upper], float(square[0, 0])]
+    return ranked[0], ranked[2], ranked[1], ranked[3]
+
+
+def _full_moments(cells: np.ndarray, sx, sy, sxx, syy, sxy, diagonal, dx: float, dy: float) -> np.ndarray:
+    """Moments over the square (every upper cell twice, ``diagonal`` cells of value (dx, dy)) from
+    those over the upper cells; each argument a scalar or an array of replicates."""
+    return np.array([2 * cells + diagonal, 2 * sx + diagonal * dx, 2 * sy + diagonal * dy,
+                     2 * sxx + diagonal * dx * dx, 2 * syy + diagonal * dy * dy, 2 * sxy + diagonal * dx * dy])
+
+
+def _correlation_from_moments(moments: np.ndarray, method: Comparison) -> np.ndarray:
+    cnt, sx, sy, sxx, syy, sxy = moments
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if method == "cosine":
+            return sxy / np.sqrt(sxx * syy)
+        return (sxy - sx * sy / cnt) / np.sqrt((sxx - sx * sx / cnt) * (syy - sy * sy / cnt))
+
+
+def full_square_map(first: np.ndarray, second: np.ndarray, method: Comparison) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """How the full-square comparison follows from a comparison of upper cells under relabelling.
+
+    Relabelling the stimuli of one RDM moves its upper cells among themselves and keeps its
+    diagonal, so every moment of the square but the cross-product is fixed, and the full-square
+    statistic is ``a + b * s`` where ``s`` is the Pearson r (cosine for cosine) of the returned
+    upper-cell values (x, y). The Mantel p of the full square is therefore the p of ``s``: the
+    pitfall inflates r, not the permutation test.
+
+    Returns
+    -------
+    x, y : (m,) float64, the upper-cell values ``s`` correlates; a, b : floats
+    """
+    _check_full(method)
+    x, y, dx, dy = _full_cells(first, second, method)
+    if method == "cosine":  # a zero diagonal adds nothing to any cosine sum
+        return x, y, 0.0, 1.0
+    m = len(x)
+    vx, vy = x @ x - x.sum() ** 2 / m, y @ y - y.sum() ** 2 / m
+    cnt, sx, sy, sxx, syy, _ = _full_moments(m, x.sum(), y.sum(), x @ x, y @ y, 0.0, n_items(m), dx, dy)
+    scale = np.sqrt((sxx - sx * sx / cnt) * (syy - sy * sy / cnt))
+    a = (2 * x.sum() * y.sum() / m + n_items(m) * dx * dy - sx * sy / cnt) / scale
+    return x, y, float(a), float(2 * np.sqrt(vx * vy) / scale)
 
 
 @dataclass(frozen=True)
@@ -528,12 +603,17 @@ def _bootstrap_moments(x: np.ndarray, y: np.ndarray, samples: np.ndarray, length
 
 
 def _resampled_comparison(first: np.ndarray, second: np.ndarray, method: Comparison, samples: np.ndarray,
-                          lengths: np.ndarray) -> np.ndarray:
+                          lengths: np.ndarray, triangle: Triangle = "upper") -> np.ndarray:
     """The comparison of two RDMs (upper triangles over n stimuli) on each resample of their stimuli:
     samples (n_boot, width) int32 stimulus indices, the first lengths[b] of row b drawn. Cells
-    between two copies of one stimulus are left out. Returns (n_boot,) float64."""
+    between two copies of one stimulus are left out (with ``triangle="full"``, the resample's
+    square: its upper cells twice and one diagonal cell per draw). Returns (n_boot,) float64."""
     x = np.asarray(first, dtype=np.float64)
     y = np.asarray(second, dtype=np.float64)
+    if triangle == "full":
+        x, y, dx, dy = _full_cells(x, y, method)
+        moments = _bootstrap_moments(squareform(x, checks=False), squareform(y, checks=False), samples, lengths).T
+        return _correlation_from_moments(_full_moments(*moments, lengths, dx, dy), method)
     if method == "kendall_tau_a":
         xs, ys = squareform(x, checks=False), squareform(y, checks=False)
         out = np.empty(len(samples))
@@ -548,16 +628,12 @@ def _resampled_comparison(first: np.ndarray, second: np.ndarray, method: Compari
     elif method not in ("pearson", "cosine"):
         raise ValueError(f"unknown comparison {method!r} (one of {', '.join(COMPARISONS)})")
     m = _bootstrap_moments(squareform(x, checks=False), squareform(y, checks=False), samples, lengths)
-    cnt, sx, sy, sxx, syy, sxy = m.T
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if method == "cosine":
-            return sxy / np.sqrt(sxx * syy)
-        cov = sxy - sx * sy / cnt
-        return cov / np.sqrt((sxx - sx * sx / cnt) * (syy - sy * sy / cnt))
+    return _correlation_from_moments(m.T, method)
 
 
 def bootstrap(first: np.ndarray, second: np.ndarray, method: Comparison = "spearman",
-              n_bootstrap: int = 1000, random_state: int | np.random.Generator = 0) -> np.ndarray:
+              n_bootstrap: int = 1000, random_state: int | np.random.Generator = 0,
+              triangle: Triangle = "upper") -> np.ndarray:
     """The comparison on ``n_bootstrap`` resamples of the stimuli (with replacement).
 
     Cells between two copies of one stimulus are left out (they are self-dissimilarities).
@@ -571,27 +647,31 @@ def bootstrap(first: np.ndarray, second: np.ndarray, method: Comparison = "spear
     """
     n = n_items(len(first))
     samples = np.random.default_rng(random_state).integers(0, n, size=(n_bootstrap, n)).astype(np.int32)
-    return _resampled_comparison(first, second, method, samples, np.full(n_bootstrap, n, dtype=np.int64))
+    return _resampled_comparison(first, second, method, samples, np.full(n_bootstrap, n, dtype=np.int64), triangle)
 
 
 # ----------------------------------------------------------------------------- group statistics
 
 
-def _canonical(fmri_rdms: list[RDM], model_rdm: RDM) -> tuple[list[str], list[RDM], list[RDM]]:
+def _canonical(fmri_rdms: list[RDM], model_rdm: RDM | list[RDM]) -> tuple[list[str], list[RDM], list[RDM]]:
     """The union of the subjects' stimuli in the model's order, and each subject's RDM and the model's
     RDM over that subject's stimuli, both in union order (so a relabelling of the union is the
-    same relabelling for every subject, whatever order its RDM came in)."""
+    same relabelling for every subject, whatever order its RDM came in). ``model_rdm`` may be one
+    RDM per subject (over at least that subject's stimuli) when the model side is not a subset of
+    one matrix (CKA's U-centred kernels, :mod:`neurolatent.science.cka`)."""
+    per_subject = model_rdm if isinstance(model_rdm, list) else [model_rdm] * len(fmri_rdms)
     seen = set().union(*(r.stimuli for r in fmri_rdms))
-    missing = seen - set(model_rdm.stimuli)
+    listed = list(dict.fromkeys(name for model in per_subject for name in model.stimuli))
+    missing = seen - set(listed)
     if missing:
-        raise ValueError(f"model RDM {model_rdm.name!r} lacks stimulus {sorted(missing)[0]!r} of the subjects' union")
-    union = [name for name in model_rdm.stimuli if name in seen]
+        raise ValueError(f"model RDM {per_subject[0].name!r} lacks stimulus {sorted(missing)[0]!r} of the subjects' union")
+    union = [name for name in listed if name in seen]
     position = {name: i for i, name in enumerate(union)}
     subjects, models = [], []
-    for item in fmri_rdms:
+    for item, model in zip(fmri_rdms, per_subject):
         order = sorted(item.stimuli, key=position.__getitem__)
         subjects.append(item if list(item.stimuli) == order else item.subset(order))
-        models.append(model_rdm.subset(order))
+        models.append(model if list(model.stimuli) == order else model.subset(order))
     return union, subjects, models
 
 
@@ -653,9 +733,9 @@ class GroupPermutationResult:
     subject_nulls: np.ndarray
 
 
-def group_mantel(fmri_rdms: list[RDM], model_rdm: RDM, method: Comparison = "spearman",
+def group_mantel(fmri_rdms: list[RDM], model_rdm: RDM | list[RDM], method: Comparison = "spearman",
                  n_permutations: int = 10_000, random_state: int | np.random.Generator = 0,
-                 device: str = "cpu", chunk: int = 128) -> GroupPermutationResult:
+                 device: str = "cpu", chunk: int = 128, triangle: Triangle = "upper") -> GroupPermutationResult:
     """Group permutation test of the mean over subjects of the model-to-subject RDM comparison.
 
     Each permutation is one relabelling of the model's stimuli that every subject takes, restricted
@@ -669,9 +749,12 @@ def group_mantel(fmri_rdms: list[RDM], model_rdm: RDM, method: Comparison = "spe
     Parameters
     ----------
     fmri_rdms : one RDM per subject, each over the images that subject saw
-    model_rdm : an RDM over (at least) the union of those images; the side that is relabelled
+    model_rdm : an RDM over (at least) the union of those images, or one per subject over (at least)
+        its images; the side that is relabelled
     method : as :func:`compare`
     n_permutations, random_state, device, chunk : as :func:`mantel`
+    triangle : upper, or full (the whole squares: each subject's null is the exact affine image
+        of its upper-cell null, :func:`full_square_map`)
 
     Returns
     -------
@@ -680,10 +763,15 @@ def group_mantel(fmri_rdms: list[RDM], model_rdm: RDM, method: Comparison = "spe
     union, subjects, models = _canonical(fmri_rdms, model_rdm)
     design = _SharedDesign(union, subjects)
     rng = np.random.default_rng(random_state)
-    observed = np.array([compare(model.upper, item.upper, method) for model, item in zip(models, subjects)])
+    observed = np.array([compare(model.upper, item.upper, method, triangle) for model, item in zip(models, subjects)])
     nulls = np.empty((len(subjects), n_permutations))
-    prepared = [_prepare(model.upper, item.upper, method) if method != "kendall_tau_a" else None
-                for model, item in zip(models, subjects)]
+    if triangle == "full":
+        maps = [full_square_map(model.upper, item.upper, method) for model, item in zip(models, subjects)]
+        prepared = [_prepare(x, y, "cosine" if method == "cosine" else "pearson") for x, y, _, _ in maps]
+    else:
+        maps = [(None, None, 0.0, 1.0)] * len(subjects)
+        prepared = [_prepare(model.upper, item.upper, method) if method != "kendall_tau_a" else None
+                    for model, item in zip(models, subjects)]
     for start in range(0, n_permutations, chunk):
         relabellings = design.relabellings(min(chunk, n_permutations - start), rng)
         stop = start + len(relabellings)
@@ -696,6 +784,7 @@ def group_mantel(fmri_rdms: list[RDM], model_rdm: RDM, method: Comparison = "spe
                 nulls[s, start:stop] = _permuted_dots(prepared[s].x_square, prepared[s].weights, perms, _tile_block(item.n))
             else:
                 nulls[s, start:stop] = _permuted_dots_torch(prepared[s].x_square, prepared[s].weights, perms, device)
+    nulls = np.array([a + b * row for (_, _, a, b), row in zip(maps, nulls)])
     null = nulls.mean(axis=0)
     statistic = float(observed.mean())
     return GroupPermutationResult(statistic, permutation_p(statistic, null), null, observed,
@@ -712,7 +801,8 @@ class GroupBootstrapResult:
 
 
 def group_bootstrap(fmri_rdms: list[RDM], model_rdm: RDM, method: Comparison = "spearman",
-                    n_bootstrap: int = 1000, random_state: int | np.random.Generator = 0) -> GroupBootstrapResult:
+                    n_bootstrap: int = 1000, random_state: int | np.random.Generator = 0,
+                    triangle: Triangle = "upper") -> GroupBootstrapResult:
     """Bootstrap of the mean over subjects of the model-to-subject comparison, resampling stimuli.
 
     Each replicate draws one resample (with replacement) of the union of the subjects' stimuli,
@@ -733,7 +823,7 @@ def group_bootstrap(fmri_rdms: list[RDM], model_rdm: RDM, method: Comparison = "
     for s, (model, item) in enumerate(zip(models, subjects)):
         samples = design.restrict(resamples, s).astype(np.int32)
         replicates[s] = _resampled_comparison(model.upper, item.upper, method, samples,
-                                              np.full(n_bootstrap, item.n, dtype=np.int64))
+                                              np.full(n_bootstrap, item.n, dtype=np.int64), triangle)
     return GroupBootstrapResult(replicates.mean(axis=0), replicates)
 
 

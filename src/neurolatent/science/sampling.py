@@ -28,24 +28,29 @@ def lag_centre(lag_s: float | tuple[float, float]) -> float:
     return lag_s if not isinstance(lag_s, tuple) else sum(lag_s) / 2
 
 
-def nearest_volumes(times_s: np.ndarray, tr_s: float, n_volumes: int) -> np.ndarray:
-    """The index of the volume nearest each time (half to even), clipped to the run.
+def volume_index(times_s: np.ndarray, tr_s: float, n_volumes: int, rounding: str = "nearest") -> np.ndarray:
+    """The volume of each time, clipped to the run: the nearest (``rounding="nearest"``, half to
+    even) or the last one begun (``"floor"``, the study's ``int(StimOff / TR)``).
 
     times_s : (n,) seconds. Returns (n,) int.
     """
-    return np.clip(np.rint(np.asarray(times_s) / tr_s).astype(int), 0, n_volumes - 1)
+    if rounding not in ("nearest", "floor"):
+        raise ValueError(f"rounding must be nearest or floor, not {rounding!r}")
+    index = np.asarray(times_s) / tr_s
+    return np.clip((np.rint(index) if rounding == "nearest" else np.floor(index)).astype(int), 0, n_volumes - 1)
 
 
 def volume_at_lag(series: np.ndarray, tr_s: float, times_s: np.ndarray,
-                  lag_s: float | tuple[float, float]) -> np.ndarray:
+                  lag_s: float | tuple[float, float], rounding: str = "nearest") -> np.ndarray:
     """The signal of each trial at ``time + lag``.
 
     Parameters
     ----------
     series : ndarray, shape (n_volumes, n_voxels); volume k was acquired at k * tr_s seconds
     times_s : ndarray, shape (n_trials,), anchor times in seconds
-    lag_s : a number: the nearest volume to time + lag; a window (a, b): the mean of the
-        linearly interpolated signal at time + a, time + a + 0.5 s, ..., time + b
+    lag_s : a number: the volume of time + lag (picked by ``rounding``, see :func:`volume_index`);
+        a window (a, b): the mean of the linearly interpolated signal at time + a, time + a + 0.5 s,
+        ..., time + b
 
     Returns
     -------
@@ -53,7 +58,7 @@ def volume_at_lag(series: np.ndarray, tr_s: float, times_s: np.ndarray,
     """
     last = series.shape[0] - 1
     if not isinstance(lag_s, tuple):
-        return series[nearest_volumes(times_s + lag_s, tr_s, series.shape[0])].astype(np.float32)
+        return series[volume_index(times_s + lag_s, tr_s, series.shape[0], rounding)].astype(np.float32)
     offsets = np.arange(lag_s[0], lag_s[1] + 1e-9, 0.5)
     points = np.clip((times_s[:, None] + offsets[None, :]) / tr_s, 0, last)  # (n_trials, n_points)
     low = np.floor(points).astype(int)
@@ -65,7 +70,8 @@ def volume_at_lag(series: np.ndarray, tr_s: float, times_s: np.ndarray,
 
 def masked_samples(series: np.ndarray, tr_s: float, onsets_s: np.ndarray, durations_s: np.ndarray,
                    method: str, lag_s: float | tuple[float, float] = (4.0, 6.0), anchor: str = "onset",
-                   glm: str = "lsa", noise_model: str = "ar1", high_pass_hz: float = 1 / 128) -> np.ndarray:
+                   glm: str = "lsa", noise_model: str = "ar1", high_pass_hz: float = 1 / 128,
+                   rounding: str = "nearest") -> np.ndarray:
     """The ``volume`` or ``betas`` sample of every trial of one run.
 
     Parameters
@@ -81,7 +87,7 @@ def masked_samples(series: np.ndarray, tr_s: float, onsets_s: np.ndarray, durati
     ndarray, shape (n_trials, n_voxels), float32
     """
     if method == "volume":
-        return volume_at_lag(zscore(series), tr_s, anchor_times(onsets_s, durations_s, anchor), lag_s)
+        return volume_at_lag(zscore(series), tr_s, anchor_times(onsets_s, durations_s, anchor), lag_s, rounding)
     if method == "betas":
         return trial_betas(series, onsets_s, durations_s, tr_s, glm, noise_model, high_pass_hz)
     raise ValueError(f"method must be volume or betas, not {method!r}")

@@ -34,7 +34,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
         data.use_depth(len(config["channels"]) - 1)
     trials = pd.read_parquet(paths.trials)
     stimuli = pd.read_parquet(paths.stimuli)
-    rows = data.trial_rows(trials, preprocess.lag_s, preprocess.anchor)
+    rows = data.trial_rows(trials, preprocess.lag_s, preprocess.anchor, preprocess.rounding)
     stimulus_row = pd.Series(np.arange(len(stimuli)), index=stimuli["image_name"])
     groups = (trials.assign(stimulus_row=stimulus_row.reindex(trials["image_name"]).to_numpy())
               .groupby(["subject", "stimulus_row"], sort=True).size().rename("presentations").reset_index())

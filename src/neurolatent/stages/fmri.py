@@ -38,7 +38,7 @@ from neurolatent.io.masks import brain_mask, region_mask
 from neurolatent.io.nifti import load_run
 from neurolatent.runtime import parallel_map
 from neurolatent.science.render import render_volumes
-from neurolatent.science.sampling import anchor_times, lag_centre, masked_samples, nearest_volumes
+from neurolatent.science.sampling import anchor_times, lag_centre, masked_samples, volume_index
 from neurolatent.science.stats import zscore_groups
 
 
@@ -64,13 +64,15 @@ def _write_run(run: _Run, samples_path: Path, preprocess: SimpleNamespace) -> in
         volumes, tr = load_run(run.path)
         if preprocess.render.samples == "trials":
             times = anchor_times(run.onsets_s, run.durations_s, preprocess.anchor) + lag_centre(preprocess.lag_s)
-            volumes = volumes[nearest_volumes(times, tr, len(volumes))]
+            volumes = volumes[volume_index(times, tr, len(volumes), preprocess.rounding)]
         render = preprocess.render
-        samples[run.rows] = render_volumes(volumes, image.affine, render.engine, render.size, render.threshold)
+        samples[run.rows] = render_volumes(volumes, image.affine, render.engine, render.size, render.threshold,
+                                           render.style)
     else:
         series, tr = load_run(run.path, run.mask)
         values = masked_samples(series, tr, run.onsets_s, run.durations_s, preprocess.method, preprocess.lag_s,
-                                preprocess.anchor, preprocess.glm, preprocess.noise_model, preprocess.high_pass_hz)
+                                preprocess.anchor, preprocess.glm, preprocess.noise_model, preprocess.high_pass_hz,
+                                preprocess.rounding)
         samples[run.rows, : values.shape[1]] = values
     samples.flush()
     return len(run.rows)

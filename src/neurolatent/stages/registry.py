@@ -30,15 +30,17 @@ class File:
 
     name : the CLI option (``--fmri-index``) and the attribute of ``paths`` (``fmri_index``)
     path : its default, relative to the project root (what dvc.yaml uses)
-    kind : ``in`` (a dependency), ``out`` (cached by DVC), ``metrics`` (a JSON ``dvc exp show``
-        reads, in git), ``plots`` (tables and figures the top-level ``plots:`` of dvc.yaml draw, in
+    kind : ``in`` (a dependency), ``out`` (cached by DVC), ``metrics`` (the JSON ``dvc exp show``
+        reads, in git: ``metrics/summary.json`` only, so the table stays narrow), ``detail`` (a
+        stage's full metrics JSON, an uncached output in git: ``dvc metrics show <file>`` and the
+        report read it), ``plots`` (tables and figures the top-level ``plots:`` of dvc.yaml draw, in
         git), ``work`` (scratch space outside DVC)
     """
 
     name: str
     path: str
     help: str
-    kind: Literal["in", "out", "metrics", "plots", "work"] = "in"
+    kind: Literal["in", "out", "metrics", "detail", "plots", "work"] = "in"
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class Stage:
         return [f for f in self.files if f.kind == "in"]
 
     def outputs(self) -> list[File]:
-        return [f for f in self.files if f.kind in ("out", "metrics", "plots")]
+        return [f for f in self.files if f.kind in ("out", "metrics", "detail", "plots")]
 
 
 def _in(name: str, path: str, help_text: str) -> File:
@@ -76,6 +78,9 @@ FMRI_INDEX = _in("fmri_index", "data/embeddings/fmri_index.parquet", "rows of fm
 IMAGES = _in("images", "data/embeddings/images", "one matrix per image model")
 IMAGE_AE = _in("image_ae", "models/image_ae", "the image autoencoder")
 COMPUTE = ("compute",)
+#: each stage's full metrics, the summary stage's inputs
+DETAIL = {stage: _in(stage, f"metrics/{stage}.json", f"the {stage} stage's metrics")
+          for stage in ("fmri_ae", "image_ae", "rsa", "stitch")}
 CPU_NUMERICS = ("compute.threads", "compute.portable")
 
 STAGES: dict[str, Stage] = {stage.name: stage for stage in (
@@ -99,17 +104,17 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           "checkpoints.",
           ("fmri_ae", *COMPUTE),
           (SAMPLES, File("model", "models/fmri_ae", "the trained model (safetensors + config.json)", "out"),
-           File("metrics", "metrics/fmri_ae.json", "losses and split sizes", "metrics"),
+           File("metrics", DETAIL["fmri_ae"].path, "losses and split sizes", "detail"),
            File("plots", "plots/fmri_ae_loss.csv", "loss per epoch", "plots"),
            File("checkpoints", ".checkpoints/fmri_ae", "resume point of an interrupted training", "work"))),
     Stage("embed_fmri", "Encode every trial's fMRI sample with the fMRI AE and average per (subject, image).",
-          ("embed.pooling", "embed.batch_size", "preprocess.lag_s", "preprocess.anchor", *COMPUTE),
+          ("embed.pooling", "embed.batch_size", "preprocess.lag_s", "preprocess.anchor", "preprocess.rounding", *COMPUTE),
           (SAMPLES, File("model", "models/fmri_ae", "the fMRI autoencoder"), TRIALS, STIMULI,
            File("out", FMRI.path, FMRI.help, "out"), File("index", FMRI_INDEX.path, FMRI_INDEX.help, "out"))),
     Stage("image_ae", "Train a conv autoencoder on the stimulus images.",
           ("image_ae", *COMPUTE),
           (STIMULI, RAW, File("model", IMAGE_AE.path, IMAGE_AE.help, "out"),
-           File("metrics", "metrics/image_ae.json", "losses and split sizes", "metrics"),
+           File("metrics", DETAIL["image_ae"].path, "losses and split sizes", "detail"),
            File("plots", "plots/image_ae_loss.csv", "loss per epoch", "plots"),
            File("checkpoints", ".checkpoints/image_ae", "resume point of an interrupted training", "work"))),
     Stage("embed_images", "Embed every stimulus with each of embed.image_models (transformers checkpoints, "
@@ -119,17 +124,20 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           ("resources/vit-tiny",)),
     Stage("rsa", "Compare every image model with every fMRI representation by RSA: reduced RDMs per subject, "
           "rank correlation, permutation p, bootstrap CI, noise ceiling, and the study's statistics.",
-          ("rsa", "preprocess.lag_s", "preprocess.anchor", *COMPUTE),
+          ("rsa", "preprocess.lag_s", "preprocess.anchor", "preprocess.rounding", *COMPUTE),
           (FMRI, FMRI_INDEX, SAMPLES, TRIALS, STIMULI, IMAGES, TRUTH,
            File("rdms", "data/rdms", "every RDM (rsatoolbox-ready)", "out"),
-           File("metrics", "metrics/rsa.json", "RSA r, p, CI, noise ceiling per comparison", "metrics"),
+           File("metrics", DETAIL["rsa"].path, "RSA r, p, CI, noise ceiling per comparison", "detail"),
            File("plots", "plots/rsa", "tables and figures", "plots"))),
     Stage("stitch", "Map fMRI latents onto image latents (ridge, Procrustes, relative representations), identify "
           "and reconstruct held-out stimuli, and predict each voxel from image latents.",
-          ("stitch", "preprocess.method", "preprocess.lag_s", "preprocess.anchor", *COMPUTE),
+          ("stitch", "preprocess.method", "preprocess.lag_s", "preprocess.anchor", "preprocess.rounding", *COMPUTE),
           (FMRI, FMRI_INDEX, SAMPLES, TRIALS, STIMULI, RAW, IMAGES, TRUTH, IMAGE_AE,
-           File("metrics", "metrics/stitch.json", "identification, reconstruction, encoding", "metrics"),
+           File("metrics", DETAIL["stitch"].path, "identification, reconstruction, encoding", "detail"),
            File("plots", "plots/stitch", "tables and figures", "plots"))),
+    Stage("summary", "Write metrics/summary.json: the run's headline (at most 15 numbers), the one metrics file "
+          "dvc exp show reads.", (),
+          (*DETAIL.values(), File("metrics", "metrics/summary.json", "the headline numbers", "metrics"))),
 )}
 
 
@@ -237,7 +245,7 @@ def dvc_stage(stage: Stage) -> dict[str, Any]:
     if stage.params:
         entry["params"] = list(stage.params)
     outs = [f.path for f in stage.files if f.kind == "out"] + [
-        {f.path: {"cache": False}} for f in stage.files if f.kind == "plots"]
+        {f.path: {"cache": False}} for f in stage.files if f.kind in ("detail", "plots")]
     if outs:
         entry["outs"] = outs
     metrics = [{f.path: {"cache": False}} for f in stage.files if f.kind == "metrics"]

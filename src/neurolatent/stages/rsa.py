@@ -5,9 +5,16 @@ visual region) and each image model (the embeddings' manifest, plus ``planted`` 
 data), over the images that subject saw (joined by name):
 
 1. both matrices are standardised and reduced by SVD (``rsa.variance`` or ``rsa.components``);
-2. their RDMs (``rsa.dissimilarity``) are compared (``rsa.compare``) on the upper triangle;
+2. their RDMs (``rsa.dissimilarity``) are compared (``rsa.compare``) on the upper triangle
+   (``rsa.triangle: full``, the whole squares: a pitfall kept to show its effect);
 3. a Mantel test (``rsa.permutations``) gives p, a bootstrap over stimuli (``rsa.bootstrap``)
-   the CI, and the study's Pearson r and naive p (cells counted as independent) are kept beside.
+   the CI, and the study's Pearson r and naive p (cells counted as independent) are kept beside;
+4. linear CKA with the unbiased HSIC (:mod:`neurolatent.science.cka`) of the unreduced matrices,
+   with its own permutation p (``rsa.cka_permutations``).
+
+Rows meet by image name; ``rsa.pairing: position`` pairs them as the study did instead (each
+subject's rows in the order of first presentation against the image models' rows in their own
+order, :func:`neurolatent.io.representations.paired_by_position`).
 
 Each model's RDM is computed once, over every image any subject saw; a subject is compared with
 its rows. The group value is the mean over subjects; its permutation test and bootstrap relabel
@@ -36,12 +43,12 @@ from neurolatent import figures, tracking
 from neurolatent.errors import NeurolatentError
 from neurolatent.io.files import atomic_dir, write_metrics
 from neurolatent.io.rdms import save_rdms
-from neurolatent.io.representations import (StimulusMatrix, fmri_latents, fmri_samples, fmri_trial_samples,
-                                            image_models, planted_features)
+from neurolatent.io.representations import (StimulusMatrix, first_presentations, fmri_latents, fmri_samples,
+                                            fmri_trial_samples, image_models, paired_by_position, planted_features)
 from neurolatent.runtime import torch_device
-from neurolatent.science import rsa
+from neurolatent.science import cka, rsa
 
-STATISTICS = ("r", "p", "ci_low", "ci_high", "r_pearson", "p_naive_wrong_df")
+STATISTICS = ("r", "p", "ci_low", "ci_high", "r_pearson", "p_naive_wrong_df", "cka", "cka_p")
 
 
 def _rng(params: SimpleNamespace, *names: str) -> np.random.Generator:
@@ -66,7 +73,12 @@ def _inputs(params: SimpleNamespace, paths: SimpleNamespace) -> tuple[dict, dict
         fmri["ae"] = fmri_latents(paths.fmri, paths.fmri_index)
     if "samples" in params.rsa.fmri:
         fmri["samples"] = fmri_samples(fmri_trial_samples(paths.samples, paths.trials, params.preprocess.lag_s,
-                                                          params.preprocess.anchor))
+                                                          params.preprocess.anchor, params.preprocess.rounding))
+    if params.rsa.pairing == "position":
+        shown = first_presentations(pd.read_parquet(paths.trials))
+        order = tuple(stimuli["image_name"])
+        fmri = {kind: {subject: paired_by_position(sample, shown[subject], order)
+                       for subject, sample in per_subject.items()} for kind, per_subject in fmri.items()}
     models = image_models(paths.images, stimuli)
     planted = planted_features(paths.truth)
     if planted is not None:
@@ -75,35 +87,41 @@ def _inputs(params: SimpleNamespace, paths: SimpleNamespace) -> tuple[dict, dict
 
 
 def _comparison_rows(kind: str, model: str, fmri_rdms: list[rsa.RDM], model_rdm: rsa.RDM, settings: SimpleNamespace,
-                     device: str, ceiling: tuple[float, float]) -> tuple[list[dict], dict]:
+                     device: str, ceiling: tuple[float, float], alignment: rsa.GroupPermutationResult
+                     ) -> tuple[list[dict], dict]:
     """One fMRI representation against one model: a row per subject and the group row.
 
     The group test and CI relabel and resample the union of the subjects' images once per
     replicate for every subject (:func:`neurolatent.science.rsa.group_mantel`, ``group_bootstrap``);
     each subject's p comes from its own part of those shared permutations, its CI from its own
-    bootstrap."""
+    bootstrap. ``alignment`` is the CKA test of the same pair."""
     tail = (1 - settings.ci) / 2
     rng = _rng(settings, kind, model)
-    test = rsa.group_mantel(fmri_rdms, model_rdm, settings.compare, settings.permutations, rng, device=device)
-    boot = rsa.group_bootstrap(fmri_rdms, model_rdm, settings.compare, settings.bootstrap, rng)
+    test = rsa.group_mantel(fmri_rdms, model_rdm, settings.compare, settings.permutations, rng, device=device,
+                            triangle=settings.triangle)
+    boot = rsa.group_bootstrap(fmri_rdms, model_rdm, settings.compare, settings.bootstrap, rng,
+                               triangle=settings.triangle)
     subject_rows, pearson, cells = [], [], 0
     for s, fmri_rdm in enumerate(fmri_rdms):
         own_model = model_rdm.subset(fmri_rdm.stimuli)
         own_boot = rsa.bootstrap(own_model.upper, fmri_rdm.upper, settings.compare, settings.bootstrap,
-                                 _rng(settings, fmri_rdm.name, model))
-        pearson.append(rsa.compare(own_model.upper, fmri_rdm.upper, "pearson"))
-        cells += len(fmri_rdm.upper)
+                                 _rng(settings, fmri_rdm.name, model), settings.triangle)
+        pearson.append(rsa.compare(own_model.upper, fmri_rdm.upper, "pearson", settings.triangle))
+        own_cells = fmri_rdm.n ** 2 if settings.triangle == "full" else len(fmri_rdm.upper)
+        cells += own_cells
         subject_rows.append({"fmri": kind, "model": model, "subject": fmri_rdm.meta["subject"], "stimuli": fmri_rdm.n,
                              "r": float(test.subject_statistics[s]), "p": float(test.subject_p[s]),
                              "ci_low": float(np.quantile(own_boot, tail)), "ci_high": float(np.quantile(own_boot, 1 - tail)),
-                             "r_pearson": pearson[-1], "p_naive_wrong_df": rsa.naive_p(pearson[-1], len(fmri_rdm.upper)),
-                             "cells": len(fmri_rdm.upper)})
+                             "r_pearson": pearson[-1], "p_naive_wrong_df": rsa.naive_p(pearson[-1], own_cells),
+                             "cka": float(alignment.subject_statistics[s]), "cka_p": float(alignment.subject_p[s]),
+                             "cells": own_cells})
     r_pearson = float(np.mean(pearson))
     group = {"comparison": f"{kind}: {model}", "fmri": kind, "model": model, "r": test.statistic, "p": test.p,
              "ci_low": float(np.quantile(boot.replicates, tail)),
              "ci_high": float(np.quantile(boot.replicates, 1 - tail)), "r_pearson": r_pearson,
              # the study's test, cells of every subject counted as independent observations
              "p_naive_wrong_df": rsa.naive_p(r_pearson, cells),
+             "cka": alignment.statistic, "cka_p": alignment.p,
              "noise_ceiling_lower": ceiling[0], "noise_ceiling_upper": ceiling[1]}
     return subject_rows, group
 
@@ -129,7 +147,10 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
                         f"rsa.{kind}.components": float(np.mean([r.meta["components"] for r in kind_rdms])),
                         f"rsa.{kind}.variance": float(np.mean([r.meta["variance"] for r in kind_rdms]))})
         for model, model_rdm in model_rdms.items():
-            rows, group = _comparison_rows(kind, model, kind_rdms, model_rdm, settings, device, ceiling)
+            alignment = cka.group_cka([(sample.matrix, sample.stimuli) for sample in per_subject.values()],
+                                      models[model].rows(union), union, settings.cka_permutations,
+                                      _rng(settings, kind, model, "cka"), device)
+            rows, group = _comparison_rows(kind, model, kind_rdms, model_rdm, settings, device, ceiling, alignment)
             subject_rows += rows
             group_rows.append(group)
             metrics.update({f"rsa.{kind}.{model}.{name}": group[name] for name in STATISTICS})

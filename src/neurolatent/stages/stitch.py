@@ -123,7 +123,8 @@ def _inputs(params: SimpleNamespace, paths: SimpleNamespace) -> tuple[dict, dict
     """Trial samples {subject: matrix}, repeat-averaged samples, fMRI representations {kind:
     {subject: matrix}} and image models {name: matrix}."""
     stimuli = pd.read_parquet(paths.stimuli)
-    trial_samples = fmri_trial_samples(paths.samples, paths.trials, params.preprocess.lag_s, params.preprocess.anchor)
+    trial_samples = fmri_trial_samples(paths.samples, paths.trials, params.preprocess.lag_s, params.preprocess.anchor,
+                                       params.preprocess.rounding)
     samples = fmri_samples(trial_samples)
     fmri: dict[str, dict[str, StimulusMatrix]] = {}
     if "ae" in params.stitch.fmri:

@@ -1,0 +1,68 @@
+"""The headline of a run: at most 15 numbers from the stages' detailed metrics.
+
+``dvc exp show`` reads ``metrics/summary.json`` only (the ``summary`` stage writes it from this
+module), so a table of experiments fits a 200-column terminal; every number stays in
+``metrics/<stage>.json`` and in MLflow. Pure functions on flat ``{key: value}`` dicts with the
+stages' keys (``rsa.<fmri>.<model>.<statistic>``, ``stitch.decode...``, ``<stage>.best_val_loss``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+#: the synthetic data's planted truth: a reference, never a candidate for "best model"
+TRUTH = "planted"
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def rsa_models(details: dict, fmri: str) -> list[str]:
+    """The image models compared with fMRI representation ``fmri`` (``ae``, ``samples``)."""
+    pattern = re.compile(rf"^rsa\.{re.escape(fmri)}\.(.+)\.r$")
+    return sorted({m.group(1) for key in details if (m := pattern.match(key))})
+
+
+def best_rsa_model(details: dict, fmri: str) -> str | None:
+    """The image model (not the planted truth) with the highest group RSA r for ``fmri``."""
+    scored = [(details[f"rsa.{fmri}.{model}.r"], model) for model in rsa_models(details, fmri)
+              if model != TRUTH and _finite(details.get(f"rsa.{fmri}.{model}.r"))]
+    return max(scored)[1] if scored else None
+
+
+def best_decoding(details: dict) -> str | None:
+    """The ``stitch.decode.<fmri>.<model>.<method>`` prefix with the highest 2-way accuracy
+    (image models only, not the planted truth)."""
+    scored = [(value, key[:-len(".two_way")]) for key, value in details.items()
+              if key.startswith("stitch.decode.") and key.endswith(".two_way") and ".chance." not in key
+              and f".{TRUTH}." not in key and _finite(value)]
+    return max(scored)[1] if scored else None
+
+
+def headline(details: dict) -> dict[str, float]:
+    """At most 15 numbers: per fMRI representation its best image model's RSA r, p and CI and the
+    lower noise ceiling; the best decoding's 2-way and top-1 accuracy; the best encoding model's
+    median voxel r; each autoencoder's best validation loss. A number the run did not make is
+    left out."""
+    out: dict[str, float] = {}
+    for fmri in ("ae", "samples"):
+        model = best_rsa_model(details, fmri)
+        if model is None:
+            continue
+        for name, key in (("r", "r"), ("p", "p"), ("ci_lo", "ci_low"), ("ci_hi", "ci_high")):
+            out[f"{fmri}.{name}"] = details[f"rsa.{fmri}.{model}.{key}"]
+        out[f"{fmri}.ceiling"] = details.get(f"rsa.{fmri}.noise_ceiling_lower", math.nan)
+    decoding = best_decoding(details)
+    if decoding is not None:
+        out["decode.2way"] = details[f"{decoding}.two_way"]
+        out["decode.top1"] = details[f"{decoding}.top1"]
+    encoding = [value for key, value in details.items() if re.fullmatch(r"stitch\.encode\.(.+)\.median_r", key)
+                and f".{TRUTH}." not in key and _finite(value)]
+    if encoding:
+        out["encode.r"] = max(encoding)
+    for stage in ("fmri_ae", "image_ae"):
+        if _finite(details.get(f"{stage}.best_val_loss")):
+            out[f"{stage}.loss"] = details[f"{stage}.best_val_loss"]
+    return out

@@ -1,0 +1,24 @@
+"""Stage ``summary``: the run's headline, ``metrics/summary.json`` (:func:`neurolatent.headline.headline`),
+the one metrics file ``dvc exp show`` reads. The stages' detailed metrics JSON files stay beside it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+from neurolatent.errors import NeurolatentError
+from neurolatent.headline import headline
+from neurolatent.io.files import write_metrics
+
+
+def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
+    details: dict = {}
+    for path in (paths.fmri_ae, paths.image_ae, paths.rsa, paths.stitch):
+        try:
+            details.update(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as exc:
+            raise NeurolatentError(f"{path}: cannot read the stage's metrics ({exc})") from None
+    metrics = {f"summary.{key}": value for key, value in headline(details).items()}
+    write_metrics(metrics, paths.metrics)
+    return metrics

@@ -1,0 +1,89 @@
+"""The study's pictures, made by the study's own nilearn, as fixtures for ``render_study_picture``.
+
+Two steps, two environments:
+
+1. ``volumes`` (the project's environment) writes three volumes here: a raw positive BOLD volume
+   on BOLD5000's native oblique grid (the synthetic twin's raw run, 106 x 106 x 69 at 2 mm), one
+   on the MNI152 2 mm grid, and a signed noise volume (both signs around 0)::
+
+       .venv/bin/python tests/data/render/make_reference_pictures.py volumes
+
+2. ``pictures`` (a throwaway environment with the study's pins from its env_rw24.yml: nilearn
+   0.10.4, matplotlib 3.8.0, numpy 1.26.4, nibabel 5.2.1, pillow 10.2.0) draws each as the study's
+   ``stimulus_timed_fmri_image.py`` did (``plot_stat_map(img, bg_img=None, threshold=1e2,
+   annotate=False, draw_cross=False, colorbar=False, output_file=...)``: a 660 x 350 PNG) and
+   squashes it to 672 x 672 as its ``final_ae.py`` loader did (PIL ``convert("RGB")``, torchvision
+   ``Resize((672, 672))``, which on a PIL image is PIL's bilinear resize)::
+
+       python3 -m venv /tmp/nl0104 && /tmp/nl0104/bin/pip install nilearn==0.10.4 numpy==1.26.4 \\
+           matplotlib==3.8.0 nibabel==5.2.1 pillow==10.2.0 "scipy<1.14" "scikit-learn<1.6" "pandas<2.3"
+       /tmp/nl0104/bin/python tests/data/render/make_reference_pictures.py pictures
+
+Outputs: ``<name>.nii.gz`` (the volume) and ``<name>_study.png`` (the 672 x 672 picture).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+NAMES = ("raw_native", "mni", "signed_noise")
+
+
+def volumes() -> None:
+    import nibabel as nib
+    import numpy as np
+    from nilearn import datasets
+
+    from neurolatent.config import validate_params
+    from neurolatent.io import bids
+    from neurolatent.io.dataset import write_dataset
+
+    work = HERE / "_work"
+    data = validate_params({"data": {"subjects": ["CSI1"], "sessions": [1], "runs": [1], "forms": ["raw"],
+                                     "synthetic": {"jobs": 1}}, "preprocess": {"space": "raw", "mask": "brain"}}).data
+    write_dataset(data, work / "raw", work / "truth")
+    run = nib.load(work / "raw" / bids.bold_path("CSI1", 1, 1))
+    raw = np.asanyarray(run.dataobj)[..., 40]
+    nib.save(nib.Nifti1Image(raw.astype(np.int16), run.affine), HERE / "raw_native.nii.gz")
+    template = datasets.load_mni152_template(resolution=2)
+    rng = np.random.default_rng(7)
+    brain = template.get_fdata() > 0.2
+    mni = np.where(brain, 1000 * template.get_fdata() + 30 * rng.standard_normal(brain.shape), 0)
+    nib.save(nib.Nifti1Image(np.rint(mni).astype(np.int16), template.affine), HERE / "mni.nii.gz")
+    noise = np.where(brain, 300 * rng.standard_normal(brain.shape), 0)
+    nib.save(nib.Nifti1Image(np.rint(noise).astype(np.int16), template.affine), HERE / "signed_noise.nii.gz")
+    import shutil
+
+    shutil.rmtree(work)
+
+
+def pictures() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import nibabel as nib
+    import nilearn
+    import numpy as np
+    from nilearn import plotting
+    from PIL import Image
+
+    assert nilearn.__version__ == "0.10.4", f"the study's nilearn is 0.10.4, this is {nilearn.__version__}"
+    for name in NAMES:
+        image = nib.load(HERE / f"{name}.nii.gz")
+        # as the study: the volume as float32 in a new image with the run's affine
+        volume = nib.Nifti1Image(np.asanyarray(image.dataobj).astype(np.float32), image.affine)
+        figure_path = HERE / f"_{name}_figure.png"
+        plotting.plot_stat_map(volume, bg_img=None, threshold=1e2, annotate=False, draw_cross=False, colorbar=False,
+                               output_file=str(figure_path))
+        plt.close("all")
+        picture = Image.open(figure_path).convert("RGB")
+        assert picture.size == (660, 350), picture.size
+        picture.resize((672, 672), Image.Resampling.BILINEAR).save(HERE / f"{name}_study.png")
+        figure_path.unlink()
+
+
+if __name__ == "__main__":
+    {"volumes": volumes, "pictures": pictures}[sys.argv[1]]()
