@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # PATH for every command this Makefile runs, whether or not the user activated the environment
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test setup clean-venv study corrected corrected-glmsingle chromium
+.PHONY: repro test setup clean-venv study corrected corrected-glmsingle chromium compare compare-quick
 
 # The study's configuration and the corrected one on a real BOLD5000 copy, each one DVC experiment:
 #   make study BOLD5000=/data/ds001499 STIMULI=/data/BOLD5000_Stimuli               (raw runs)
@@ -18,26 +18,31 @@ export PATH := $(abspath $(BIN)):$(PATH)
 REAL_DATA = -S data.source=bids -S data.bids_root=$(BOLD5000) -S data.stimuli_root=$(STIMULI) \
             -S 'data.sessions=null' -S 'data.runs=null' -S 'fmri_ae.train_subjects=[CSI1,CSI2,CSI3]' \
             -S 'fmri_ae.test_subjects=[CSI4]'
-STUDY = -S 'data.forms=[raw]' -S preprocess.space=raw -S preprocess.mask=brain \
-        -S preprocess.method=rendered -S preprocess.render.size=672 -S preprocess.render.samples=all_trs \
-        -S preprocess.render.engine=fast -S preprocess.lag_s=0 -S preprocess.anchor=offset \
-        -S embed.pooling=flatten -S embed.tokens=flat -S 'embed.image_models=[google/vit-base-patch16-224-in21k]' \
-        -S 'rsa.fmri=[ae]' -S rsa.variance=0.70 -S rsa.min_components=1 -S rsa.dissimilarity=correlation \
-        -S rsa.compare=pearson -S stitch.test=repeats
-CORRECTED = -S preprocess.method=betas -S 'preprocess.lag_s=[4.0,6.0]' -S preprocess.anchor=onset \
-            -S preprocess.mask=region -S embed.pooling=avgpool -S embed.tokens=cls \
-            -S 'embed.image_models=[pixels,image_ae,google/vit-base-patch16-224-in21k,untrained:google/vit-base-patch16-224-in21k]' \
-            -S 'rsa.fmri=[ae,samples]' -S rsa.compare=spearman -S rsa.permutations=10000 -S stitch.test=repeats
 
+# configs/*.yaml hold each configuration's params (one place for them; `neurolatent experiment`
+# passes every key as dvc exp run -S)
 study: $(VENV)/.installed
-	$(BIN)/dvc exp run -n study $(REAL_DATA) $(STUDY)
+	$(BIN)/neurolatent experiment study configs/study.yaml $(REAL_DATA)
 
 corrected: $(VENV)/.installed
-	$(BIN)/dvc exp run -n corrected $(REAL_DATA) -S 'data.forms=[T1w]' -S preprocess.space=T1w $(CORRECTED)
+	$(BIN)/neurolatent experiment corrected configs/corrected.yaml $(REAL_DATA)
 
 corrected-glmsingle: $(VENV)/.installed
-	$(BIN)/dvc exp run -n corrected-glmsingle $(REAL_DATA) $(CORRECTED) -S 'data.forms=[glmsingle]' \
+	$(BIN)/neurolatent experiment corrected-glmsingle configs/corrected.yaml $(REAL_DATA) -S 'data.forms=[glmsingle]' \
 	  -S data.glmsingle_root=$(GLMSINGLE) -S preprocess.method=glmsingle
+
+# The study's configuration beside the corrected one on the embedded synthetic data, as queued DVC
+# experiments over planted SNR and seeds, then reports/compare/ (README, "Study vs corrected"):
+#   make compare         5 SNRs x 3 seeds x 2 configurations = 30 experiments
+#   make compare-quick   SNR 0 and 1, one seed: 4 experiments, reports/compare-quick/
+COMPARE = --config study=configs/study.yaml --config corrected=configs/corrected.yaml \
+          --override configs/synthetic-sweep.yaml
+
+compare: $(VENV)/.installed
+	$(BIN)/neurolatent sweep --name compare $(COMPARE) --snr 0 0.25 0.5 1 2 --seeds 0 1 2 --out reports/compare
+
+compare-quick: $(VENV)/.installed
+	$(BIN)/neurolatent sweep --name quick $(COMPARE) --snr 0 1 --seeds 0 --out reports/compare-quick
 
 repro: $(VENV)/.installed
 	$(BIN)/dvc repro

@@ -43,7 +43,61 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for stage in STAGES.values():
         _stage_parser(sub, stage)
+    sweep = sub.add_parser("sweep", help="Queue and run a sweep of configurations x planted SNR x seeds as DVC "
+                           "experiments, then write its report.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sweep.add_argument("--name", default="compare", help="the sweep's name: experiments are <name>-<config>-snr<s>-seed<k>")
+    sweep.add_argument("--config", action="append", dest="configs", metavar="NAME=FILE[+FILE]", required=True,
+                       help="a configuration and its params files (applied in order), e.g. study=configs/study.yaml")
+    sweep.add_argument("--override", action="append", type=Path, default=[],
+                       help="params files applied after each configuration (the sweep's scale)")
+    sweep.add_argument("--snr", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0, 2.0])
+    sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    sweep.add_argument("--jobs", type=int, default=1, help="experiments run at once (dvc queue start -j)")
+    sweep.add_argument("--out", type=Path, default=Path("reports/compare"), help="the report's folder")
+    experiment = sub.add_parser("experiment", help="Run one named DVC experiment from configuration files "
+                                "(dvc exp run -n NAME -S ... for every key of the files, then the extra -S).")
+    experiment.add_argument("name")
+    experiment.add_argument("files", type=Path, nargs="+", help="configuration files, applied in order")
+    experiment.add_argument("-S", "--set-param", dest="extra", action="append", default=[],
+                            help="a further key=value, as dvc exp run -S")
+    report = sub.add_parser("report", help="Write the comparison report of a sweep's experiments (from dvc exp show "
+                            "and each experiment's metrics files) and log it to the sweep's MLflow run.",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    report.add_argument("--name", default="compare", help="the sweep's name")
+    report.add_argument("--out", type=Path, default=Path("reports/compare"))
+    report.add_argument("--snr", type=float, default=1.0, help="the SNR of the report's table (the embedded default's)")
     return parser
+
+
+def _configs(specs: list[str]) -> dict[str, list[Path]]:
+    configs = {}
+    for spec in specs:
+        name, _, files = spec.partition("=")
+        if not name or not files:
+            raise NeurolatentError(f"--config {spec!r}: expected NAME=FILE[+FILE]")
+        configs[name] = [Path(f) for f in files.split("+")]
+        missing = [f for f in configs[name] if not f.is_file()]
+        if missing:
+            raise NeurolatentError(f"{missing[0]}: no such configuration file")
+    return configs
+
+
+def run_report(args: argparse.Namespace) -> dict:
+    """Collect the sweep's experiments, write the report, log it to the sweep's MLflow run."""
+    from neurolatent import tracking
+    from neurolatent.report import write_report
+    from neurolatent.sweep import experiments
+
+    found = experiments(args.name)
+    if not found:
+        raise NeurolatentError(f"no experiment named {args.name}-* in `dvc exp show` (run `neurolatent sweep` first)")
+    notes = []
+    if any("untrained_" in key for exp in found for key in exp["metrics"]):
+        notes.append("ViT-in21k's checkpoint is not cached on this machine: the untrained tiny ViT "
+                     "(`untrained:resources/vit-tiny`) stands in for it.")
+    path = write_report(found, args.out, args.name, args.snr, notes=notes)
+    run_id = tracking.log_sweep_report(args.name, args.out, tracking.tracking_uri(Path.cwd()))
+    return {"report": str(path), "experiments": len(found), "mlflow_run": run_id}
 
 
 def run_stage(stage: Stage, args: argparse.Namespace) -> dict:
@@ -72,7 +126,20 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("alembic", "urllib3", "numba", "matplotlib"):
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
-        metrics = run_stage(STAGES[args.stage], args)
+        if args.stage == "sweep":
+            from neurolatent.sweep import run_sweep
+
+            planned = run_sweep(args.name, _configs(args.configs), args.override, args.snr, args.seeds, args.jobs)
+            print(f"sweep: {len(planned)} experiments ran")
+            metrics = run_report(args)
+        elif args.stage == "experiment":
+            from neurolatent.sweep import run_experiment
+
+            return run_experiment(args.name, args.files, args.extra)
+        elif args.stage == "report":
+            metrics = run_report(args)
+        else:
+            metrics = run_stage(STAGES[args.stage], args)
     except NeurolatentError as exc:
         print(f"neurolatent {args.stage}: error: {exc}", file=sys.stderr)
         return 1

@@ -25,6 +25,8 @@ from typing import Any
 from pydantic import BaseModel
 
 EXPERIMENT = "neurolatent"
+#: the tag of every run of a sweep (``neurolatent sweep``), and of its parent run
+SWEEP_TAG = "neurolatent.sweep"
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -85,6 +87,8 @@ def stage_run(stage: str, params: dict[str, Any]) -> Iterator[Any]:
         tags["mlflow.source.git.commit"] = commit
     if exp_name:
         tags["dvc.exp_name"] = exp_name
+    if os.environ.get("NEUROLATENT_SWEEP"):
+        tags[SWEEP_TAG] = os.environ["NEUROLATENT_SWEEP"]
     # under `mlflow run` (MLproject) the launcher's run is the parent of every stage's run, rather
     # than one run that each stage of `dvc repro` would write its params into
     parent = os.environ.pop("MLFLOW_RUN_ID", None)
@@ -143,3 +147,37 @@ def log_figure(draw: Callable[[Path], None], name: str, folder: str | None = Non
         path = Path(where) / name
         draw(path)
         log_artifacts([path], folder)
+
+
+def tracking_uri(root: Path) -> str:
+    """The store the project's runs go to, as an absolute URI: ``MLFLOW_TRACKING_URI`` when set,
+    else ``mlflow.db`` in the project root ``root``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+
+
+def sweep_parent_run(sweep: str, params: dict[str, str], uri: str) -> str:
+    """Create the parent run of a sweep (run name ``sweep <name>``, tagged with it) and return its id;
+    each stage run of the sweep names it as parent (``MLFLOW_RUN_ID``, see :func:`stage_run`)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(EXPERIMENT)
+    tags = {SWEEP_TAG: sweep, "neurolatent.role": "sweep"}
+    with mlflow.start_run(run_name=f"sweep {sweep}", tags=tags) as run:
+        mlflow.log_params(params)
+        return run.info.run_id
+
+
+def log_sweep_report(sweep: str, folder: Path, uri: str) -> str | None:
+    """Log the files of ``folder`` as artifacts of the sweep's parent run; its id, or None if the
+    store has no such run (a report made from experiments run elsewhere)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=[EXPERIMENT], output_format="list",
+                              filter_string=f"tags.`{SWEEP_TAG}` = '{sweep}' and tags.`neurolatent.role` = 'sweep'")
+    if not runs:
+        return None
+    with mlflow.start_run(run_id=runs[0].info.run_id):
+        mlflow.log_artifacts(str(folder), "report")
+    return runs[0].info.run_id
