@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,11 +84,21 @@ def run_experiment(name: str, config_files: list[Path], extra: list[str]) -> int
     for path in config_files:
         values.update(read_config(path))
     flags = set_flags(values) + [arg for pair in extra for arg in ("-S", pair)]
-    return subprocess.run(["dvc", "exp", "run", "-n", name, *flags]).returncode
+    return subprocess.run(["dvc", "exp", "run", "-n", name, *flags], env=_environment()).returncode
+
+
+def _environment(**extra: str) -> dict[str, str]:
+    """This process's environment with its own ``bin`` first on PATH: dvc, and the stage commands
+    dvc runs (``neurolatent ...``), are the environment's, activated or not."""
+    own_bin = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": os.pathsep.join([own_bin, os.environ.get("PATH", "")]), **extra}
 
 
 def _run(cmd: list[str], env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, env=env or _environment())
+    except OSError as exc:
+        raise NeurolatentError(f"{cmd[0]}: cannot run ({exc.strerror})") from None
     if result.returncode != 0:
         last = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["(no output)"]
         raise NeurolatentError(f"{' '.join(cmd[:4])}: failed ({last[0]})")
@@ -104,8 +115,7 @@ def run_sweep(sweep: str, configs: dict[str, list[Path]], override_files: list[P
     planned = points(sweep, list(configs), snrs, seeds)
     for point in planned:
         _run(exp_run_args(point, configs[point.config], override_files))
-    env = {**os.environ, "NEUROLATENT_SWEEP": sweep,
-           "MLFLOW_TRACKING_URI": tracking.tracking_uri(Path.cwd())}
+    env = _environment(NEUROLATENT_SWEEP=sweep, MLFLOW_TRACKING_URI=tracking.tracking_uri(Path.cwd()))
     env["MLFLOW_RUN_ID"] = tracking.sweep_parent_run(sweep, {"configs": ",".join(configs),
                                                              "snr": ",".join(map(str, snrs)),
                                                              "seeds": ",".join(map(str, seeds))},
@@ -144,5 +154,5 @@ def experiments(sweep: str) -> list[dict]:
 
 
 def _show_file(rev: str, path: str) -> dict:
-    result = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+    result = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True, env=_environment())
     return json.loads(result.stdout) if result.returncode == 0 else {}
