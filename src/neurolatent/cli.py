@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     sweep.add_argument("--jobs", type=int, default=1, help="experiments run at once (dvc queue start -j)")
     sweep.add_argument("--out", type=Path, default=Path("reports/compare"), help="the report's folder")
+    sweep.add_argument("--table-snr", type=float, default=1.0, help="the SNR of the report's table")
     experiment = sub.add_parser("experiment", help="Run one named DVC experiment from configuration files "
                                 "(dvc exp run -n NAME -S ... for every key of the files, then the extra -S).")
     experiment.add_argument("name")
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     report.add_argument("--name", default="compare", help="the sweep's name")
     report.add_argument("--out", type=Path, default=Path("reports/compare"))
-    report.add_argument("--snr", type=float, default=1.0, help="the SNR of the report's table (the embedded default's)")
+    report.add_argument("--table-snr", type=float, default=1.0, help="the SNR of the report's table (the embedded default's)")
     return parser
 
 
@@ -95,7 +96,7 @@ def run_report(args: argparse.Namespace) -> dict:
     if any("untrained_" in key for exp in found for key in exp["metrics"]):
         notes.append("ViT-in21k's checkpoint is not cached on this machine: the untrained tiny ViT "
                      "(`untrained:resources/vit-tiny`) stands in for it.")
-    path = write_report(found, args.out, args.name, args.snr, notes=notes)
+    path = write_report(found, args.out, args.name, args.table_snr, notes=notes)
     run_id = tracking.log_sweep_report(args.name, args.out, tracking.tracking_uri(Path.cwd()))
     return {"report": str(path), "experiments": len(found), "mlflow_run": run_id}
 

@@ -100,7 +100,7 @@ def meaning_of_study_r(table: pd.DataFrame, snr: float, study: str, corrected: s
     """Sentences, from the sweep's numbers, on what the study's r = 0.0167 with p < 0.001 means."""
     cells = STUDY_IMAGES * (STUDY_IMAGES - 1) // 2
     lines = [f"- The study's naive p for r = {STUDY_R} over {STUDY_IMAGES:,} images counts "
-             f"{cells:,} RDM cells as independent: p = {naive_p(STUDY_R, cells):.1e}. At that many cells "
+             f"{cells:,} RDM cells as independent: p = {_p_text(naive_p(STUDY_R, cells))}. At that many cells "
              f"any |r| above {_threshold(cells):.4f} is 'p < 0.001', so the p says nothing about the images."]
     at = table[np.isclose(table["snr"], snr)]
     planted = at[at["model"] == TRUTH].groupby(["config", "fmri"])["r"].mean()
@@ -116,6 +116,10 @@ def meaning_of_study_r(table: pd.DataFrame, snr: float, study: str, corrected: s
                          f"{int((own['p_naive_wrong_df'] < 0.05).sum())} of {len(own)} tests, the permutation p in "
                          f"{int((own['p'] < 0.05).sum())}; r ranges {own['r'].min():.3f} to {own['r'].max():.3f}.")
     return lines
+
+
+def _p_text(p: float) -> str:
+    return "< 1e-300 (below double precision)" if p == 0 else f"{p:.1e}"
 
 
 def _threshold(cells: int) -> float:
@@ -139,7 +143,7 @@ def write_report(experiments: list[dict], out: Path, sweep: str, snr: float = 1.
                             band=("ceiling_low", "ceiling_high"), interval=("ci_low", "ci_high"))
         figures.sensitivity(table, "two_way", "2-way identification (ridge)", folder / "two_way_vs_snr.png",
                             chance=0.5, chance_high="two_way_chance_high")
-        seeds = sorted(table["seed"].unique())
+        seeds = sorted(int(seed) for seed in table["seed"].unique())
         text = [f"# Study vs corrected on planted truth: sweep `{sweep}`", "",
                 f"{table['experiment'].nunique()} experiments: configurations {', '.join(sorted(table['config'].unique()))}; "
                 f"planted SNR {', '.join(f'{s:g}' for s in sorted(table['snr'].unique()))}; seeds {seeds}; "
