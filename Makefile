@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # PATH for every command this Makefile runs, whether or not the user activated the environment
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test setup clean-venv study corrected corrected-glmsingle chromium compare compare-quick
+.PHONY: repro test setup clean-venv study corrected corrected-glmsingle chromium compare compare-quick show
 
 # The study's configuration and the corrected one on a real BOLD5000 copy, each one DVC experiment:
 #   make study BOLD5000=/data/ds001499 STIMULI=/data/BOLD5000_Stimuli               (raw runs)
@@ -43,6 +43,11 @@ compare: $(VENV)/.installed
 
 compare-quick: $(VENV)/.installed
 	$(BIN)/neurolatent sweep --name quick $(COMPARE) --snr 0 1 --seeds 0 --out reports/compare-quick
+
+# The headline of every experiment in one 200-column table: metrics/summary.json and the planted SNR
+show: $(VENV)/.installed
+	$(BIN)/dvc exp show --no-pager --drop '.*' \
+	  --keep 'Experiment|^(ae|samples)\.|^2way$$|^top1$$|^enc\.r$$|^(fmri|image)_ae\.loss$$|data\.synthetic\.(snr|seed)$$'
 
 repro: $(VENV)/.installed
 	$(BIN)/dvc repro

@@ -42,26 +42,27 @@ def best_decoding(details: dict) -> str | None:
 
 
 def headline(details: dict) -> dict[str, float]:
-    """At most 15 numbers: per fMRI representation its best image model's RSA r, p and CI and the
-    lower noise ceiling; the best decoding's 2-way and top-1 accuracy; the best encoding model's
-    median voxel r; each autoencoder's best validation loss. A number the run did not make is
-    left out."""
+    """At most 15 numbers, named short because they are ``dvc exp show``'s column headers: per fMRI
+    representation (``ae``, ``samples``) its best image model's RSA ``r``, ``p``, 95% CI (``lo``,
+    ``hi``) and lower noise ceiling (``nc``); the best decoding's ``2way`` and ``top1`` accuracy;
+    the best encoding model's median voxel r (``enc.r``); each autoencoder's best validation loss
+    (``fmri_ae.loss``, ``image_ae.loss``). A number the run did not make is left out."""
     out: dict[str, float] = {}
     for fmri in ("ae", "samples"):
         model = best_rsa_model(details, fmri)
         if model is None:
             continue
-        for name, key in (("r", "r"), ("p", "p"), ("ci_lo", "ci_low"), ("ci_hi", "ci_high")):
+        for name, key in (("r", "r"), ("p", "p"), ("lo", "ci_low"), ("hi", "ci_high")):
             out[f"{fmri}.{name}"] = details[f"rsa.{fmri}.{model}.{key}"]
-        out[f"{fmri}.ceiling"] = details.get(f"rsa.{fmri}.noise_ceiling_lower", math.nan)
+        out[f"{fmri}.nc"] = details.get(f"rsa.{fmri}.noise_ceiling_lower", math.nan)
     decoding = best_decoding(details)
     if decoding is not None:
-        out["decode.2way"] = details[f"{decoding}.two_way"]
-        out["decode.top1"] = details[f"{decoding}.top1"]
+        out["2way"] = details[f"{decoding}.two_way"]
+        out["top1"] = details[f"{decoding}.top1"]
     encoding = [value for key, value in details.items() if re.fullmatch(r"stitch\.encode\.(.+)\.median_r", key)
                 and f".{TRUTH}." not in key and _finite(value)]
     if encoding:
-        out["encode.r"] = max(encoding)
+        out["enc.r"] = max(encoding)
     for stage in ("fmri_ae", "image_ae"):
         if _finite(details.get(f"{stage}.best_val_loss")):
             out[f"{stage}.loss"] = details[f"{stage}.best_val_loss"]

@@ -1,5 +1,6 @@
 """Stage ``summary``: the run's headline, ``metrics/summary.json`` (:func:`neurolatent.headline.headline`),
-the one metrics file ``dvc exp show`` reads. The stages' detailed metrics JSON files stay beside it."""
+the one metrics file ``dvc exp show`` reads. The stages' detailed metrics JSON files stay beside it.
+Its keys are short (``ae.r``, ``2way``): DVC shows them as column headers."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
             details.update(json.loads(Path(path).read_text()))
         except (OSError, ValueError) as exc:
             raise NeurolatentError(f"{path}: cannot read the stage's metrics ({exc})") from None
-    metrics = {f"summary.{key}": value for key, value in headline(details).items()}
-    write_metrics(metrics, paths.metrics)
-    return metrics
+    numbers = headline(details)
+    # unprefixed in the file (they are dvc exp show's column headers); MLflow gets <stage>.<name>
+    write_metrics(numbers, paths.metrics)
+    return {f"summary.{key}": value for key, value in numbers.items()}
