@@ -47,7 +47,7 @@ compare-quick: $(VENV)/.installed
 # The headline of every experiment in one 200-column table: metrics/summary.json and the planted SNR
 show: $(VENV)/.installed
 	$(BIN)/dvc exp show --no-pager --drop '.*' \
-	  --keep 'Experiment|^(ae|samples)\.|^2way$$|^top1$$|^enc\.r$$|^(fmri|image)_ae\.loss$$|data\.synthetic\.(snr|seed)$$'
+	  --keep 'Experiment|^(ae|samples)\.|^2way$$|^top1$$|^enc\.r$$|^(fmri|image)_ae\.loss$$|data\.synthetic\.snr$$'
 
 repro: $(VENV)/.installed
 	$(BIN)/dvc repro
