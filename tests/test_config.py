@@ -58,28 +58,58 @@ def test_bad_files(tmp_path):
         load_params(broken)
 
 
+def _apply(params: dict, key: str, value) -> None:
+    *parents, last = key.split(".")
+    section = params
+    for part in parents:
+        section = section[part]
+    assert last in section, key
+    section[last] = value
+
+
 @pytest.mark.parametrize("target", ["study", "corrected", "corrected-glmsingle"])
 def test_documented_configurations_are_valid_params(target):
-    """The -S overrides of `make study` / `make corrected` make a params.yaml that validates."""
+    """`make study` / `make corrected`: the configuration files, then the -S overrides, make a
+    params.yaml that validates."""
     import shlex
     import subprocess
 
     import yaml
+
+    from neurolatent.sweep import read_config
 
     root = Path(__file__).resolve().parents[1]
     command = subprocess.run(["make", "-s", "-n", target, "BOLD5000=/data/ds001499", "STIMULI=/data/BOLD5000_Stimuli",
                               "GLMSINGLE=/data/BOLD5000_GLMsingle", "VENV=.venv-for-dry-run"], cwd=root, capture_output=True,
                              text=True, check=True).stdout
     words = shlex.split(command.strip().replace("\\\n", " ").splitlines()[-1])
-    params = yaml.safe_load((root / "params.yaml").read_text())
+    assert words[1:3] == ["experiment", target]
+    files = [root / w for w in words[3:] if w.endswith(".yaml")]
     overrides = [words[i + 1] for i, word in enumerate(words) if word == "-S"]
-    assert len(overrides) > 10
+    assert files and len(overrides) >= 5
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    for path in files:
+        for key, value in read_config(path).items():
+            _apply(params, key, value)
     for override in overrides:
         key, value = override.split("=", 1)
-        *parents, last = key.split(".")
-        section = params
-        for part in parents:
-            section = section[part]
-        assert last in section, key
-        section[last] = yaml.safe_load(value)
+        _apply(params, key, yaml.safe_load(value))
     validate_params(params)
+
+
+@pytest.mark.parametrize("config", ["study", "corrected"])
+def test_the_sweeps_points_are_valid_params(config):
+    """Every point of `make compare`: the configuration, the sweep's scale, an SNR and a seed."""
+    import yaml
+
+    from neurolatent.sweep import Point, exp_run_args
+
+    root = Path(__file__).resolve().parents[1]
+    files = [root / "configs" / f"{config}.yaml"] + ([root / "configs/study-as-run.yaml"] if config == "study" else [])
+    args = exp_run_args(Point("compare", config, 0.25, 2), files, [root / "configs/synthetic-sweep.yaml"])
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    for pair in args[args.index("-S"):][1::2]:
+        key, value = pair.split("=", 1)
+        _apply(params, key, yaml.safe_load(value))
+    checked = validate_params(params)
+    assert checked.data.synthetic.snr == 0.25 and checked.rsa.seed == 2 and checked.data.source == "synthetic"
