@@ -135,9 +135,10 @@ def run_sweep(sweep: str, configs: dict[str, list[Path]], override_files: list[P
 
 
 def experiments(sweep: str) -> list[dict]:
-    """The sweep's experiments from ``dvc exp show --json``: name, rev, params (flat) and the
-    stages' detailed metrics (read from the experiment's commit: ``metrics/<stage>.json``)."""
-    shown = json.loads(_run(["dvc", "exp", "show", "--json", "--no-fetch"]) or "[]")
+    """The sweep's experiments from ``dvc exp show --json --all-commits`` (a sweep may span commits):
+    name, rev, params (flat) and the stages' detailed metrics (read from the experiment's commit:
+    ``metrics/<stage>.json``)."""
+    shown = json.loads(_run(["dvc", "exp", "show", "--json", "--all-commits", "--no-fetch"]) or "[]")
     found = []
     for baseline in shown:
         for exp in (baseline.get("experiments") or []):
