@@ -96,7 +96,10 @@ def run_report(args: argparse.Namespace) -> dict:
     if any("untrained_" in key for exp in found for key in exp["metrics"]):
         notes.append("ViT-in21k's checkpoint is not cached on this machine: the untrained tiny ViT "
                      "(`untrained:resources/vit-tiny`) stands in for it.")
-    path = write_report(found, args.out, args.name, args.table_snr, notes=notes)
+    try:
+        path = write_report(found, args.out, args.name, args.table_snr, notes=notes)
+    except ValueError as exc:
+        raise NeurolatentError(f"sweep {args.name}: {exc}") from None
     run_id = tracking.log_sweep_report(args.name, args.out, tracking.tracking_uri(Path.cwd()))
     return {"report": str(path), "experiments": len(found), "mlflow_run": run_id}
 

@@ -18,6 +18,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal
 
+import neurolatent
+
 #: where the package's sources sit in the repository (dvc.yaml paths are relative to its root)
 SOURCE_ROOT = Path("src/neurolatent")
 #: modules whose code runs in every stage: the params model, the pinned numerics, the error type
@@ -180,8 +182,8 @@ def declared_values(params: Any, keys: tuple[str, ...]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- dvc.yaml and MLproject
 
 
-#: the folder that holds the ``neurolatent`` package (src/ in a checkout)
-_PACKAGES = Path(__file__).resolve().parents[2]
+#: the folder that holds the ``neurolatent`` package (src/ in a checkout, site-packages in a wheel)
+_PACKAGES = Path(neurolatent.__file__).resolve().parent.parent
 
 
 def _module_file(module: str) -> Path | None:
