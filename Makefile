@@ -39,10 +39,10 @@ COMPARE = --config study=configs/study.yaml --config corrected=configs/corrected
           --override configs/synthetic-sweep.yaml
 
 compare: $(VENV)/.installed
-	$(BIN)/neurolatent sweep --name compare $(COMPARE) --snr 0 0.25 0.5 1 2 --seeds 0 1 2 --out reports/compare
+	$(BIN)/neurolatent sweep --name compare $(COMPARE) --snr 0 0.25 0.5 1 2 --seeds 0 1 2 --jobs 2 --out reports/compare
 
 compare-quick: $(VENV)/.installed
-	$(BIN)/neurolatent sweep --name quick $(COMPARE) --snr 0 1 --seeds 0 --out reports/compare-quick
+	$(BIN)/neurolatent sweep --name quick $(COMPARE) --snr 0 1 --seeds 0 --jobs 2 --out reports/compare-quick
 
 # The headline of every experiment in one 200-column table: metrics/summary.json and the planted SNR
 show: $(VENV)/.installed
