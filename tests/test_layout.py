@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from neurolatent.config import Params
-from neurolatent.stages.registry import (COMMON_MODULES, STAGES, dvc_stage, import_closure, mlproject_entry_points,
+from neurolatent.source import import_closure
+from neurolatent.stages.registry import (COMMON_MODULES, STAGES, dvc_stage, mlproject_entry_points,
                                          select_params)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def _run(cmd: list[str], cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+def _run(cmd: list[str], cwd: Path, unset: tuple[str, ...] = ()) -> str:
+    """Run ``cmd`` in ``cwd`` with this environment's tools first on PATH, without the ``unset`` variables."""
+    env = {k: v for k, v in os.environ.items() if k not in unset} | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
@@ -215,25 +216,29 @@ def test_a_copy_with_only_events_stimuli_and_the_glmsingle_release_runs_end_to_e
 
 
 @pytest.mark.slow
-def test_two_queued_experiments_run_in_parallel_and_both_reach_mlflow(project):
-    import mlflow
+def test_two_queued_experiments_run_in_parallel_and_both_reach_the_projects_store(project):
+    """With no MLFLOW_TRACKING_URI (the README's default), the runs of experiments that DVC runs in
+    its temporary copies of the project reach the project's own mlflow.db."""
+    from mlflow import MlflowClient
 
     _run(["git", "checkout", "--", "."], project)  # the experiments branch from the committed default
     names = ["perm300", "perm400"]  # both differ from the project's 500 / 200, so rsa and stitch rerun
+    default = ("MLFLOW_TRACKING_URI",)
     for name, count in zip(names, (300, 400)):
         _run(["dvc", "exp", "run", "--queue", "-n", name, "-S", f"rsa.permutations={count}",
-              "-S", f"stitch.permutations={count}"], project)
-    _run(["dvc", "queue", "start", "-j", "2"], project)
+              "-S", f"stitch.permutations={count}"], project, default)
+    _run(["dvc", "queue", "start", "-j", "2"], project, default)
     deadline = time.time() + 900
     while time.time() < deadline:
-        status = _run(["dvc", "queue", "status"], project)
+        status = _run(["dvc", "queue", "status"], project, default)
         if not any(word in status for word in ("Queued", "Running")):
             break
         time.sleep(5)
     assert "Failed" not in status, status
     shown = _run(["dvc", "exp", "show", "--no-pager", "--csv"], project)
     assert all(name in shown for name in names), shown
-    runs = mlflow.search_runs(experiment_names=["neurolatent"], output_format="list")
+    client = MlflowClient(tracking_uri=f"sqlite:///{project}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("neurolatent").experiment_id])
     for name in names:
         stages = {r.data.tags.get("neurolatent.stage") for r in runs if r.data.tags.get("dvc.exp_name") == name}
         assert {"rsa", "stitch"} <= stages, (name, stages)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -122,7 +124,33 @@ def run_stage(stage: Stage, args: argparse.Namespace) -> dict:
     return metrics
 
 
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _end_with_dvc() -> None:
+    """Under DVC (``DVC_STAGE`` is set), be sent SIGTERM when the dvc process dies (Linux), rather
+    than run on as an orphan that writes its outputs after dvc is gone."""
+    if "DVC_STAGE" in os.environ and sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _failure(exc: BaseException) -> tuple[str, int]:
+    """The one line (and exit code) for a failure that is not a NeurolatentError."""
+    if isinstance(exc, KeyboardInterrupt):
+        return f"interrupted ({exc.args[0] if exc.args else 'SIGINT'}); temporary outputs removed", 130
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"error: {where}{exc.strerror or exc} (OSError {exc.errno}); temporary outputs removed", 1
+    return "error: out of memory; temporary outputs removed (try fewer compute jobs or a smaller data selection)", 1
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    _end_with_dvc()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -147,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     except NeurolatentError as exc:
         print(f"neurolatent {args.stage}: error: {exc}", file=sys.stderr)
         return 1
+    except (KeyboardInterrupt, OSError, MemoryError) as exc:
+        if args.verbose:
+            log.exception("the traceback, as asked for by --verbose")
+        line, code = _failure(exc)
+        print(f"neurolatent {args.stage}: {line}", file=sys.stderr)
+        return code
     shown = metrics if len(metrics) <= 12 else f"{len(metrics)} metrics (see the stage's metrics JSON)"
     print(f"{args.stage}: {shown}")
     return 0

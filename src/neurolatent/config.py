@@ -7,7 +7,7 @@ An unknown key, a wrong type or an impossible value fails at once with the key's
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -23,6 +23,16 @@ Form = Literal["raw", "T1w", "glmsingle"]
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_yes_no_for_numbers(cls, data: Any) -> Any:
+        # pydantic reads YAML's true as 1 for an int field: `permutations: true` would run one
+        for key, value in (data.items() if isinstance(data, dict) else ()):
+            field = cls.model_fields.get(key)
+            if isinstance(value, bool) and field is not None and bool not in (field.annotation, *get_args(field.annotation)):
+                raise ValueError(f"{key}: {str(value).lower()} is not a valid value (a number or a name is expected)")
+        return data
 
 
 class SyntheticParams(_Section):
@@ -375,6 +385,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise NeurolatentError(f"{path}: no such params file") from None
     except yaml.YAMLError as exc:
         raise NeurolatentError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if raw is not None and not isinstance(raw, dict):
+    if raw is None:
+        raise NeurolatentError(f"{path}: empty params file (write `{{}}` to run on every default)")
+    if not isinstance(raw, dict):
         raise NeurolatentError(f"{path}: expected a mapping of sections at the top level")
     return validate_params(raw, str(path))

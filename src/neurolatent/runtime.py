@@ -131,10 +131,17 @@ def parallel_map(function, items: list, jobs: int, threads: int | None = None, d
         threads = int(os.environ.get("OPENBLAS_NUM_THREADS", "1"))
     jobs = max(1, min(jobs, len(items)))
     bar = tqdm(total=len(items), desc=desc, unit=unit, mininterval=2)
+    from joblib.externals.loky.process_executor import BrokenProcessPool
+
     with parallel_config(backend="loky", n_jobs=jobs, inner_max_num_threads=threads):
         results = []
-        for result in Parallel(return_as="generator")(delayed(function)(item) for item in items):
-            results.append(result)
-            bar.update()
+        try:
+            for result in Parallel(return_as="generator")(delayed(function)(item) for item in items):
+                results.append(result)
+                bar.update()
+        except BrokenProcessPool as exc:  # loky's TerminatedWorkerError among them: a worker was killed
+            cause = str(exc).split("\n")[0]
+            raise NeurolatentError(f"{desc or 'parallel work'}: a worker process died after {len(results)} of "
+                                   f"{len(items)} {unit}s ({cause}); out of memory? try fewer compute jobs") from None
     bar.close()
     return results

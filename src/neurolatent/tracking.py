@@ -3,8 +3,11 @@
 One run per stage (experiment ``neurolatent``), params named as in ``params.yaml`` (exactly the keys
 the stage reads), metrics named as in the stage's metrics JSON (``<stage>.<name>``), per-epoch
 curves at steps 1..N under their own names, figures and tables as artifacts, and tags that tie the
-run to git and DVC. The store is MLflow's default (``mlflow.db`` in the working directory, which
-DVC makes the project root) unless ``MLFLOW_TRACKING_URI`` says otherwise.
+run to git and DVC. The store is ``mlflow.db`` in the project root unless ``MLFLOW_TRACKING_URI``
+says otherwise: the root is the working directory (DVC runs stages there), or, for a queued or
+``--temp`` experiment that DVC runs in a copy under ``.dvc/tmp/exps/``, the project that holds the
+copy, so that every experiment's runs reach the user's store (:func:`project_root`). A stage that
+dies ends its run as FAILED, or KILLED when it was interrupted (SIGINT, SIGTERM).
 
 Every function but :func:`stage_run` does nothing outside an active run, so library code can call
 them unconditionally (tests and notebooks run without MLflow).
@@ -79,6 +82,7 @@ def stage_run(stage: str, params: dict[str, Any]) -> Iterator[Any]:
     # MLflow sets its logger to INFO when imported: its store-creation lines would reach the user's
     # stderr beside the stage's own (one line on failure); keep them unless debugging
     logging.getLogger("mlflow").setLevel(logging.DEBUG if logging.getLogger().level <= logging.DEBUG else logging.WARNING)
+    mlflow.set_tracking_uri(tracking_uri(project_root(Path.cwd())))
     mlflow.set_experiment(EXPERIMENT)
     commit = git_commit()
     exp_name = os.environ.get("DVC_EXP_NAME")
@@ -99,7 +103,11 @@ def stage_run(stage: str, params: dict[str, Any]) -> Iterator[Any]:
         for name, value in params.items():
             flat.update(flatten(value, name))
         mlflow.log_params({key: ("null" if value is None else value) for key, value in flat.items()})
-        yield run
+        try:
+            yield run
+        except KeyboardInterrupt:  # SIGINT, and SIGTERM as the CLI maps it; other errors end FAILED
+            mlflow.end_run("KILLED")
+            raise
 
 
 def _number(value: Any) -> float | None:
@@ -147,6 +155,16 @@ def log_figure(draw: Callable[[Path], None], name: str, folder: str | None = Non
         path = Path(where) / name
         draw(path)
         log_artifacts([path], folder)
+
+
+def project_root(cwd: Path) -> Path:
+    """The project a stage runs for: ``cwd``, unless ``cwd`` is DVC's copy of the project for a
+    queued or ``--temp`` experiment (``<project>/.dvc/tmp/exps/<tmp>/``): then ``<project>``."""
+    cwd = Path(cwd).resolve()
+    for folder in (cwd, *cwd.parents):
+        if folder.name == "exps" and folder.parent.name == "tmp" and folder.parent.parent.name == ".dvc":
+            return folder.parent.parent.parent
+    return cwd
 
 
 def tracking_uri(root: Path) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -79,7 +81,8 @@ def test_interrupted_training_resumes_to_the_same_bits(tmp_path):
     whole, history, _ = _fit(tmp_path, "whole", epochs=6, patience=100)
     _, partial, _ = _fit(tmp_path, "resumed", stop_after=2, epochs=6, patience=100)
     assert len(partial.train_loss) == 2
-    assert (tmp_path / "resumed" / "last.safetensors").is_file() and (tmp_path / "resumed" / "last.json").is_file()
+    # the resume point is one file, replaced whole each epoch
+    assert [p.name for p in (tmp_path / "resumed").iterdir()] == [training.CHECKPOINT]
     resumed, history_resumed, _ = _fit(tmp_path, "resumed", epochs=6, patience=100)
     assert history_resumed.train_loss == history.train_loss and history_resumed.val_loss == history.val_loss
     for key, value in whole.state_dict().items():
@@ -96,6 +99,89 @@ def test_a_checkpoint_of_other_params_is_not_resumed(tmp_path):
     _, fresh, _ = _fit(tmp_path, "ckpt", epochs=3, patience=100, key="new")
     _, reference, _ = _fit(tmp_path, "reference", epochs=3, patience=100, key="new")
     assert fresh.train_loss == reference.train_loss and len(fresh.train_loss) == 3
+
+
+def _damage(path, how):
+    """A checkpoint spoiled in one of the ways a kill, a full disk or a foreign tool spoils it."""
+    from safetensors.torch import load_file, save_file
+
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif how == "garbage":
+        path.write_bytes(b"not a checkpoint")
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "no metadata":
+        save_file(load_file(path), path)
+    elif how == "bad json":
+        save_file(load_file(path), path, metadata={"neurolatent": "{"})
+    elif how == "missing tensors":
+        from safetensors import safe_open
+
+        with safe_open(path, "pt") as handle:
+            meta = handle.metadata()
+        tensors = {k: v for k, v in load_file(path).items() if not k.startswith("model.")}
+        save_file(tensors, path, metadata=meta)
+    elif how == "one wrong shape":
+        from safetensors import safe_open
+
+        with safe_open(path, "pt") as handle:
+            meta = handle.metadata()
+        tensors = load_file(path)
+        last = sorted(k for k in tensors if k.startswith("model."))[-1]
+        tensors[last] = tensors[last].reshape(-1)[:1].clone()
+        save_file(tensors, path, metadata=meta)
+    elif how == "wrong shapes":
+        from safetensors import safe_open
+
+        with safe_open(path, "pt") as handle:
+            meta = handle.metadata()
+        save_file({k: v.reshape(-1)[:1].clone() for k, v in load_file(path).items()}, path, metadata=meta)
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "empty", "no metadata", "bad json", "missing tensors",
+                                 "one wrong shape", "wrong shapes"])
+def test_a_damaged_checkpoint_is_discarded_with_one_warning(tmp_path, caplog, how):
+    _fit(tmp_path, "ckpt", stop_after=2, epochs=3, patience=100)
+    _damage(tmp_path / "ckpt" / training.CHECKPOINT, how)
+    with caplog.at_level("WARNING", logger="neurolatent.models.training"):
+        _, history, _ = _fit(tmp_path, "ckpt", epochs=3, patience=100)
+    _, reference, _ = _fit(tmp_path, "reference", epochs=3, patience=100)
+    assert history.train_loss == reference.train_loss
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "unreadable checkpoint" in warnings[0] and "starts over" in warnings[0]
+    assert str(tmp_path / "ckpt" / training.CHECKPOINT) in warnings[0] and "\n" not in warnings[0]
+
+
+def test_a_finished_fit_leaves_no_resume_point(tmp_path):
+    data, load = _toy()
+    splits = {"train": np.arange(80), "val": np.arange(80, 120)}
+    fit = training.fit_autoencoder({"kind": "mlp", "n_inputs": data.shape[1], "widths": [16, 3]}, load, splits,
+                                   training.Settings(epochs=2, batch_size=16), tmp_path / "model",
+                                   tmp_path / "ckpt", key="k")
+    assert fit is not None and (tmp_path / "model" / "model.safetensors").is_file()
+    assert not any((tmp_path / "ckpt").iterdir())
+
+
+def test_the_key_changes_with_the_code_that_trains(tmp_path, monkeypatch):
+    """A fix in the training code (tried: MSE -> L1 in autoencoder.py) must not resume the old run."""
+    import shutil
+
+    import neurolatent
+    from neurolatent import source
+
+    copy = tmp_path / "packages"
+    shutil.copytree(Path(neurolatent.__file__).parent, copy / "neurolatent")
+    monkeypatch.setattr(source, "_PACKAGES", copy)
+    before = source.source_digest("neurolatent.stages.fmri_ae")
+    file = copy / "neurolatent" / "models" / "autoencoder.py"
+    file.write_text(file.read_text() + "\n# L1 now\n")
+    after = source.source_digest("neurolatent.stages.fmri_ae")
+    assert before != after
+    settings, config = training.Settings(), {"kind": "mlp"}
+    data = tmp_path / "samples.npy"
+    data.write_bytes(b"x")
+    assert training.training_key(config, settings, [data], before) != training.training_key(config, settings, [data], after)
 
 
 def test_split_is_subject_wise_and_keeps_images_together():

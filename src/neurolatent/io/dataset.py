@@ -283,7 +283,28 @@ def write_synthetic(data: DataParams, out_dir: Path, truth_dir: Path) -> dict:
 # ----------------------------------------------------------------------------- real BIDS
 
 
+def _dataset_file(path: Path, roots: tuple[Path, ...]) -> Path | None:
+    """The file ``path`` stands for, its symlinks followed, or None when nothing is at ``path``.
+
+    A datalad / git-annex copy of BOLD5000 is made of relative symlinks into its ``.git/annex``:
+    they are followed, and must stay inside one of the dataset's ``roots`` (a link to a file
+    elsewhere would be cached and pushed by DVC as if it were the dataset's). An annexed file whose
+    content was never fetched is a dangling link: a one-line error saying ``datalad get``.
+    """
+    if not path.is_symlink() and not path.exists():
+        return None
+    real = path.resolve()
+    if not any(real.is_relative_to(root.resolve()) for root in roots):
+        raise NeurolatentError(f"{path}: symlink to {real}, outside the dataset ({', '.join(map(str, roots))})")
+    if not real.is_file():
+        if "annex" in real.parts:
+            raise NeurolatentError(f"{path}: git-annex content not present; run `datalad get {path}` first")
+        raise NeurolatentError(f"{path}: dangling symlink (to {real})")
+    return real
+
+
 def _link(source: Path, target: Path, mode: str) -> None:
+    """Hard-link (or copy) the real file ``source`` (no symlink: see :func:`_dataset_file`) to ``target``."""
     target.parent.mkdir(parents=True, exist_ok=True)
     if mode == "hardlink":
         try:
@@ -294,29 +315,33 @@ def _link(source: Path, target: Path, mode: str) -> None:
     shutil.copy2(source, target)
 
 
-def _release_files(data: DataParams, stimuli_root: Path) -> dict[str, Path]:
-    """The GLMsingle release's files by name, found anywhere under ``data.glmsingle_root``; the
-    presentation lists also under the stimulus release's Stimuli_Presentation_Lists."""
+def _release_files(data: DataParams, stimuli_root: Path, roots: tuple[Path, ...]) -> dict[str, Path]:
+    """The GLMsingle release's files by name (real paths), found anywhere under ``data.glmsingle_root``;
+    the presentation lists also under the stimulus release's Stimuli_Presentation_Lists."""
     root = Path(data.glmsingle_root)
     if not root.is_dir():
         raise NeurolatentError(f"{root}: data.glmsingle_root is not a folder")
-    found = {path.name: path for path in sorted(root.rglob("*")) if path.is_file()}
-    for subject in data.subjects:
-        listed = stimuli_root / "Stimuli_Presentation_Lists" / subject / f"{subject}_imgnames.txt"
-        found.setdefault(listed.name, listed)
+    candidates = [path for path in sorted(root.rglob("*")) if path.is_file() or path.is_symlink()]
+    candidates += [stimuli_root / "Stimuli_Presentation_Lists" / subject / f"{subject}_imgnames.txt"
+                   for subject in data.subjects]
+    found: dict[str, Path] = {}
+    for path in candidates:
+        real = _dataset_file(path, roots)
+        if real is not None:
+            found.setdefault(path.name, real)
     return found
 
 
-def _link_glmsingle(data: DataParams, bids_root: Path, stimuli_root: Path, root: Path) -> None:
+def _link_glmsingle(data: DataParams, bids_root: Path, stimuli_root: Path, root: Path, roots: tuple[Path, ...]) -> None:
     """Link each subject's GLMsingle files into ``derivatives/glmsingle`` (ROI betas, the selected
     sessions' whole-brain betas, brain mask, presentation list) and write the schedule the release's
     rows follow: every trial of the subject's events files in the real copy, in order."""
-    found = _release_files(data, stimuli_root)
+    found = _release_files(data, stimuli_root, roots)
     folder = root / bids.GLMSINGLE_DIR
     for subject in data.subjects:
         names = [bids.glmsingle_roi_name(subject, h, r) for h in bids.HEMISPHERES for r in bids.ROIS]
         required = [f"{subject}_imgnames.txt", *names]
-        missing = [name for name in required if name not in found or not found[name].is_file()]
+        missing = [name for name in required if name not in found]
         if missing:
             raise NeurolatentError(f"{data.glmsingle_root}: no {missing[0]} in the GLMsingle release (data.glmsingle_root)")
         for name in names:
@@ -359,18 +384,24 @@ def select_bids(data: DataParams, out_dir: Path, truth_dir: Path) -> dict:
     if "T1w" in data.forms:
         per_run += [bids.preproc_path, bids.preproc_mask_path]
 
+    roots = tuple(Path(r) for r in (bids_root, stimuli_root, data.glmsingle_root) if r is not None)
+
+    def present(path: Path) -> Path | None:
+        return _dataset_file(path, roots)
+
     with atomic_dir(out_dir) as root, atomic_dir(truth_dir) as truth:
         for name in ("dataset_description.json", "participants.tsv", f"task-{bids.TASK}_bold.json", ".bidsignore"):
-            if (bids_root / name).is_file():
-                _link(bids_root / name, root / name, data.link)
+            if (real := present(bids_root / name)) is not None:
+                _link(real, root / name, data.link)
         images: set[tuple[str, str]] = set()
         for key in tqdm(sorted(chosen), desc="runs", unit="run", mininterval=2):
             for path_of in per_run:
                 rel = path_of(*key)
-                if not (bids_root / rel).is_file() and not rel.name.endswith("_bold.json"):
+                real = present(bids_root / rel)
+                if real is None and not rel.name.endswith("_bold.json"):
                     raise NeurolatentError(f"{bids_root / rel}: missing (data.forms asks for it)")
-                if (bids_root / rel).is_file():
-                    _link(bids_root / rel, root / rel, data.link)
+                if real is not None:
+                    _link(real, root / rel, data.link)
             events = read_events(bids_root / bids.events_path(*key))
             images |= set(zip(events["image_name"], events["category"]))
         if "T1w" in data.forms:
@@ -378,19 +409,19 @@ def select_bids(data: DataParams, out_dir: Path, truth_dir: Path) -> dict:
                 for hemisphere in bids.HEMISPHERES:
                     for roi in bids.ROIS:
                         rel = bids.roi_mask_path(subject, hemisphere, roi)
-                        if not (bids_root / rel).is_file():
+                        if (real := present(bids_root / rel)) is None:
                             raise NeurolatentError(f"{bids_root / rel}: SPM ROI mask missing (data.forms has T1w)")
-                        _link(bids_root / rel, root / rel, data.link)
+                        _link(real, root / rel, data.link)
         if "glmsingle" in data.forms:
-            _link_glmsingle(data, bids_root, stimuli_root, root)
+            _link_glmsingle(data, bids_root, stimuli_root, root, roots)
         for name, category in sorted(images):
             rel = bids.stimulus_path(category, name)
             source = presented / rel.relative_to(bids.STIMULI_DIR)
-            if not source.is_file():
+            if (real := present(source)) is None:
                 raise NeurolatentError(f"{source}: image named in the events is missing from data.stimuli_root")
-            _link(source, root / rel, data.link)
-        repeated = stimuli_root / bids.REPEATED_LIST.relative_to("BOLD5000_Stimuli")
-        if repeated.is_file():
+            _link(real, root / rel, data.link)
+        repeated = present(stimuli_root / bids.REPEATED_LIST.relative_to("BOLD5000_Stimuli"))
+        if repeated is not None:
             _link(repeated, root / bids.REPEATED_LIST, data.link)
         write_json({"planted": False, "source": "bids", "bids_root": str(bids_root)}, truth / "truth.json")
     return {"runs": len(chosen), "images": len(images)}

@@ -59,6 +59,13 @@ def read_events(path: Path) -> pd.DataFrame:
             category_of(img_type)
         except ValueError as exc:
             raise NeurolatentError(f"{path}: row {row + 1}: {exc}") from None
+    for column, source in (("trial", "Trial"), ("onset", "onset")):
+        repeated = np.flatnonzero(table[column].duplicated().to_numpy())
+        if repeated.size:
+            row = int(repeated[0])
+            first = int(np.flatnonzero((table[column] == table[column].iloc[row]).to_numpy())[0])
+            raise NeurolatentError(f"{path}: row {row + 1} repeats {source} {table[column].iloc[row]:g} of row "
+                                   f"{first + 1} (a duplicated trial row)")
     if (table["onset"] < 0).any() or (table["duration"] <= 0).any():
         raise NeurolatentError(f"{path}: negative onset or non-positive duration")
     table["category"] = table["img_type"].map(category_of)
@@ -132,10 +139,18 @@ def _check_runs(root: Path, trials: pd.DataFrame, events_files: dict, space: str
         image = check_bold(path)
         shape, affine = image.shape[:3], image.affine
         first_path, first_shape, first_affine = grids.setdefault(key[0], (path, shape, affine))
-        if same_grid and (shape != first_shape or not np.allclose(affine, first_affine, atol=1e-4)):
+        if same_grid and shape != first_shape:
             raise NeurolatentError(f"{path}: grid {shape} differs from {first_path.name} {first_shape} "
                                    "(runs of one subject must share one grid)")
+        if same_grid and not np.allclose(affine, first_affine, atol=1e-4):
+            moved = np.abs(affine - first_affine).max()
+            raise NeurolatentError(f"{path}: affine differs from {first_path.name}'s by up to {moved:.3g} "
+                                   "(same shape; runs of one subject must share one grid)")
         tr = float(image.header.get_zooms()[3]) or TR_S
+        if not np.isclose(tr, TR_S, rtol=0.01):
+            unit = image.header.get_xyzt_units()[1]
+            raise NeurolatentError(f"{path}: TR is {tr:g} ({unit}), BOLD5000's is {TR_S:g} s: the header's "
+                                   "pixdim[4] must be in seconds")
         run_length[key] = image.shape[3] * tr
     keys = list(zip(trials["subject"], trials["session"], trials["run"]))
     trials["bold_path"] = [str(run_path(space, *key)) for key in keys]

@@ -15,22 +15,50 @@ from typing import Any
 import numpy as np
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _remove_stale(final: Path) -> None:
+    """Remove the temporary siblings of ``final`` left by a process that was killed (its pid is
+    in their names and no longer runs): at full size a dead ``fmri`` leaves tens of GB."""
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):
+        pid = stale.name.removeprefix(f".{final.name}.tmp-").split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except PermissionError:  # another user's live process
+            continue
+        except ProcessLookupError:
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``final``; on success it replaces ``final``.
 
-    On any error the temporary folder is removed and ``final`` (if it existed) is untouched,
-    so a failed stage never leaves a half-written output.
+    On any error (or SIGINT / SIGTERM, which the CLI turns into KeyboardInterrupt) the temporary
+    folder is removed and ``final`` (if it existed) is untouched, so a failed stage never leaves a
+    half-written output; what a killed process left is removed by the next one. The folder gets
+    the permissions of the user's umask (``mkdtemp`` would make it private).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    _remove_stale(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
+    tmp.chmod(0o777 & ~_umask())
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    old = final.with_name(f".{final.name}.tmp-{os.getpid()}-old")
     if final.exists():
         final.rename(old)
     tmp.rename(final)
@@ -39,10 +67,12 @@ def atomic_dir(final: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_file(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; on success it is renamed onto ``final``."""
+    """Yield a temporary path beside ``final``; on success it is renamed onto ``final`` with the
+    permissions of the user's umask (``mkstemp`` would make it private)."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
+    _remove_stale(final)
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -50,7 +80,15 @@ def atomic_file(final: Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    tmp.chmod(0o666 & ~_umask())
     tmp.replace(final)
+
+
+def reserve(path: Path) -> None:
+    """Allocate the disk blocks of a (sparse) file now: with a full disk this raises OSError 28
+    here, where a memmap writing into the file's holes later would die of SIGBUS without a word."""
+    with open(path, "r+b") as handle:
+        os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
 
 
 def write_json(data: object, path: Path) -> None:

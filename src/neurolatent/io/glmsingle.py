@@ -24,7 +24,7 @@ import pandas as pd
 
 from neurolatent.errors import NeurolatentError
 from neurolatent.io import bids
-from neurolatent.io.nifti import read_nifti
+from neurolatent.io.nifti import load_image, read_nifti
 
 
 def _need(path: Path) -> Path:
@@ -82,7 +82,7 @@ def roi_betas(folder: Path, subject: str, rois: list[str], rows: np.ndarray) -> 
 
 def brain_mask(folder: Path, subject: str) -> nib.Nifti1Image:
     """The release's brain mask of the subject: the whole-brain betas' voxels and real affine."""
-    return nib.load(_need(Path(folder) / subject / f"{subject}_brainmask.nii.gz"))
+    return load_image(_need(Path(folder) / subject / f"{subject}_brainmask.nii.gz"))
 
 
 def brain_betas(folder: Path, subject: str, trials: pd.DataFrame, rows: np.ndarray, mask: np.ndarray) -> np.ndarray:

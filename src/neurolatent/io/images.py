@@ -12,9 +12,15 @@ from neurolatent.errors import NeurolatentError
 
 
 def read_rgb(path: Path, size: int | None = None) -> np.ndarray:
-    """An image file as RGB uint8 (H, W, 3), resized to size x size (bilinear) when given."""
+    """An image file as RGB uint8 (H, W, 3), resized to size x size (bilinear) when given.
+
+    16-bit images (PNG's ``I;16``, read by PIL as 32-bit ``I``) are scaled to 8 bits: PIL's own
+    conversion clips them, turning every picture white."""
     try:
         with Image.open(path) as image:
+            if image.mode in ("I", "I;16", "I;16B", "I;16L"):
+                deep = np.asarray(image, dtype=np.float64)
+                image = Image.fromarray(np.round(deep * 255.0 / 65535.0).clip(0, 255).astype(np.uint8))
             rgb = image.convert("RGB")
             if size is not None:
                 rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)

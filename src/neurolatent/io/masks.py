@@ -20,6 +20,7 @@ from nilearn.masking import compute_epi_mask
 
 from neurolatent.errors import NeurolatentError
 from neurolatent.io import bids
+from neurolatent.io.nifti import load_image
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def region_mask(root: Path, subject: str, rois: list[str], reference: nib.Nifti1
             path = Path(root) / bids.roi_mask_path(subject, hemisphere, roi)
             if not path.is_file():
                 raise NeurolatentError(f"{path}: ROI mask missing (preprocess.rois names {roi})")
-            data |= np.asanyarray(_on_grid(nib.load(path), reference, path.name).dataobj) > 0
+            data |= np.asanyarray(_on_grid(load_image(path), reference, path.name).dataobj) > 0
     if not data.any():
         raise NeurolatentError(f"{Path(root) / 'derivatives' / 'spm' / f'sub-{subject}'}: the ROI masks of "
                                f"sub-{subject} select no voxel of its runs' grid")
@@ -56,5 +57,5 @@ def brain_mask(root: Path, space: str, first_run: tuple[str, int, int], referenc
         path = Path(root) / bids.preproc_mask_path(*first_run)
         if not path.is_file():
             raise NeurolatentError(f"{path}: fMRIPrep's brain mask of the run is missing")
-        return _on_grid(nib.load(path), reference, path.name)
+        return _on_grid(load_image(path), reference, path.name)
     return compute_epi_mask(nib.Nifti1Image(np.asanyarray(reference.dataobj).mean(axis=3), reference.affine))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import struct
+import zlib
 from pathlib import Path
 
 import nibabel as nib
@@ -14,35 +15,64 @@ from neurolatent.errors import NeurolatentError
 from neurolatent.io.bids import TR_S
 
 
+def gunzip(path: Path) -> bytes:
+    """The decompressed bytes of a gzip file, every member's CRC-32 and size checked.
+
+    libdeflate decompresses in one call, about four times faster than the zlib stream nibabel
+    reads through (kept hand-written for that: ``benchmarks/bench_fmri_throughput.py``); what it
+    cannot take (a multi-member gzip, a file over 4 GiB) goes through Python's gzip, which checks
+    each member too. A stream that fails its checks raises NeurolatentError: nibabel would read the
+    damaged bytes without a word, as it stops before the trailer.
+    """
+    import deflate
+
+    compressed = Path(path).read_bytes()
+    try:
+        return deflate.gzip_decompress(compressed)
+    except deflate.DeflateError:
+        pass
+    try:
+        return gzip.decompress(compressed)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise NeurolatentError(f"{path}: corrupt gzip stream ({exc}); download the file again") from None
+
+
+def _is_nifti1(raw: bytes) -> bool:
+    return len(raw) >= 352 and np.frombuffer(raw[:4], "<i4")[0] in (348, 348 << 24)
+
+
+def load_image(path: Path) -> nib.spatialimages.SpatialImage:
+    """A NIfTI image with its data in memory; a ``.nii.gz`` has its gzip checks verified first
+    (:func:`gunzip`). For masks and other small volumes; BOLD runs go through :func:`read_nifti`."""
+    path = Path(path)
+    if not path.name.endswith(".gz"):
+        return nib.load(path)
+    raw = gunzip(path)
+    return (nib.Nifti1Image if _is_nifti1(raw) else nib.Nifti2Image).from_bytes(raw)
+
+
 def read_nifti(path: Path) -> tuple[np.ndarray, nib.Nifti1Header]:
     """A NIfTI file's data array (as stored, scaled when the header says so) and its header.
 
-    ``.nii.gz`` files are decompressed in one call by libdeflate, about four times faster than the
-    zlib stream nibabel reads through (kept hand-written for that: ``benchmarks/bench_fmri_throughput.py``);
-    the array is a view of the decompressed bytes, not a copy. Anything libdeflate cannot read (a multi-member gzip, a
-    file over 4 GiB, NIfTI-2) goes through nibabel.
+    A ``.nii.gz`` is decompressed and verified by :func:`gunzip`; the array is a view of the
+    decompressed bytes, not a copy. NIfTI-2 (a 540-byte header) goes through nibabel.
     """
     path = Path(path)
-    if path.name.endswith(".gz"):
-        import deflate
-
-        try:
-            raw = deflate.gzip_decompress(path.read_bytes())
-        except deflate.DeflateError:
-            raw = None
-        if raw is not None and np.frombuffer(raw[:4], "<i4")[0] not in (348, 348 << 24):
-            raw = None  # not NIfTI-1 (NIfTI-2's header is 540 bytes): nibabel reads it
-        if raw is not None:
-            header = nib.Nifti1Header.from_fileobj(io.BytesIO(raw[:352]), check=False)
-            shape = header.get_data_shape()
-            data = np.frombuffer(raw, header.get_data_dtype(), count=int(np.prod(shape)),
-                                 offset=int(header.get_data_offset())).reshape(shape, order="F")
-            slope, inter = header.get_slope_inter()
-            if slope not in (None, 1.0) or inter not in (None, 0.0):
-                data = data * (1.0 if slope is None else slope) + (0.0 if inter is None else inter)
-            return data, header
-    image = nib.load(path)
-    return np.asanyarray(image.dataobj), image.header
+    if not path.name.endswith(".gz"):
+        image = nib.load(path)
+        return np.asanyarray(image.dataobj), image.header
+    raw = gunzip(path)
+    if not _is_nifti1(raw):
+        image = nib.Nifti2Image.from_bytes(raw)
+        return np.asanyarray(image.dataobj), image.header
+    header = nib.Nifti1Header.from_fileobj(io.BytesIO(raw[:352]), check=False)
+    shape = header.get_data_shape()
+    data = np.frombuffer(raw, header.get_data_dtype(), count=int(np.prod(shape)),
+                         offset=int(header.get_data_offset())).reshape(shape, order="F")
+    slope, inter = header.get_slope_inter()
+    if slope not in (None, 1.0) or inter not in (None, 0.0):
+        data = data * (1.0 if slope is None else slope) + (0.0 if inter is None else inter)
+    return data, header
 
 
 def load_run(path: Path, mask: np.ndarray | None = None) -> tuple[np.ndarray, float]:

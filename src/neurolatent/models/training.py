@@ -9,6 +9,7 @@ libraries (:mod:`neurolatent.runtime`).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -21,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from neurolatent.io.files import atomic_dir
+from neurolatent.io.files import atomic_dir, atomic_file
 from neurolatent.models.autoencoder import build, save_model
 
 log = logging.getLogger(__name__)
@@ -99,9 +101,16 @@ def mean_loss(model: nn.Module, load: Callable[[np.ndarray], torch.Tensor], rows
     return total / count
 
 
-def _save_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, history: History,
-                     best: bool) -> None:
+#: the one file a training's resume point lives in (weights, optimizer state, best weights, history)
+CHECKPOINT = "checkpoint.safetensors"
+
+
+def _save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, history: History,
+                     best: dict[str, torch.Tensor]) -> None:
+    """Write the resume point as one file, renamed into place: a kill at any moment leaves the
+    previous epoch's checkpoint or this one, never a mix."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors.update({f"best.{k}": v for k, v in best.items()})
     state = optimizer.state_dict()
     scalars = {}
     for index, values in state["state"].items():
@@ -111,37 +120,49 @@ def _save_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Opti
             else:
                 scalars[f"{index}.{name}"] = value
     meta = {"history": history.__dict__, "param_groups": state["param_groups"], "scalars": scalars}
-    for name, payload in (("last.safetensors", tensors), ("last.json", meta)):
-        temp = folder / f".{name}.tmp"
-        if name.endswith(".json"):
-            temp.write_text(json.dumps(payload))
-        else:
-            save_file(payload, temp)
-        temp.replace(folder / name)
-    if best:
-        save_file({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")},
-                  folder / ".best.tmp")
-        (folder / ".best.tmp").replace(folder / "best.safetensors")
+    with atomic_file(path) as temp:
+        save_file(tensors, temp, metadata={"neurolatent": json.dumps(meta)})
 
 
-def _load_checkpoint(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, key: str) -> History | None:
-    if not (folder / "last.json").is_file() or not (folder / "last.safetensors").is_file():
+def _load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                     key: str) -> tuple[History, dict[str, torch.Tensor]] | None:
+    """The history and best weights of a checkpoint of this ``key``, with its state loaded into
+    ``model`` and ``optimizer``; None when there is none. A checkpoint of another key (other code,
+    params or data) or one that cannot be read is deleted with one warning: training starts over."""
+    if not path.is_file():
         return None
-    meta = json.loads((folder / "last.json").read_text())
-    if meta["history"]["key"] != key:
-        return None  # a checkpoint of other params or data: start afresh
-    tensors = load_file(folder / "last.safetensors")
-    model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict = {"state": {}, "param_groups": meta["param_groups"]}
-    for name, value in tensors.items():
-        if name.startswith("optimizer."):
-            _, index, field_name = name.split(".", 2)
+    # a load that fails half way (one tensor of the wrong shape) must not leave a mixed model
+    fresh_model, fresh_optimizer = copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict())
+    try:
+        with safe_open(path, "pt") as handle:
+            meta = json.loads(handle.metadata()["neurolatent"])
+        if meta["history"]["key"] != key:
+            log.warning("%s: checkpoint of other code, params or data, discarded; training starts over", path)
+            path.unlink()
+            return None
+        tensors = load_file(path)
+        model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+        state: dict = {"state": {}, "param_groups": meta["param_groups"]}
+        for name, value in tensors.items():
+            if name.startswith("optimizer."):
+                _, index, field_name = name.split(".", 2)
+                state["state"].setdefault(int(index), {})[field_name] = value
+        for name, value in meta["scalars"].items():
+            index, field_name = name.split(".", 1)
             state["state"].setdefault(int(index), {})[field_name] = value
-    for name, value in meta["scalars"].items():
-        index, field_name = name.split(".", 1)
-        state["state"].setdefault(int(index), {})[field_name] = value
-    optimizer.load_state_dict(state)
-    return History(**meta["history"])
+        optimizer.load_state_dict(state)
+        history = History(**meta["history"])
+        best = {k.removeprefix("best."): v for k, v in tensors.items() if k.startswith("best.")}
+        if history.best_epoch >= 0 and not best:
+            raise ValueError("no best weights")
+    except Exception as exc:  # safetensors, JSON, torch and our own checks each raise their own type
+        log.warning("%s: unreadable checkpoint (%s: %s), discarded; training starts over",
+                    path, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        path.unlink(missing_ok=True)
+        model.load_state_dict(fresh_model)
+        optimizer.load_state_dict(fresh_optimizer)
+        return None
+    return history, best
 
 
 def train(model: nn.Module, load: Callable[[np.ndarray], torch.Tensor], train_rows: np.ndarray,
@@ -157,8 +178,8 @@ def train(model: nn.Module, load: Callable[[np.ndarray], torch.Tensor], train_ro
     train_rows, val_rows : row indices of the sample array
     settings : epochs, batch size, Adam's lr and weight decay, patience, seed
     device : ``cpu`` or ``cuda`` (see :func:`neurolatent.runtime.resolve_device`)
-    checkpoints : folder for ``last.*`` (resume point) and ``best.safetensors``; a checkpoint whose
-        ``key`` differs (other params or data) is ignored
+    checkpoints : folder of the resume point (``checkpoint.safetensors``, one file); a checkpoint
+        whose ``key`` differs (other code, params or data) or that cannot be read is discarded
     on_epoch : called with (epoch, train loss, validation loss) after each epoch, resumed ones too
     stop_after : stop (as if interrupted) after this many epochs in this call; for tests
 
@@ -169,13 +190,13 @@ def train(model: nn.Module, load: Callable[[np.ndarray], torch.Tensor], train_ro
     device = torch.device(device)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    checkpoints = Path(checkpoints)
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    history = _load_checkpoint(checkpoints, model, optimizer, key)
-    if history is None:
-        history = History(key=key)
+    checkpoint = Path(checkpoints) / CHECKPOINT
+    resumed = _load_checkpoint(checkpoint, model, optimizer, key)
+    if resumed is None:
+        history, best = History(key=key), {}
     else:
-        log.info("resuming %s from epoch %d", checkpoints, len(history.train_loss))
+        history, best = resumed
+        log.info("resuming %s from epoch %d", checkpoint, len(history.train_loss))
     if on_epoch is not None:
         for epoch, (tr, va) in enumerate(zip(history.train_loss, history.val_loss)):
             on_epoch(epoch, tr, va)
@@ -207,7 +228,9 @@ def train(model: nn.Module, load: Callable[[np.ndarray], torch.Tensor], train_ro
         else:
             history.bad_epochs += 1
             history.stopped_early = history.bad_epochs >= settings.patience
-        _save_checkpoint(checkpoints, model, optimizer, history, improved)
+        if improved:
+            best = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        _save_checkpoint(checkpoint, model, optimizer, history, best)
         if on_epoch is not None:
             on_epoch(epoch, history.train_loss[-1], history.val_loss[-1])
         log.info("epoch %d: train %.5f val %.5f", epoch + 1, history.train_loss[-1], history.val_loss[-1])
@@ -215,7 +238,7 @@ def train(model: nn.Module, load: Callable[[np.ndarray], torch.Tensor], train_ro
     if settings.stop_on == "last_batch":  # the study saved the model as training left it
         history.best_epoch = len(history.train_loss) - 1
     else:
-        model.load_state_dict(load_file(checkpoints / "best.safetensors", device=str(device)))
+        model.load_state_dict(best)
     return history
 
 
@@ -231,6 +254,9 @@ def split_rows(index: pd.DataFrame, train_subjects: list[str], test_subjects: li
     training = np.flatnonzero(np.isin(subjects, train_subjects))
     if len(training) == 0:
         raise ValueError(f"no samples of {train_subjects} (the data has {sorted(set(subjects))})")
+    absent = sorted(set(test_subjects) - set(subjects))
+    if absent:
+        raise ValueError(f"no samples of test subject(s) {absent} (the data has {sorted(set(subjects))})")
     names = index["image_name"].astype("string").to_numpy()[training]
     groups = np.array([n if isinstance(n, str) else f"row{r}" for n, r in zip(names, training)])
     unique = np.unique(groups)
@@ -243,9 +269,11 @@ def split_rows(index: pd.DataFrame, train_subjects: list[str], test_subjects: li
             "test": np.flatnonzero(np.isin(subjects, test_subjects))}
 
 
-def training_key(config: dict, settings: Settings, data_files: list[Path], extra: str = "") -> str:
-    """What a checkpoint must match to be resumed: architecture, training settings, input data."""
-    digest = hashlib.sha1(json.dumps([config, asdict(settings), extra], sort_keys=True).encode())
+def training_key(config: dict, settings: Settings, data_files: list[Path], code: str, extra: str = "") -> str:
+    """What a checkpoint must match to be resumed: architecture, training settings, input data
+    (size and modification time of ``data_files``), ``code`` (a digest of the source that trains,
+    :func:`neurolatent.source.source_digest`) and ``extra`` (e.g. the split)."""
+    digest = hashlib.sha1(json.dumps([config, asdict(settings), code, extra], sort_keys=True).encode())
     for path in data_files:
         stat = Path(path).stat()
         digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
@@ -289,8 +317,8 @@ def fit_autoencoder(config: dict, load: Callable[[np.ndarray], torch.Tensor], sp
                     on_epoch: Callable[[int, float, float], None] | None = None,
                     stop_after: int | None = None) -> Fit | None:
     """Build the network of ``config``, train it on ``splits["train"]`` (early stopping on
-    ``splits["val"]``), score it on ``splits["test"]`` (if any) and save it into ``model_dir``
-    (``model.safetensors`` + ``config.json``, atomically).
+    ``splits["val"]``), score it on ``splits["test"]`` (if any), save it into ``model_dir``
+    (``model.safetensors`` + ``config.json``, atomically) and delete the checkpoint.
 
     Returns the :class:`Fit`, or None when ``stop_after`` interrupted the training (tests).
     """
@@ -311,4 +339,6 @@ def fit_autoencoder(config: dict, load: Callable[[np.ndarray], torch.Tensor], sp
     config = {**config, "latent_shape": latent_shape}
     with atomic_dir(Path(model_dir)) as out:
         save_model(model.cpu(), config, out)
+    # the model is saved: nothing is left that a later run (of other code, say) could resume
+    (Path(checkpoints) / CHECKPOINT).unlink(missing_ok=True)
     return Fit(model, config, history, scores)

@@ -23,6 +23,7 @@ from neurolatent.io.samples import FmriSamples
 from neurolatent.models.training import Settings, fit_autoencoder, split_rows, training_key
 from neurolatent.reporting import report_fit
 from neurolatent.runtime import torch_device
+from neurolatent.source import source_digest
 
 
 def network_config(data: FmriSamples, channels: list[int], widths: list[int]) -> dict:
@@ -45,9 +46,9 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     try:
         splits = split_rows(data.index, ae.train_subjects, ae.test_subjects, ae.train.val_fraction, ae.train.seed)
     except ValueError as exc:
-        raise NeurolatentError(f"fmri_ae: {exc} (fmri_ae.train_subjects, fmri_ae.train.val_fraction)") from None
+        raise NeurolatentError(f"fmri_ae: {exc} (fmri_ae.train_subjects, fmri_ae.test_subjects, fmri_ae.train.val_fraction)") from None
     settings = Settings(**ae.train.model_dump(exclude={"val_fraction"}))
-    key = training_key(config, settings, [Path(paths.samples) / "samples.npy"],
+    key = training_key(config, settings, [Path(paths.samples) / "samples.npy"], source_digest(__name__),
                        json.dumps({k: v.tolist() for k, v in splits.items()}))
     fit = fit_autoencoder(config, data.load, splits, settings, paths.model, paths.checkpoints, key, device,
                           on_epoch=tracking.epoch_logger("fmri_ae"))

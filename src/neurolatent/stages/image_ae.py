@@ -25,6 +25,7 @@ from neurolatent.io.images import load_stimuli
 from neurolatent.models.training import Settings, fit_autoencoder, split_rows, training_key
 from neurolatent.reporting import report_fit
 from neurolatent.runtime import torch_device
+from neurolatent.source import source_digest
 
 
 def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
@@ -42,7 +43,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
         raise NeurolatentError(f"image_ae.train.val_fraction: {exc}") from None
     config = {"kind": "conv2d", "channels": list(ae.channels), "output": "sigmoid", "input_shape": [3, ae.size, ae.size]}
     settings = Settings(**ae.train.model_dump(exclude={"val_fraction"}))
-    key = training_key(config, settings, [Path(paths.stimuli)], str(ae.size))
+    key = training_key(config, settings, [Path(paths.stimuli)], source_digest(__name__), str(ae.size))
     fit = fit_autoencoder(config, load, splits, settings, paths.model, paths.checkpoints, key, device,
                           on_epoch=tracking.epoch_logger("image_ae"))
     return report_fit("image_ae", fit, paths.plots, paths.metrics, load(np.sort(splits["val"][:4])))

@@ -4,7 +4,7 @@ The ``neurolatent`` CLI builds its subcommands from :data:`STAGES`, MLflow logs 
 declared params, the stage receives only those (:func:`select_params`), and
 ``tests/test_layout.py`` checks that ``dvc.yaml`` and ``MLproject`` say the same (:func:`dvc_stage`,
 :func:`mlproject_entry_points`) and that each stage's dvc.yaml deps cover its import closure
-(:func:`import_closure`). ``python -m neurolatent.stages.registry --write`` rewrites the ``stages:``
+(:func:`neurolatent.source.import_closure`). ``python -m neurolatent.stages.registry --write`` rewrites the ``stages:``
 section of dvc.yaml and MLproject's entry points after a change here.
 
 Standard library only: the CLI reads this before the process's numerics are pinned.
@@ -12,16 +12,13 @@ Standard library only: the CLI reads this before the process's numerics are pinn
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal
 
-import neurolatent
+from neurolatent.source import SOURCE_ROOT, import_closure
 
-#: where the package's sources sit in the repository (dvc.yaml paths are relative to its root)
-SOURCE_ROOT = Path("src/neurolatent")
 #: modules whose code runs in every stage: the params model, the pinned numerics, the error type
 COMMON_MODULES = ("neurolatent.config", "neurolatent.runtime", "neurolatent.errors")
 
@@ -180,55 +177,6 @@ def declared_values(params: Any, keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- dvc.yaml and MLproject
-
-
-#: the folder that holds the ``neurolatent`` package (src/ in a checkout, site-packages in a wheel)
-_PACKAGES = Path(neurolatent.__file__).resolve().parent.parent
-
-
-def _module_file(module: str) -> Path | None:
-    """The source file of a neurolatent module (``.py`` or a package's ``__init__.py``), found on disk
-    without importing it (importing would load numpy before the CLI pins the numerics)."""
-    base = _PACKAGES.joinpath(*module.split("."))
-    for path in (base.with_suffix(".py"), base / "__init__.py"):
-        if path.is_file():
-            return path
-    return None
-
-
-def _imported_modules(path: Path) -> set[str]:
-    """Modules of ``neurolatent`` a source file imports, at any depth of the file (lazy imports too)."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names if alias.name.startswith("neurolatent")}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("neurolatent"):
-            found.add(node.module)
-            # `from neurolatent.science import rsa` imports the module neurolatent.science.rsa
-            found |= {f"{node.module}.{alias.name}" for alias in node.names
-                      if _module_file(f"{node.module}.{alias.name}") is not None}
-    return found
-
-
-def import_closure(module: str) -> list[Path]:
-    """Source files of ``module`` and every neurolatent module it imports, recursively, relative
-    to the repository root (``src/neurolatent/...``). Package ``__init__`` files hold docstrings
-    only (tested), so they are left out."""
-    seen: set[str] = set()
-    todo = [module]
-    files: set[Path] = set()
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        path = _module_file(name)
-        if path is None:
-            raise ValueError(f"{name}: no such neurolatent module")
-        if path.name != "__init__.py":
-            files.add(SOURCE_ROOT / path.relative_to(_PACKAGES / "neurolatent"))
-        todo += sorted(_imported_modules(path) - seen)
-    return sorted(files)
 
 
 def cmd(stage: Stage) -> str:
