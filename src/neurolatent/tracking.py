@@ -27,6 +27,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from neurolatent.errors import NeurolatentError
+
 EXPERIMENT = "neurolatent"
 #: the tag of every run of a sweep (``neurolatent sweep``), and of its parent run
 SWEEP_TAG = "neurolatent.sweep"
@@ -82,8 +84,7 @@ def stage_run(stage: str, params: dict[str, Any]) -> Iterator[Any]:
     # MLflow sets its logger to INFO when imported: its store-creation lines would reach the user's
     # stderr beside the stage's own (one line on failure); keep them unless debugging
     logging.getLogger("mlflow").setLevel(logging.DEBUG if logging.getLogger().level <= logging.DEBUG else logging.WARNING)
-    mlflow.set_tracking_uri(tracking_uri(project_root(Path.cwd())))
-    mlflow.set_experiment(EXPERIMENT)
+    uri = tracking_uri(project_root(Path.cwd()))
     commit = git_commit()
     exp_name = os.environ.get("DVC_EXP_NAME")
     tags = {"neurolatent.stage": stage, "neurolatent.pipeline": pipeline_id(commit, exp_name)}
@@ -98,16 +99,40 @@ def stage_run(stage: str, params: dict[str, Any]) -> Iterator[Any]:
     parent = os.environ.pop("MLFLOW_RUN_ID", None)
     if parent:
         tags["mlflow.parentRunId"] = parent
-    with mlflow.start_run(run_name=stage, tags=tags) as run:
-        flat: dict[str, Any] = {}
-        for name, value in params.items():
-            flat.update(flatten(value, name))
+    flat: dict[str, Any] = {}
+    for name, value in params.items():
+        flat.update(flatten(value, name))
+    with store_errors():
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment(EXPERIMENT)
+        run = mlflow.start_run(run_name=stage, tags=tags)
         mlflow.log_params({key: ("null" if value is None else value) for key, value in flat.items()})
-        try:
-            yield run
-        except KeyboardInterrupt:  # SIGINT, and SIGTERM as the CLI maps it; other errors end FAILED
-            mlflow.end_run("KILLED")
-            raise
+    status = "FAILED"
+    try:
+        yield run
+        status = "FINISHED"
+    except KeyboardInterrupt:  # SIGINT, and SIGTERM as the CLI maps it
+        status = "KILLED"
+        raise
+    finally:
+        if status == "FINISHED":
+            with store_errors():
+                mlflow.end_run(status)
+        else:  # the stage's own error is the one to report
+            with contextlib.suppress(Exception):
+                mlflow.end_run(status)
+
+
+@contextlib.contextmanager
+def store_errors() -> Iterator[None]:
+    """MLflow's failures (a full disk, a locked or foreign store, a server away) as one line."""
+    try:
+        yield
+    except Exception as exc:
+        import mlflow
+
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise NeurolatentError(f"MLflow store {mlflow.get_tracking_uri()}: {first}") from None
 
 
 def _number(value: Any) -> float | None:
@@ -124,7 +149,8 @@ def log_metrics(metrics: dict[str, Any], step: int | None = None) -> None:
     import mlflow
 
     numbers = {key: _number(value) for key, value in metrics.items()}
-    mlflow.log_metrics({key: value for key, value in numbers.items() if value is not None}, step=step)
+    with store_errors():
+        mlflow.log_metrics({key: value for key, value in numbers.items() if value is not None}, step=step)
 
 
 def epoch_logger(stage: str) -> Callable[[int, float, float], None]:

@@ -84,11 +84,16 @@ def atomic_file(final: Path) -> Iterator[Path]:
     tmp.replace(final)
 
 
-def reserve(path: Path) -> None:
-    """Allocate the disk blocks of a (sparse) file now: with a full disk this raises OSError 28
-    here, where a memmap writing into the file's holes later would die of SIGBUS without a word."""
-    with open(path, "r+b") as handle:
-        os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+def allocate_npy(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+    """Create the ``.npy`` file ``path`` of zeros with its disk blocks allocated now: with a full
+    disk this raises OSError 28 here, naming the file, where a memmap writing into the holes of a
+    sparse file later would die of SIGBUS without a word."""
+    try:
+        np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()
+        with open(path, "r+b") as handle:
+            os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+    except OSError as exc:  # numpy's and posix_fallocate's errors name no file
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
 def write_json(data: object, path: Path) -> None:

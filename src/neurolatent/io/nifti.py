@@ -28,7 +28,10 @@ def gunzip(path: Path) -> bytes:
 
     compressed = Path(path).read_bytes()
     try:
-        return deflate.gzip_decompress(compressed)
+        raw = deflate.gzip_decompress(compressed)
+        # libdeflate stops after the first member: the last member's trailer tells a longer stream
+        if len(compressed) >= 18 and struct.unpack("<I", compressed[-4:])[0] == len(raw) % 2**32:
+            return raw
     except deflate.DeflateError:
         pass
     try:

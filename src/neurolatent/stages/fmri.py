@@ -33,7 +33,7 @@ import pandas as pd
 from neurolatent.errors import NeurolatentError
 from neurolatent.io import bids, glmsingle
 from neurolatent.io.bids import TR_S
-from neurolatent.io.files import atomic_dir, reserve, write_json
+from neurolatent.io.files import allocate_npy, atomic_dir, write_json
 from neurolatent.io.masks import brain_mask, region_mask
 from neurolatent.io.nifti import load_run
 from neurolatent.runtime import parallel_map
@@ -161,8 +161,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
             meta["voxels"] = widths
             meta["padding"] = "rows of a subject with fewer voxels are zero beyond its own count"
         samples_path = out / "samples.npy"
-        np.lib.format.open_memmap(samples_path, mode="w+", dtype=dtype, shape=(len(index),) + shape).flush()
-        reserve(samples_path)
+        allocate_npy(samples_path, dtype, (len(index),) + shape)
 
         if preprocess.method == "glmsingle":
             samples = np.load(samples_path, mmap_mode="r+")
