@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -305,8 +306,9 @@ def test_a_stage_ends_with_the_dvc_process_that_ran_it(slow_fmri):
     stage running as an orphan that writes its outputs later."""
     command, out = slow_fmri
     out.mkdir()
-    parent = subprocess.Popen([sys.executable, "-c", "import subprocess, sys; subprocess.run(sys.argv[1:])", *command],
-                              env={**os.environ, "DVC_STAGE": "fmri"})
+    # as dvc does with SHELL=/bin/sh: through a shell that stays the stage's parent (dash does not exec)
+    parent = subprocess.Popen([sys.executable, "-c", "import subprocess, sys; subprocess.run(sys.argv[1:])",
+                               "/bin/sh", "-c", f"{shlex.join(command)}; true"], env={**os.environ, "DVC_STAGE": "fmri"})
     _wait_for_temporary(out, parent)
     parent.kill()
     parent.wait()

@@ -128,14 +128,51 @@ def _interrupt(signum: int, frame) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def _end_with_dvc() -> None:
-    """Under DVC (``DVC_STAGE`` is set), be sent SIGTERM when the dvc process dies (Linux), rather
-    than run on as an orphan that writes its outputs after dvc is gone."""
-    if "DVC_STAGE" in os.environ and sys.platform.startswith("linux"):
-        import ctypes
+#: what DVC runs a stage's command through (``$SHELL -c``, or /bin/sh), which may not exec it
+SHELLS = {"sh", "bash", "dash", "zsh", "fish", "ksh"}
 
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+def _proc(pid: int) -> tuple[str, int, str]:
+    """(state, parent pid, command name) of a Linux process, from /proc/<pid>/stat."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    name = stat[stat.index("(") + 1: stat.rindex(")")]
+    state, parent = stat[stat.rindex(")") + 2:].split()[:2]
+    return state, int(parent), name
+
+
+def _launcher() -> int:
+    """The nearest ancestor that is not a shell: the dvc process that runs this stage."""
+    pid = os.getppid()
+    while True:
+        _, parent, name = _proc(pid)
+        if name not in SHELLS or parent <= 1:
+            return pid
+        pid = parent
+
+
+def _end_with_dvc() -> None:
+    """Under DVC (``DVC_STAGE`` is set; Linux), end as on SIGTERM when the dvc process that runs
+    this stage dies, rather than run on as an orphan that writes its outputs after dvc is gone:
+    a daemon thread checks every second that it is alive (not gone, not a zombie)."""
+    if "DVC_STAGE" not in os.environ or not Path("/proc/self/stat").is_file():
+        return
+    import threading
+    import time
+
+    launcher = _launcher()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                alive = _proc(launcher)[0] != "Z"
+            except (OSError, ValueError):
+                alive = False
+            if not alive:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, name="dvc-watch", daemon=True).start()
 
 
 def _failure(exc: BaseException) -> tuple[str, int]:

@@ -26,6 +26,8 @@ import os
 import sys
 from pathlib import Path
 
+from tqdm import tqdm  # imports no numeric library: safe before pin_numerics
+
 from neurolatent.errors import NeurolatentError
 
 log = logging.getLogger(__name__)
@@ -115,6 +117,35 @@ def resolve_device(choice: str) -> str:
     return "cpu"
 
 
+class _Discard:
+    """A stream that keeps nothing: where tqdm's own ``\\r`` and newlines go in a log file."""
+
+    def write(self, text: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+class _LogLines(tqdm):
+    """tqdm that writes a log line where it would redraw its bar (so at most every ``mininterval``),
+    and one at the end of a bar that is left (``leave``)."""
+
+    def display(self, msg=None, pos=None):
+        if self.n and (self.leave or self.n < (self.total or 0)):
+            log.info("%s", self.format_meter(**{**self.format_dict, "ncols": 0}))
+        return True
+
+
+def progress(iterable=None, *, total: int | None = None, desc: str = "", unit: str = "it", leave: bool = True) -> tqdm:
+    """A progress bar over ``iterable`` (or ``total`` manual updates) that reads well wherever
+    stderr goes: tqdm's bar on a terminal (redrawn at most every 2 s); in a log file or under DVC's
+    captured output, one time-stamped log line per 30 s and one at the end, with no ``\\r``."""
+    if sys.stderr.isatty():
+        return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave, mininterval=2)
+    return _LogLines(iterable, total=total, desc=desc, unit=unit, leave=leave, mininterval=30, file=_Discard())
+
+
 def parallel_map(function, items: list, jobs: int, threads: int | None = None, desc: str = "",
                  unit: str = "item") -> list:
     """``[function(item) for item in items]`` on ``jobs`` worker processes (joblib's loky backend),
@@ -125,12 +156,11 @@ def parallel_map(function, items: list, jobs: int, threads: int | None = None, d
     ``OPENBLAS_NUM_THREADS``, i.e. ``compute.threads``) fixes it. ``jobs=1`` runs in this process.
     """
     from joblib import Parallel, delayed, parallel_config
-    from tqdm import tqdm
 
     if threads is None:
         threads = int(os.environ.get("OPENBLAS_NUM_THREADS", "1"))
     jobs = max(1, min(jobs, len(items)))
-    bar = tqdm(total=len(items), desc=desc, unit=unit, mininterval=2)
+    bar = progress(total=len(items), desc=desc, unit=unit)
     from joblib.externals.loky.process_executor import BrokenProcessPool
 
     with parallel_config(backend="loky", n_jobs=jobs, inner_max_num_threads=threads):

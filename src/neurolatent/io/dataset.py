@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 from nilearn import datasets
 from PIL import Image
-from tqdm import tqdm
 
 from neurolatent.config import DataParams
 from neurolatent.errors import NeurolatentError
@@ -29,7 +28,7 @@ from neurolatent.io.events import read_events
 from neurolatent.io.files import atomic_dir, save_npy, write_json
 from neurolatent.io.nifti import write_nifti_gz
 from neurolatent.io.schedule import events_text, load_schedule
-from neurolatent.runtime import parallel_map
+from neurolatent.runtime import parallel_map, progress
 from neurolatent.science import synthetic
 from neurolatent.science.rsa import rdm_upper
 from neurolatent.science.stats import zscore
@@ -69,8 +68,8 @@ def _write_stimuli(stimuli: pd.DataFrame, root: Path, size: int) -> np.ndarray:
     Returns ndarray, shape (n_images, 18), rows in ``stimuli`` order.
     """
     features = np.empty((len(stimuli), len(synthetic.FEATURE_NAMES)))
-    for i, (name, category) in enumerate(tqdm(stimuli[["image_name", "category"]].to_numpy(),
-                                              desc="stimuli", unit="img", mininterval=2)):
+    for i, (name, category) in enumerate(progress(stimuli[["image_name", "category"]].to_numpy(),
+                                                  desc="stimuli", unit="img")):
         path = root / bids.stimulus_path(category, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         encoded = io.BytesIO()
@@ -394,7 +393,7 @@ def select_bids(data: DataParams, out_dir: Path, truth_dir: Path) -> dict:
             if (real := present(bids_root / name)) is not None:
                 _link(real, root / name, data.link)
         images: set[tuple[str, str]] = set()
-        for key in tqdm(sorted(chosen), desc="runs", unit="run", mininterval=2):
+        for key in progress(sorted(chosen), desc="runs", unit="run"):
             for path_of in per_run:
                 rel = path_of(*key)
                 real = present(bids_root / rel)

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from neurolatent.errors import NeurolatentError
 from neurolatent.io.images import read_rgb
 from neurolatent.models.autoencoder import load_model, pool_latents
+from neurolatent.runtime import progress
 
 
 def file_stem(model: str) -> str:
@@ -92,7 +92,7 @@ def embed_transformer(paths: list[Path], name: str, tokens: str = "cls", batch_s
     model.to(device)
     parts = []
     with torch.inference_mode():
-        for start in tqdm(range(0, len(paths), batch_size), desc=name, unit="batch", mininterval=2):
+        for start in progress(range(0, len(paths), batch_size), desc=name, unit="batch"):
             images = [Image.fromarray(read_rgb(p)) for p in paths[start:start + batch_size]]
             inputs = processor(images=images, return_tensors="pt").to(device)
             hidden = model(**inputs).last_hidden_state

@@ -25,10 +25,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
-from tqdm import tqdm
 
 from neurolatent.io.files import atomic_dir, atomic_file
 from neurolatent.models.autoencoder import build, save_model
+from neurolatent.runtime import progress
 
 log = logging.getLogger(__name__)
 
@@ -207,8 +207,8 @@ def train(model: nn.Module, load: Callable[[np.ndarray], torch.Tensor], train_ro
         epoch = len(history.train_loss)
         model.train()
         start, total, count = time.perf_counter(), 0.0, 0
-        for batch in tqdm(batches(train_rows, settings.batch_size, settings.seed, epoch), desc=f"epoch {epoch + 1}",
-                          unit="batch", leave=False):
+        for batch in progress(batches(train_rows, settings.batch_size, settings.seed, epoch), desc=f"epoch {epoch + 1}",
+                              unit="batch", leave=False):
             x = load(batch).to(device)
             optimizer.zero_grad()
             loss = nn.functional.mse_loss(model(x), x)

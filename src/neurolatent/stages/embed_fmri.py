@@ -17,12 +17,11 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from neurolatent.io.files import atomic_file
 from neurolatent.io.samples import FmriSamples
 from neurolatent.models.autoencoder import load_model, pool_latents
-from neurolatent.runtime import torch_device
+from neurolatent.runtime import progress, torch_device
 
 
 def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
@@ -49,7 +48,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
         sums = np.lib.format.open_memmap(temp, mode="w+", dtype=np.float32, shape=(len(groups), width))
         order = np.argsort(rows, kind="stable")  # read the memmap front to back
         with torch.inference_mode():
-            for start in tqdm(range(0, len(order), embed.batch_size), desc="embed_fmri", unit="batch", mininterval=2):
+            for start in progress(range(0, len(order), embed.batch_size), desc="embed_fmri", unit="batch"):
                 chosen = order[start:start + embed.batch_size]
                 latents = pool_latents(model.encode(data.load(rows[chosen]).to(device)), embed.pooling).cpu().numpy()
                 np.add.at(sums, trial_group[chosen], latents)

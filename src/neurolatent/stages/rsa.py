@@ -45,7 +45,7 @@ from neurolatent.io.files import atomic_dir, write_metrics
 from neurolatent.io.rdms import save_rdms
 from neurolatent.io.representations import (StimulusMatrix, first_presentations, fmri_latents, fmri_samples,
                                             fmri_trial_samples, image_models, paired_by_position, planted_features)
-from neurolatent.runtime import torch_device
+from neurolatent.runtime import progress, torch_device
 from neurolatent.science import cka, rsa
 
 STATISTICS = ("r", "p", "ci_low", "ci_high", "r_pearson", "p_naive_wrong_df", "cka", "cka_p")
@@ -136,6 +136,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     model_rdms = {model: _rdm(features.rows(union), union, settings, model, "all") for model, features in models.items()}
     fmri_rdms: list[rsa.RDM] = []
     subject_rows, group_rows, metrics = [], [], {}
+    bar = progress(total=len(fmri) * len(model_rdms), desc="rsa", unit="comparison")
     for kind, per_subject in fmri.items():
         kind_rdms = [_rdm(sample.matrix, sample.stimuli, settings, f"{kind}/{subject}", subject)
                      for subject, sample in per_subject.items()]
@@ -154,6 +155,8 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
             subject_rows += rows
             group_rows.append(group)
             metrics.update({f"rsa.{kind}.{model}.{name}": group[name] for name in STATISTICS})
+            bar.update()
+    bar.close()
     for model, model_rdm in model_rdms.items():
         metrics[f"rsa.{model}.components"] = float(model_rdm.meta["components"])
         metrics[f"rsa.{model}.variance"] = float(model_rdm.meta["variance"])

@@ -40,7 +40,7 @@ from neurolatent.io.images import load_stimuli
 from neurolatent.io.representations import (StimulusMatrix, average_repeats, fmri_latents, fmri_samples,
                                             fmri_trial_samples, image_models, planted_features)
 from neurolatent.models.autoencoder import load_model
-from neurolatent.runtime import torch_device
+from neurolatent.runtime import progress, torch_device
 from neurolatent.science import mapping as stitch
 from neurolatent.science.stats import permutation_p
 
@@ -142,6 +142,8 @@ def _decoding_rows(params: SimpleNamespace, fmri: dict, models: dict, test_of: d
                    all_test: set[str]) -> list[dict]:
     """Identification per (fMRI kind, model, method), mean over subjects; and the pooled AE mapping."""
     rows = []
+    pooled = params.pooled and "ae" in fmri
+    bar = progress(total=(len(fmri) + pooled) * len(models) * len(params.methods), desc="stitch", unit="mapping")
     for kind, per_subject in fmri.items():
         for model, target in models.items():
             for method in params.methods:
@@ -154,7 +156,8 @@ def _decoding_rows(params: SimpleNamespace, fmri: dict, models: dict, test_of: d
                              "chance_high": float(np.quantile(null, 0.975)),
                              "top1": float(np.mean([r.top1 for r in results])),
                              "top5": float(np.mean([r.top5 for r in results]))})
-    if params.pooled and "ae" in fmri:
+                bar.update()
+    if pooled:
         train, test = pooled_latents(fmri["ae"], all_test)
         for model, target in models.items():
             for method in params.methods:
@@ -166,6 +169,8 @@ def _decoding_rows(params: SimpleNamespace, fmri: dict, models: dict, test_of: d
                 rows.append({"comparison": f"pooled ae -> {model} ({method})", "fmri": "pooled", "model": model,
                              "method": method, "two_way": ident.two_way, "p": ident.p, "chance_high": ident.null_high,
                              "top1": ident.top1, "top5": ident.top5})
+                bar.update()
+    bar.close()
     return rows
 
 
