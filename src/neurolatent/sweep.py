@@ -124,8 +124,14 @@ def run_sweep(sweep: str, configs: dict[str, list[Path]], override_files: list[P
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         status = _run(["dvc", "queue", "status"])
-        if not any(word in status for word in ("Queued", "Running")):
+        states = [line.split()[-1] for line in status.splitlines()[1:] if line.split()]
+        if "Queued" not in states and "Running" not in states:
             break
+        if "Queued" in states and states.count("Running") < jobs:
+            # DVC's workers quit when they find the queue empty for 10 s, which they sometimes do
+            # while it is not (seen: one of two quit after 6 of 30 experiments); `queue start`
+            # starts only the missing ones
+            _run(["dvc", "queue", "start", "-j", str(jobs)], env)
         time.sleep(10)
     failed = [line for line in status.splitlines() if "Failed" in line]
     if failed:
