@@ -143,7 +143,10 @@ def progress(iterable=None, *, total: int | None = None, desc: str = "", unit: s
     captured output, one time-stamped log line per 30 s and one at the end, with no ``\\r``."""
     if sys.stderr.isatty():
         return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave, mininterval=2)
-    return _LogLines(iterable, total=total, desc=desc, unit=unit, leave=leave, mininterval=30, file=_Discard())
+    # miniters=1 and maxinterval=mininterval: tqdm would otherwise print whenever its adaptive
+    # step count is reached or its monitor thread wakes (every 10 s), not at most every 30 s
+    return _LogLines(iterable, total=total, desc=desc, unit=unit, leave=leave, mininterval=30, maxinterval=30,
+                     miniters=1, file=_Discard())
 
 
 def parallel_map(function, items: list, jobs: int, threads: int | None = None, desc: str = "",
