@@ -390,3 +390,21 @@ def test_outputs_follow_the_umask(small_dataset, tmp_path):
 # (tests/test_config.py); a kill during fmri_ae resuming bitwise, damaged or foreign checkpoints,
 # the code in the checkpoint key, the one-file checkpoint (tests/models/test_training.py); queued
 # experiments in the project's MLflow store with no MLFLOW_TRACKING_URI (tests/test_pipeline.py).
+
+
+def test_stages_that_open_a_new_store_at_once_all_log(tmp_path):
+    """Two queued experiments on a fresh project open its new mlflow.db together; MLflow creating
+    the tables twice at once failed both (`table _alembic_tmp_tags already exists`)."""
+    script = ("from neurolatent import tracking\n"
+              "with tracking.stage_run('rsa', {'rsa.permutations': 10}):\n"
+              "    tracking.log_metrics({'rsa.x': 1.0})\n")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    processes = [subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE, text=True)
+                 for _ in range(3)]
+    errors = [p.communicate(timeout=300)[1] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0], errors
+    from mlflow import MlflowClient
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([client.get_experiment_by_name("neurolatent").experiment_id])
+    assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)

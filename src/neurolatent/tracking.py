@@ -102,8 +102,9 @@ def stage_run(stage: str, params: dict[str, Any]) -> Iterator[Any]:
     flat: dict[str, Any] = {}
     for name, value in params.items():
         flat.update(flatten(value, name))
-    with store_errors():
-        mlflow.set_tracking_uri(uri)
+    with store_errors(), _first_use(uri):
+        if not os.environ.get("MLFLOW_TRACKING_URI"):
+            mlflow.set_tracking_uri(uri)
         mlflow.set_experiment(EXPERIMENT)
         run = mlflow.start_run(run_name=stage, tags=tags)
         mlflow.log_params({key: ("null" if value is None else value) for key, value in flat.items()})
@@ -121,6 +122,26 @@ def stage_run(stage: str, params: dict[str, Any]) -> Iterator[Any]:
         else:  # the stage's own error is the one to report
             with contextlib.suppress(Exception):
                 mlflow.end_run(status)
+
+
+@contextlib.contextmanager
+def _first_use(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on a SQLite store's file while MLflow opens it: a new store's tables
+    are created (and an old one's migrated) on first use, and two stages doing that at once (two
+    queued experiments on a fresh project) break it (seen: `table _alembic_tmp_tags already exists`)."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    path = Path(uri.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as handle:  # SQLite takes an empty file as an empty database
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
