@@ -159,7 +159,10 @@ def _end_with_dvc() -> None:
     import threading
     import time
 
-    launcher = _launcher()
+    try:
+        launcher = _launcher()
+    except (OSError, ValueError):  # an ancestor ended while we looked: nothing left to watch
+        return
 
     def watch() -> None:
         while True:
