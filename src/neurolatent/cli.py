@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 from neurolatent import __version__
 from neurolatent.errors import NeurolatentError
+from neurolatent.headline import closing_line
 from neurolatent.stages.registry import STAGES, Stage, declared_values, select_params
 
 log = logging.getLogger("neurolatent")
@@ -118,7 +119,9 @@ def run_stage(stage: Stage, args: argparse.Namespace) -> dict:
 
     module = importlib.import_module(stage.module)
     paths = SimpleNamespace(**{file.name: getattr(args, file.name) for file in stage.files})
-    with tracking.stage_run(stage.name, declared_values(params, stage.params)):
+    inputs = [getattr(args, f.name) for f in stage.inputs()]
+    outputs = [getattr(args, f.name) for f in stage.outputs()]
+    with tracking.stage_run(stage.name, declared_values(params, stage.params), inputs, outputs):
         metrics = module.run(select_params(params, stage.params), paths)
         tracking.log_metrics(metrics)
     return metrics
@@ -126,28 +129,6 @@ def run_stage(stage: Stage, args: argparse.Namespace) -> dict:
 
 def _interrupt(signum: int, frame) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-#: what DVC runs a stage's command through (``$SHELL -c``, or /bin/sh), which may not exec it
-SHELLS = {"sh", "bash", "dash", "zsh", "fish", "ksh"}
-
-
-def _proc(pid: int) -> tuple[str, int, str]:
-    """(state, parent pid, command name) of a Linux process, from /proc/<pid>/stat."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    name = stat[stat.index("(") + 1: stat.rindex(")")]
-    state, parent = stat[stat.rindex(")") + 2:].split()[:2]
-    return state, int(parent), name
-
-
-def _launcher() -> int:
-    """The nearest ancestor that is not a shell: the dvc process that runs this stage."""
-    pid = os.getppid()
-    while True:
-        _, parent, name = _proc(pid)
-        if name not in SHELLS or parent <= 1:
-            return pid
-        pid = parent
 
 
 def _end_with_dvc() -> None:
@@ -159,8 +140,10 @@ def _end_with_dvc() -> None:
     import threading
     import time
 
+    from neurolatent.runtime import launcher_pid, process_stat
+
     try:
-        launcher = _launcher()
+        launcher = launcher_pid()
     except (OSError, ValueError):  # an ancestor ended while we looked: nothing left to watch
         return
 
@@ -168,7 +151,7 @@ def _end_with_dvc() -> None:
         while True:
             time.sleep(1.0)
             try:
-                alive = _proc(launcher)[0] != "Z"
+                alive = process_stat(launcher)[0] != "Z"
             except (OSError, ValueError):
                 alive = False
             if not alive:
@@ -221,8 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         line, code = _failure(exc)
         print(f"neurolatent {args.stage}: {line}", file=sys.stderr)
         return code
-    shown = metrics if len(metrics) <= 12 else f"{len(metrics)} metrics (see the stage's metrics JSON)"
-    print(f"{args.stage}: {shown}")
+    print(closing_line(args.stage, metrics))
     return 0
 
 

@@ -67,3 +67,50 @@ def headline(details: dict) -> dict[str, float]:
         if _finite(details.get(f"{stage}.best_val_loss")):
             out[f"{stage}.loss"] = details[f"{stage}.best_val_loss"]
     return out
+
+
+def _short(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def closing_line(stage: str, metrics: dict) -> str:
+    """The one line a stage ends with, stating its result: the autoencoders' best validation loss,
+    RSA's best image model per fMRI representation (r, CI, p, noise ceiling), stitch's best decoding
+    and encoding, or, for the other stages, their few numbers (``<stage>.`` dropped)."""
+    parts: list[str] = []
+    if stage in ("fmri_ae", "image_ae") and _finite(metrics.get(f"{stage}.best_val_loss")):
+        stopped = ", stopped early" if metrics.get(f"{stage}.stopped_early") else ""
+        parts.append(f"best validation loss {metrics[f'{stage}.best_val_loss']:.4g} (MSE per element) at epoch "
+                     f"{metrics[f'{stage}.best_epoch']} of {metrics[f'{stage}.epochs']}{stopped}")
+        if _finite(metrics.get(f"{stage}.test_loss")):
+            parts.append(f"test loss {metrics[f'{stage}.test_loss']:.4g}")
+    elif stage == "rsa":
+        for fmri in ("ae", "samples"):
+            model = best_rsa_model(metrics, fmri)
+            if model is None:
+                continue
+            at = f"rsa.{fmri}.{model}"
+            text = (f"fMRI {fmri}: best image model {model} r {metrics[f'{at}.r']:.3f} "
+                    f"[{metrics[f'{at}.ci_low']:.3f}, {metrics[f'{at}.ci_high']:.3f}] p {metrics[f'{at}.p']:.2g}")
+            if _finite(metrics.get(f"rsa.{fmri}.noise_ceiling_lower")):
+                text += f", noise ceiling {metrics[f'rsa.{fmri}.noise_ceiling_lower']:.3f}"
+            if _finite(metrics.get(f"rsa.{fmri}.{TRUTH}.r")):
+                text += f" (planted truth r {metrics[f'rsa.{fmri}.{TRUTH}.r']:.3f})"
+            parts.append(text)
+    elif stage == "stitch":
+        decoding = best_decoding(metrics)
+        if decoding is not None:
+            parts.append(f"best decoding {decoding.removeprefix('stitch.decode.')}: 2-way "
+                         f"{metrics[f'{decoding}.two_way']:.3f} (chance 0.5), top-1 {metrics[f'{decoding}.top1']:.3f}")
+        encoding = {key: value for key, value in metrics.items() if re.fullmatch(r"stitch\.encode\.(.+)\.median_r", key)
+                    and f".{TRUTH}." not in key and _finite(value)}
+        if encoding:
+            best = max(encoding, key=encoding.get)
+            parts.append(f"best encoding {best.removeprefix('stitch.encode.').removesuffix('.median_r')}: "
+                         f"median voxel r {encoding[best]:.3f}")
+    if not parts:
+        numbers = {key.removeprefix(f"{stage}."): value for key, value in metrics.items()}
+        if len(numbers) > 15:
+            return f"{stage}: {len(numbers)} metrics (see the stage's metrics JSON)"
+        parts = [", ".join(f"{key} {_short(value)}" for key, value in numbers.items())]
+    return f"{stage}: " + "; ".join(parts)

@@ -1,5 +1,5 @@
 """What a trained autoencoder leaves behind: the DVC files (loss curve, metrics JSON) and, in MLflow,
-its throughput and a figure of reconstructions. Shared by the ``fmri_ae`` and ``image_ae`` stages."""
+its throughput, the model (an MLflow pytorch model) and a figure of reconstructions. Shared by the ``fmri_ae`` and ``image_ae`` stages."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def report_fit(stage: str, fit: Fit, plots_csv: Path, metrics_json: Path, origin
     metrics = fit.metrics(stage)
     write_metrics(metrics, metrics_json)
     tracking.log_metrics({f"{stage}.train_samples_per_s": fit.samples_per_s})
+    tracking.log_model(fit.model, stage, originals[:2])
     with torch.inference_mode():
         reconstructions = fit.model(originals).numpy()
     tracking.log_figure(lambda path: figures.autoencoder_reconstructions(

@@ -178,3 +178,26 @@ def parallel_map(function, items: list, jobs: int, threads: int | None = None, d
                                    f"{len(items)} {unit}s ({cause}); out of memory? try fewer compute jobs") from None
     bar.close()
     return results
+
+
+#: what DVC runs a stage's command through (``$SHELL -c``, or /bin/sh), which may not exec it
+SHELLS = {"sh", "bash", "dash", "zsh", "fish", "ksh"}
+
+
+def process_stat(pid: int) -> tuple[str, int, str, int]:
+    """(state, parent pid, command name, start time in clock ticks since boot) of a Linux process,
+    from /proc/<pid>/stat; OSError when it is gone."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    name = stat[stat.index("(") + 1: stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2:].split()
+    return fields[0], int(fields[1]), name, int(fields[19])
+
+
+def launcher_pid() -> int:
+    """The nearest ancestor that is not a shell: under DVC, the dvc process that runs this stage."""
+    pid = os.getppid()
+    while True:
+        _, parent, name, _ = process_stat(pid)
+        if name not in SHELLS or parent <= 1:
+            return pid
+        pid = parent

@@ -211,6 +211,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
             draw(out / name)
     write_metrics(metrics, paths.metrics)
     tracking.log_artifacts([Path(paths.plots) / name for name in drawings], "stitch")
+    tracking.log_table(pd.DataFrame(rows), "stitch/identification.json")
     return metrics
 
 

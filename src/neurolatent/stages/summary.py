@@ -1,5 +1,5 @@
 """Stage ``summary``: the run's headline, ``metrics/summary.json`` (:func:`neurolatent.headline.headline`),
-the one metrics file ``dvc exp show`` reads. The stages' detailed metrics JSON files stay beside it.
+the one metrics file ``dvc exp show`` reads, also logged on the pipeline's parent MLflow run. The stages' detailed metrics JSON files stay beside it.
 Its keys are short (``ae.r``, ``2way``): DVC shows them as column headers."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+from neurolatent import tracking
 from neurolatent.errors import NeurolatentError
 from neurolatent.headline import headline
 from neurolatent.io.files import write_metrics
@@ -23,4 +24,5 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     numbers = headline(details)
     # unprefixed in the file (they are dvc exp show's column headers); MLflow gets <stage>.<name>
     write_metrics(numbers, paths.metrics)
+    tracking.log_pipeline_metrics(numbers)
     return {f"summary.{key}": value for key, value in numbers.items()}
