@@ -1,4 +1,5 @@
-"""The MLflow UI, served on 127.0.0.1 and opened in headless Chromium, shows the stage runs and the AE loss.
+"""The MLflow UI, served on 127.0.0.1 and opened in headless Chromium, shows a pipeline execution's parent
+run with its headline, the nested stage runs with their lineage tags, and the AE loss.
 
 Needs Debian's ``chromium`` (``make test`` installs it as root on Debian); skipped with the reason where absent.
 Screenshots are kept in ``test-artifacts/`` (or ``$NEUROLATENT_TEST_ARTIFACTS``).
@@ -38,27 +39,36 @@ def _chromium(*args: str) -> str:
 
 
 @pytest.fixture
-def ui(tmp_path):
-    """An MLflow store holding two stage runs of the project's experiment, served by `mlflow ui`."""
+def ui(tmp_path, monkeypatch):
+    """An MLflow store holding one pipeline execution of the project's experiment (a parent run with
+    nested stage runs, lineage tags from a dvc.lock), served by `mlflow ui`."""
     import mlflow
+    import yaml
 
-    from neurolatent.tracking import EXPERIMENT, stage_run
+    from neurolatent.tracking import EXPERIMENT, log_pipeline_metrics, stage_run
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    old = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    try:
-        with stage_run("fmri_ae", {}) as run:
-            for epoch, (train, val) in enumerate([(0.9, 0.95), (0.6, 0.7), (0.4, 0.55)], start=1):
-                mlflow.log_metrics({"fmri_ae.train_loss": train, "fmri_ae.val_loss": val}, step=epoch)
-        with stage_run("rsa", {}):
-            mlflow.log_metric("rsa.ae.planted.r", 0.66)
-        experiment = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
-    finally:
-        if old is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = old
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("DVC_EXP_NAME", "snr1-seed0")
+    for name in ("DVC_STAGE", "MLFLOW_RUN_ID", "NEUROLATENT_SWEEP"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "params.yaml").write_text("rsa:\n  seed: 0\n")
+    lock = {"schema": "2.0", "stages": {"embed_fmri": {"cmd": "x", "outs": [
+        {"path": "data/embeddings/fmri.npy", "hash": "md5", "md5": "2901c68c671197ae8d264e69ef677751"}]}}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    (tmp_path / "metrics").mkdir()
+    with stage_run("fmri_ae", {"fmri_ae.train.epochs": 3}) as run:
+        for epoch, (train, val) in enumerate([(0.9, 0.95), (0.6, 0.7), (0.4, 0.55)], start=1):
+            mlflow.log_metrics({"fmri_ae.train_loss": train, "fmri_ae.val_loss": val}, step=epoch)
+    with stage_run("rsa", {"rsa.permutations": 10000}, [Path("data/embeddings/fmri.npy")], [Path("metrics")]) as rsa_run:
+        (tmp_path / "metrics" / "rsa.json").write_text("{}")
+        mlflow.log_metric("rsa.ae.planted.r", 0.66)
+    with stage_run("summary", {}):
+        log_pipeline_metrics({"ae.r": 0.66, "2way": 0.98})
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
+    parent = rsa_run.data.tags["mlflow.parentRunId"]
+    mlflow.set_tracking_uri(None)
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                                "--host", "127.0.0.1", "--port", str(port)],
@@ -73,21 +83,34 @@ def ui(tmp_path):
                 time.sleep(0.5)
         else:
             pytest.fail("mlflow ui did not answer on 127.0.0.1 within 60 s")
-        yield base, experiment, run.info.run_id
+        yield base, experiment, {"fmri_ae": run.info.run_id, "rsa": rsa_run.info.run_id, "parent": parent}
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
-def test_mlflow_ui_shows_the_runs_and_the_ae_loss(ui):
-    base, experiment, run_id = ui
+def test_mlflow_ui_shows_the_pipeline_run_its_stage_runs_and_the_ae_loss(ui):
+    base, experiment, runs = ui
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     runs_page = f"{base}/#/experiments/{experiment}/runs"
     dom = _chromium("--dump-dom", runs_page)
     (ARTIFACTS / "mlflow_runs.html").write_text(dom)
-    assert "fmri_ae" in dom and "rsa" in dom, dom[:2000]
+    assert "snr1-seed0" in dom, dom[:2000]  # the parent, named after the DVC experiment
     _chromium(f"--screenshot={ARTIFACTS / 'mlflow_runs.png'}", runs_page)
-    run_page = f"{base}/#/experiments/{experiment}/runs/{run_id}"
+    parent_page = f"{base}/#/experiments/{experiment}/runs/{runs['parent']}"
+    dom = _chromium("--dump-dom", parent_page)
+    (ARTIFACTS / "mlflow_parent_run.html").write_text(dom)
+    assert "ae.r" in dom and "2way" in dom, dom[:2000]  # the headline on the parent
+    assert "Child runs" in dom and all(f">{stage}<" in dom for stage in ("fmri_ae", "rsa", "summary"))
+    _chromium(f"--screenshot={ARTIFACTS / 'mlflow_parent_run.png'}", parent_page)
+    run_page = f"{base}/#/experiments/{experiment}/runs/{runs['rsa']}"
+    dom = _chromium("--dump-dom", run_page)
+    (ARTIFACTS / "mlflow_rsa_run.html").write_text(dom)
+    # nested under the parent, with the lineage tag of its input (the hash dvc.lock records)
+    assert "snr1-seed0" in dom and "dvc.in.data/embeddings/fmri.npy" in dom, dom[:2000]
+    assert "2901c68c671197ae8d264e69ef677751" in dom and "dvc.out.metrics" in dom
+    _chromium(f"--screenshot={ARTIFACTS / 'mlflow_rsa_run.png'}", run_page)
+    run_page = f"{base}/#/experiments/{experiment}/runs/{runs['fmri_ae']}"
     dom = _chromium("--dump-dom", run_page)
     assert "fmri_ae.train_loss" in dom and "fmri_ae.val_loss" in dom, dom[:2000]
     _chromium(f"--screenshot={ARTIFACTS / 'mlflow_fmri_ae_run.png'}", run_page)

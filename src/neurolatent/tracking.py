@@ -171,7 +171,11 @@ def _pipeline_run(client: Any, experiment_id: str, key: str, tags: dict[str, str
         return runs[0].info.run_id
     commit = tags.get("mlflow.source.git.commit")
     name = tags.get("dvc.exp_name") or (f"repro {commit[:7]}" if commit else "repro outside git")
-    parent_tags = {**tags, "neurolatent.role": "pipeline", "neurolatent.pipeline": key, "mlflow.runName": name}
+    import getpass
+
+    parent_tags = {**tags, "neurolatent.role": "pipeline", "neurolatent.pipeline": key, "mlflow.runName": name,
+                   "mlflow.user": getpass.getuser(),
+                   "mlflow.source.name": "dvc exp run" if tags.get("dvc.exp_name") else "dvc repro"}
     if outer:
         parent_tags["mlflow.parentRunId"] = outer
     return client.create_run(experiment_id, tags=parent_tags, run_name=name).info.run_id
