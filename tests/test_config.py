@@ -113,3 +113,23 @@ def test_the_sweeps_points_are_valid_params(config):
         _apply(params, key, yaml.safe_load(value))
     checked = validate_params(params)
     assert checked.data.synthetic.snr == 0.25 and checked.rsa.seed == 2 and checked.data.source == "synthetic"
+
+
+@pytest.mark.parametrize("layers, expected", [
+    (["first"], "embed.layers: 'first' is not a layer (last, or a hidden state's index"),
+    ([-1], "embed.layers: -1 is not a layer"),
+    ([True], "embed.layers: True is not a layer"),
+    (["2"], "embed.layers: '2' is not a layer"),
+    ([1.0], "embed.layers: 1.0 is not a layer"),
+    (["last", 3, 3], "embed.layers: a layer is listed twice"),
+    (["last", "last"], "embed.layers: a layer is listed twice"),
+    ([], "embed.layers: List should have at least 1 item"),
+    # the default tokens: cls; layer 0's CLS token is the same vector for every image
+    ([0, 1], "embed.layers: 0 with tokens: cls is one vector for every image"),
+])
+def test_embed_layers_are_last_or_hidden_state_indices(layers, expected):
+    assert validate_params({}).embed.layers == ["last"]
+    assert validate_params({"embed": {"layers": ["last", 0, 12], "tokens": "mean"}}).embed.layers == ["last", 0, 12]
+    with pytest.raises(NeurolatentError) as info:
+        validate_params({"embed": {"layers": layers}})
+    assert str(info.value).startswith("params.yaml: ") and expected in str(info.value)

@@ -227,10 +227,28 @@ class EmbedParams(_Section):
     image_models: Annotated[list[str], Field(min_length=1)] = ["pixels", "image_ae", "untrained:resources/vit-tiny"]
     #: transformer tokens: flat (the study: all tokens flattened), cls, or mean
     tokens: Literal["flat", "cls", "mean"] = "cls"
+    #: transformer hidden states, each an image model of its own: last (last_hidden_state, after the
+    #: final layernorm: the study's, named as the model) or an index k (0 = the patch embeddings,
+    #: k = after block k; named <model>@layer<k>); pixels and image_ae have no layers
+    layers: Annotated[list[Literal["last"] | int], Field(min_length=1)] = ["last"]
     #: pixels control: images downsampled to this side, RGB, flattened
     pixels_size: Annotated[int, Field(ge=2, le=256)] = 16
     batch_size: Annotated[int, Field(ge=1, le=1024)] = 16
     seed: Annotated[int, Field(ge=0)] = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_layers(cls, data: Any) -> Any:
+        # before pydantic's own check: it would take true as 1 and "2" as 2
+        layers = data.get("layers") if isinstance(data, dict) else None
+        if isinstance(layers, list):
+            for layer in layers:
+                if layer != "last" and (isinstance(layer, bool) or not isinstance(layer, int) or layer < 0):
+                    raise ValueError(f"layers: {layer!r} is not a layer (last, or a hidden state's index: 0 = the "
+                                     "patch embeddings, k = after block k)")
+            if len(set(layers)) != len(layers):
+                raise ValueError("layers: a layer is listed twice")
+        return data
 
     @model_validator(mode="after")
     def _check_models(self) -> "EmbedParams":
@@ -239,6 +257,10 @@ class EmbedParams(_Section):
         for name in self.image_models:
             if name.startswith("untrained:") and not name.removeprefix("untrained:"):
                 raise ValueError("image_models: 'untrained:' needs a checkpoint, e.g. untrained:google/vit-base-patch16-224-in21k")
+        if self.tokens == "cls" and 0 in self.layers:
+            raise ValueError("layers: 0 with tokens: cls is one vector for every image (the CLS token before any "
+                             "block has seen the image: its learned embedding plus position); use tokens: mean or "
+                             "flat, or start at layer 1")
         return self
 
 

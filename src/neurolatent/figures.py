@@ -19,6 +19,22 @@ from scipy.stats import rankdata  # noqa: E402
 from sklearn.manifold import ClassicalMDS  # noqa: E402
 
 
+#: SVG ids from a fixed salt (not a random one): the same figure gives the same file
+matplotlib.rcParams["svg.hashsalt"] = "neurolatent"
+#: text stays text in SVG (editable in a paper's figure), not glyph outlines
+matplotlib.rcParams["svg.fonttype"] = "none"
+DPI = 300
+
+
+def save_figure(figure, path: Path) -> None:
+    """Write ``figure`` as a 300 dpi PNG at ``path`` and as SVG beside it (``.svg``: vector, text
+    editable, for papers), without dates in either, and close it."""
+    path = Path(path)
+    figure.savefig(path, dpi=DPI, metadata={"Software": None})
+    figure.savefig(path.with_suffix(".svg"), metadata={"Date": None, "Creator": None})
+    plt.close(figure)
+
+
 def autoencoder_reconstructions(originals: np.ndarray, reconstructions: np.ndarray, path: Path, title: str) -> None:
     """Originals (top) over their reconstructions (bottom): pictures (n, 3, H, W) as pictures,
     volumes (n, 1, X, Y, Z) as their middle axial slice, vectors (n, d) as lines."""
@@ -40,18 +56,19 @@ def autoencoder_reconstructions(originals: np.ndarray, reconstructions: np.ndarr
     axes[1, 0].set_ylabel("reconstruction")
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def rdm_heatmaps(rdms: list, category: dict[str, str], path: Path) -> None:
     """One subject's RDMs side by side as percentile heatmaps, images ordered by category with the
-    category blocks outlined. rdms : RDMs over that subject's images; category : image -> category."""
+    category blocks outlined, one colour bar (percentile of each RDM's dissimilarities, 0-100 %).
+    rdms : RDMs over that subject's images; category : image -> category."""
     categories = sorted(set(category.values()))
-    figure, axes = plt.subplots(1, len(rdms), figsize=(2.6 * len(rdms), 2.9), squeeze=False)
+    figure, axes = plt.subplots(1, len(rdms), figsize=(2.6 * len(rdms) + 0.8, 3.0), squeeze=False)
     for ax, item in zip(axes[0], rdms):
         order = sorted(range(item.n), key=lambda i: (category[item.stimuli[i]], item.stimuli[i]))
-        ax.imshow(squareform_ranks(item.square()[np.ix_(order, order)]), cmap="viridis", interpolation="nearest")
+        image = ax.imshow(squareform_ranks(item.square()[np.ix_(order, order)]), cmap="viridis",
+                          interpolation="nearest", vmin=0, vmax=100)
         edges = np.flatnonzero(np.diff([categories.index(category[item.stimuli[i]]) for i in order])) + 0.5
         for edge in edges:
             ax.axhline(edge, color="white", lw=0.6)
@@ -59,18 +76,26 @@ def rdm_heatmaps(rdms: list, category: dict[str, str], path: Path) -> None:
         ax.set_title(item.name, fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
+        ax.set_xlabel(f"{item.n} images by category", fontsize=7)
     subject = rdms[0].meta.get("subject", "")
-    figure.suptitle(f"RDMs of {subject} (percentile of dissimilarity; images by category: "
+    figure.suptitle(f"RDMs of {subject} ({rdms[0].dissimilarity} distance; images by category: "
                     f"{', '.join(categories)})", fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
+    figure.tight_layout(rect=(0, 0, 0.9, 1))
+    bar = figure.colorbar(image, cax=figure.add_axes((0.91, 0.2, 0.012, 0.6)))
+    bar.set_label("dissimilarity percentile (%)", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
+    save_figure(figure, path)
 
 
-def rsa_bars(group: pd.DataFrame, path: Path) -> None:
+#: rsa.compare's names as a reader knows them
+_COMPARE_NAMES = {"spearman": "Spearman", "pearson": "Pearson", "kendall_tau_a": "Kendall tau-a", "cosine": "cosine"}
+
+
+def rsa_bars(group: pd.DataFrame, path: Path, compare: str = "spearman", ci: float = 0.95) -> None:
     """Group RSA r per image model, one panel per fMRI representation: bootstrap CIs, the noise
     ceiling as a band, * where the permutation p < 0.05. group : the rsa stage's group table
-    (columns fmri, model, r, ci_low, ci_high, p, noise_ceiling_lower, noise_ceiling_upper)."""
+    (columns fmri, model, r, ci_low, ci_high, p, noise_ceiling_lower, noise_ceiling_upper);
+    compare : how RDMs were compared (``rsa.compare``), ci : the CI's level."""
     kinds = list(dict.fromkeys(group["fmri"]))
     figure, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.4), squeeze=False)
     for ax, kind in zip(axes[0], kinds):
@@ -88,11 +113,72 @@ def rsa_bars(group: pd.DataFrame, path: Path) -> None:
         ax.axhline(0, color="black", lw=0.6)
         ax.set_xticks(x, rows["model"], rotation=30, ha="right", fontsize=7)
         ax.set_title(f"fMRI {kind}", fontsize=9)
-        ax.set_ylabel("RDM correlation (mean over subjects)", fontsize=8)
-    figure.suptitle("RSA per image model: bars 95% bootstrap CI, * permutation p < 0.05", fontsize=9)
+        ax.set_ylabel(f"RSA r ({_COMPARE_NAMES.get(compare, compare)} r of RDMs, mean over subjects)", fontsize=8)
+    figure.suptitle(f"RSA per image model: bars {ci:.0%} bootstrap CI, * permutation p < 0.05", fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
+    save_figure(figure, path)
+
+
+def rsa_layers(table: pd.DataFrame, path: Path) -> None:
+    """Group RSA r against layer: a panel per fMRI representation, a line per network (bootstrap CI
+    as error bars), the noise ceiling as a band; 300 dpi.
+
+    table : the rsa stage's group rows of layer entries, columns fmri, network, layer (a hidden
+    state's index, or ``last``), hidden_states (how many the network has), r, ci_low, ci_high,
+    noise_ceiling_lower, noise_ceiling_upper, and optionally compare (``rsa.compare``) and ci (its
+    level). ``last`` (``last_hidden_state``: the last block's output after the final layernorm) is
+    drawn apart from the line, as an open diamond at x = hidden_states, one step past the deepest
+    index (its tick labelled last where no indexed point shares it); a network without indexed layers is left out."""
+    kinds = list(dict.fromkeys(table["fmri"]))
+    networks = list(dict.fromkeys(table["network"]))
+    colours = dict(zip(networks, plt.cm.tab10(np.arange(len(networks)) % 10)))
+    figure, axes = plt.subplots(1, len(kinds), figsize=(max(6.4, 4.6 * len(kinds)), 3.8), squeeze=False,
+                                sharey=True)
+    for ax, kind in zip(axes[0], kinds):
+        own = table[table["fmri"] == kind]
+        lower, upper = own["noise_ceiling_lower"].iloc[0], own["noise_ceiling_upper"].iloc[0]
+        if np.isfinite(lower):
+            ax.axhspan(lower, upper, color="grey", alpha=0.3, label="noise ceiling")
+        indices, lasts = set(), set()
+        for network in networks:
+            rows = own[own["network"] == network]
+            is_last = rows["layer"].astype(str) == "last"
+            indexed = rows[~is_last].astype({"layer": int}).sort_values("layer")
+            if indexed.empty:
+                continue
+            indices.update(indexed["layer"])
+            ax.errorbar(indexed["layer"], indexed["r"], yerr=[indexed["r"] - indexed["ci_low"],
+                                                              indexed["ci_high"] - indexed["r"]],
+                        marker="o", ms=4, capsize=2, lw=1.2, color=colours[network], label=network)
+            last = rows[is_last]
+            if len(last) and pd.notna(last["hidden_states"].iloc[0]):
+                x, r = int(last["hidden_states"].iloc[0]), float(last["r"].iloc[0])
+                lasts.add(x)
+                ax.errorbar([x], [r], yerr=[[r - last["ci_low"].iloc[0]], [last["ci_high"].iloc[0] - r]], marker="D",
+                            ms=5, mfc="white", ls="none", capsize=2, color=colours[network])
+        # integer ticks up to the deepest index drawn, and "last" under a diamond no indexed point shares
+        deepest = max(indices, default=0)
+        ticks = [int(t) for t in matplotlib.ticker.MaxNLocator(integer=True).tick_values(0, deepest)
+                 if 0 <= t <= deepest]
+        extra = sorted(x for x in lasts if x not in ticks)
+        ax.set_xticks(ticks + extra, [str(t) for t in ticks] + [str(x) if x in indices else "last" for x in extra])
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_title(f"fMRI {kind}", fontsize=9)
+        ax.set_xlabel("layer (hidden state index)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    compare = table["compare"].iloc[0] if "compare" in table else None
+    axes[0, 0].set_ylabel(f"RSA r ({_COMPARE_NAMES.get(compare, compare)}, mean over subjects)" if compare
+                          else "RSA r (mean over subjects)", fontsize=8)
+    handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
+    handles["last (last_hidden_state)"] = plt.Line2D([], [], marker="D", mfc="white", color="black", ls="none")
+    columns = min(3, len(handles))
+    figure.legend(handles.values(), handles.keys(), loc="lower center", ncol=columns, fontsize=7)
+    level = f"{table['ci'].iloc[0]:.0%} " if "ci" in table else ""
+    figure.suptitle(f"RSA by layer, error bars the {level}bootstrap CI over stimuli\n0 = the patch embeddings, "
+                    "k = after block k, last = last_hidden_state (after the final layernorm)", fontsize=8)
+    legend_rows = -(-len(handles) // columns)
+    figure.tight_layout(rect=(0, 0.05 + 0.05 * legend_rows, 1, 1))
+    save_figure(figure, path)
 
 
 def mds_scatter(rdms: list, category: dict[str, str], path: Path) -> None:
@@ -104,14 +190,15 @@ def mds_scatter(rdms: list, category: dict[str, str], path: Path) -> None:
         coordinates = ClassicalMDS(2, metric="precomputed").fit_transform(item.square())
         ax.scatter(coordinates[:, 0], coordinates[:, 1], s=6, c=[colours[category[name]] for name in item.stimuli])
         ax.set_title(item.name, fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel("MDS dimension 1", fontsize=7)
+        ax.set_ylabel("MDS dimension 2", fontsize=7)
     handles = [plt.Line2D([], [], marker="o", ls="", color=colours[c], label=c) for c in categories]
     figure.legend(handles=handles, loc="lower center", ncol=len(categories), fontsize=7)
-    figure.suptitle(f"Classical MDS of each space ({rdms[0].meta.get('subject', '')})", fontsize=9)
+    figure.suptitle(f"Classical MDS of each space ({rdms[0].meta.get('subject', '')}; axes in the RDM's "
+                    f"{rdms[0].dissimilarity} distance)", fontsize=9)
     figure.tight_layout(rect=(0, 0.08, 1, 1))
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def squareform_ranks(square: np.ndarray) -> np.ndarray:
@@ -139,8 +226,7 @@ def decoded_stimuli(label: str, originals: np.ndarray, own: np.ndarray, decoded:
     figure.suptitle(f"Held-out stimuli reconstructed from fMRI ({label}): ridge to the image AE's latent, "
                     "decoded", fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def encoding_brain_map(r: np.ndarray, mask_path: Path, label: str, path: Path) -> None:
@@ -155,8 +241,7 @@ def encoding_brain_map(r: np.ndarray, mask_path: Path, label: str, path: Path) -
     display = plotting.plot_glass_brain(nib.Nifti1Image(volume, mask_image.affine), colorbar=True, plot_abs=False,
                                         cmap="RdBu_r", vmin=-1.0, vmax=1.0, threshold=0.05,
                                         title=f"encoding r on test images ({label})")
-    display.savefig(str(path), dpi=90)
-    display.close()
+    save_figure(display.frame_axes.figure, path)
 
 
 def sensitivity(table: pd.DataFrame, value: str, label: str, path: Path, band: tuple[str, str] | None = None,
@@ -206,5 +291,4 @@ def sensitivity(table: pd.DataFrame, value: str, label: str, path: Path, band: t
     handles = {h.get_label(): h for ax in axes.ravel() for h in ax.get_legend_handles_labels()[0]}
     figure.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(6, len(handles)), fontsize=7)
     figure.tight_layout(rect=(0, 0.08, 1, 1))
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)

@@ -11,8 +11,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from neurolatent.errors import NeurolatentError
+from neurolatent.io.representations import image_layers, image_models
 from neurolatent.io.samples import FmriSamples
 from neurolatent.models import autoencoder
+from neurolatent.models.image_models import file_stem
 
 from conftest import run_stage
 
@@ -76,3 +79,31 @@ def test_embed_images_stage(stage_inputs, tiny_vit, tmp_path):
     trained = np.load(tmp_path / "images" / manifest["models"][tiny_vit]["file"])
     untrained = np.load(tmp_path / "images" / manifest["models"][f"untrained:{tiny_vit}"]["file"])
     assert not np.allclose(trained, untrained)
+
+
+def test_embed_images_stage_gives_each_layer_an_entry(stage_inputs, tiny_vit, tmp_path):
+    """embed.layers: a transformer's entry per layer (last under the model's own name, hidden state
+    k as <model>@layer<k>), each read downstream as an image model of its own; pixels has none."""
+    (raw, _), where = stage_inputs
+    model, stem = f"untrained:{tiny_vit}", file_stem(f"untrained:{tiny_vit}")
+    files = {"stimuli": where / "stimuli.parquet", "raw": raw, "image_ae": tmp_path / "no-image-ae"}
+    metrics = run_stage("embed_images", {"embed": {"image_models": ["pixels", model], "layers": ["last", 0, 1],
+                                                   "tokens": "mean"}}, out=tmp_path / "images", **files)
+    manifest = json.loads((tmp_path / "images" / "manifest.json").read_text())["models"]
+    assert set(manifest) == {"pixels", model, f"{model}@layer0", f"{model}@layer1"}
+    assert metrics["embed_images.models"] == 4
+    # the tiny ViT of conftest: one block, so two hidden states; tokens 32 wide
+    assert manifest[f"{model}@layer1"] == {"file": f"{stem}_layer1.npy", "dims": 32, "tokens": "mean", "model": model,
+                                           "layer": 1, "hidden_states": 2}
+    assert manifest[model]["file"] == f"{stem}.npy" and manifest[model]["layer"] == "last"
+    assert manifest["pixels"]["layer"] is None and manifest["pixels"]["tokens"] is None
+    read = image_models(tmp_path / "images", pd.read_parquet(where / "stimuli.parquet"))
+    assert set(read) == {"pixels", stem, f"{stem}_layer0", f"{stem}_layer1"}
+    assert not np.allclose(read[stem].matrix, read[f"{stem}_layer1"].matrix)  # the final layernorm
+    layers = image_layers(tmp_path / "images")
+    assert sorted(zip(layers["model"], layers["layer"].astype(str))) == [
+        (stem, "last"), (f"{stem}_layer0", "0"), (f"{stem}_layer1", "1")]
+    assert set(layers["network"]) == {model} and set(layers["hidden_states"]) == {2}
+    with pytest.raises(NeurolatentError, match=r"embed\.layers: 2: untrained:.* has 2 hidden states"):
+        run_stage("embed_images", {"embed": {"image_models": [model], "layers": [2]}}, out=tmp_path / "bad", **files)
+    assert not (tmp_path / "bad").exists()

@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from neurolatent.models.image_models import file_stem
+
 from conftest import run_stage
 
 FAST = {"permutations": 500, "bootstrap": 200, "cka_permutations": 500, "fmri": ["samples"]}
@@ -83,3 +85,24 @@ def test_summary_is_at_most_fifteen_headline_numbers(planted_inputs, tmp_path):
     # share too few images here) is written as null
     assert json.loads((tmp_path / "summary.json").read_text()) == {
         key.removeprefix("summary."): None if v != v else v for key, v in summary.items()}
+
+
+
+def test_hidden_state_layers_get_a_curve(small_dataset, planted_inputs, tiny_vit, tmp_path):
+    """embed.layers: each layer is an image model of its own downstream (last keeps the model's
+    name) and the plots get RSA by layer; without indexed layers, no such figure."""
+    truth, where = planted_inputs
+    model = f"untrained:{tiny_vit}"
+    stem = file_stem(model)
+    run_stage("embed_images", {"embed": {"image_models": ["pixels", model], "layers": ["last", 0, 1],
+                                       "tokens": "mean"}},
+              stimuli=where / "stimuli.parquet", raw=small_dataset[0], out=tmp_path / "images")
+    metrics = run_stage("rsa", {"rsa": {**FAST, "permutations": 50, "bootstrap": 50, "cka_permutations": 50}},
+                        samples=where / "fmri", trials=where / "trials.parquet", stimuli=where / "stimuli.parquet",
+                        images=tmp_path / "images", truth=truth, rdms=tmp_path / "rdms", metrics=tmp_path / "rsa.json",
+                        plots=tmp_path / "plots")
+    assert {f"rsa.samples.{name}.r" for name in (stem, f"{stem}_layer0", f"{stem}_layer1", "pixels")} <= set(metrics)
+    assert (tmp_path / "plots" / "layers.png").stat().st_size > 0
+    _rsa(planted_inputs, tmp_path / "plain", permutations=50, bootstrap=50, cka_permutations=50)  # pixels only
+    assert (tmp_path / "plain" / "plots" / "rsa_per_model.png").is_file()
+    assert not (tmp_path / "plain" / "plots" / "layers.png").exists()

@@ -129,6 +129,18 @@ def image_models(images_dir: Path, stimuli: pd.DataFrame) -> dict[str, StimulusM
     return out
 
 
+def image_layers(images_dir: Path) -> pd.DataFrame:
+    """The transformer entries of the images manifest, a row each: ``model`` (the entry's name as
+    :func:`image_models` gives it), ``network`` (the ``embed.image_models`` entry it is a layer
+    of), ``layer`` (``last`` or a hidden state's index), ``hidden_states`` (how many the network
+    has; None when only ``last`` was embedded). Manifests older than ``embed.layers``: no rows."""
+    manifest = json.loads(_need(Path(images_dir) / "manifest.json", "embed_images").read_text())
+    rows = [{"model": Path(entry["file"]).stem, "network": entry["model"], "layer": entry["layer"],
+             "hidden_states": entry.get("hidden_states")}
+            for entry in manifest["models"].values() if entry.get("layer") is not None]
+    return pd.DataFrame(rows, columns=["model", "network", "layer", "hidden_states"])
+
+
 def planted_features(truth_dir: Path) -> StimulusMatrix | None:
     """The synthetic data's planted image features (n_images, 18), or None for real data."""
     features, table = Path(truth_dir) / "features.npy", Path(truth_dir) / "stimuli.tsv"

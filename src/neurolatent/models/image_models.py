@@ -9,6 +9,10 @@
 - ``pixels``: the image downsampled, RGB (the low-level control);
 - ``image_ae``: the image autoencoder's latents.
 
+A transformer gives one matrix per entry of ``embed.layers``, all from one forward pass: ``last``
+(``last_hidden_state``) or a hidden state by index; each is an image model of its own downstream
+(:func:`layer_name`).
+
 Images are read as RGB (the study fed OpenCV's BGR to a model trained on RGB). Checkpoint names
 starting with ``resources/`` are looked up in the package's resources (a tiny ViT config ships
 there so the demo's untrained control needs no download).
@@ -17,6 +21,7 @@ there so the demo's untrained control needs no download).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -80,24 +85,45 @@ def tokens_of(hidden: torch.Tensor, tokens: str) -> torch.Tensor:
     return hidden[:, 0] if tokens == "cls" else hidden.mean(dim=1)
 
 
+def layer_name(model: str, layer: str | int) -> str:
+    """The image-model entry of one layer of ``model``: ``last`` keeps the model's own name (the
+    study's representation), hidden state ``k`` is ``<model>@layer<k>``."""
+    return model if layer == "last" else f"{model}@layer{layer}"
+
+
 def embed_transformer(paths: list[Path], name: str, tokens: str = "cls", batch_size: int = 16, seed: int = 0,
-                      device: str = "cpu") -> np.ndarray:
-    """(n_images, d) float32 from a transformers model; images read as RGB, batched, no grad.
+                      device: str = "cpu", layers: Sequence[str | int] = ("last",)
+                      ) -> tuple[dict[str | int, np.ndarray], int | None]:
+    """({layer: (n_images, d) float32}, number of hidden states) from a transformers model; images
+    read as RGB, batched, no grad, one forward pass for every layer.
 
     ``name``: a checkpoint (hub name or folder), or ``untrained:<checkpoint>`` for its architecture
-    with weights seeded by ``seed``; ``tokens`` as :func:`tokens_of`.
+    with weights seeded by ``seed``; ``tokens`` as :func:`tokens_of`; ``layers``: ``last``
+    (``last_hidden_state``, after the final layernorm) and/or indices into ``hidden_states``
+    (0 = the embeddings, k = after block k), asked for (``output_hidden_states``) only when an
+    index is given; the number of hidden states is None then.
     """
     untrained = name.startswith("untrained:")
+    indices = [layer for layer in layers if layer != "last"]
     model, processor = load_transformer(name.removeprefix("untrained:"), untrained, seed)
     model.to(device)
-    parts = []
+    parts: dict[str | int, list[np.ndarray]] = {layer: [] for layer in layers}
+    count = None
     with torch.inference_mode():
         for start in progress(range(0, len(paths), batch_size), desc=name, unit="batch"):
             images = [Image.fromarray(read_rgb(p)) for p in paths[start:start + batch_size]]
             inputs = processor(images=images, return_tensors="pt").to(device)
-            hidden = model(**inputs).last_hidden_state
-            parts.append(tokens_of(hidden, tokens).float().cpu().numpy())
-    return np.concatenate(parts)
+            outputs = model(**inputs, output_hidden_states=True) if indices else model(**inputs)
+            if indices and count is None:
+                count = len(outputs.hidden_states or ())
+                beyond = [k for k in indices if not 0 <= k < count]
+                if beyond:
+                    which = f" (0 = the embeddings, ..., {count - 1} = after its last block)" if count else ""
+                    raise NeurolatentError(f"embed.layers: {beyond[0]}: {name} has {count} hidden states{which}")
+            for layer, own in parts.items():
+                hidden = outputs.last_hidden_state if layer == "last" else outputs.hidden_states[layer]
+                own.append(tokens_of(hidden, tokens).float().cpu().numpy())
+    return {layer: np.concatenate(own) for layer, own in parts.items()}, count
 
 
 def embed_pixels(paths: list[Path], size: int) -> np.ndarray:

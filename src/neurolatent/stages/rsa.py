@@ -27,7 +27,7 @@ out) uses the pairs of images the subjects share.
 Outputs: ``data/rdms/`` (:mod:`neurolatent.io.rdms`), ``metrics/rsa.json`` (flat keys
 ``rsa.<fmri>.<model>.<statistic>``), ``plots/rsa/`` (``group.csv`` for ``dvc plots``,
 ``subjects.csv``, and the figures: RDM heatmaps ordered by category, RSA per model with noise
-ceiling, an MDS of each space).
+ceiling, an MDS of each space, and with indexed ``embed.layers`` RSA by layer, ``layers.png``).
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ from neurolatent.errors import NeurolatentError
 from neurolatent.io.files import atomic_dir, write_metrics
 from neurolatent.io.rdms import save_rdms
 from neurolatent.io.representations import (StimulusMatrix, first_presentations, fmri_latents, fmri_samples,
-                                            fmri_trial_samples, image_models, paired_by_position, planted_features)
+                                            fmri_trial_samples, image_layers, image_models, paired_by_position,
+                                            planted_features)
 from neurolatent.runtime import progress, torch_device
 from neurolatent.science import cka, rsa
 
@@ -165,7 +166,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
 
     rdms = fmri_rdms + list(model_rdms.values())
     with atomic_dir(Path(paths.rdms)) as out:
-        save_rdms(rdms, out)
+        save_rdms(rdms, out, categories=dict(zip(stimuli["image_name"], stimuli["category"])))
     category = dict(zip(stimuli["image_name"], stimuli["category"]))
     first = [r for r in fmri_rdms if r.meta["subject"] == fmri_rdms[0].meta["subject"]]
     first += [m.subset(first[0].stimuli) for m in model_rdms.values()]
@@ -173,8 +174,14 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
         pd.DataFrame(group_rows).to_csv(out / "group.csv", index=False)
         pd.DataFrame(subject_rows).to_csv(out / "subjects.csv", index=False)
         figures.rdm_heatmaps(first, category, out / "rdms.png")
-        figures.rsa_bars(pd.DataFrame(group_rows), out / "rsa_per_model.png")
+        figures.rsa_bars(pd.DataFrame(group_rows), out / "rsa_per_model.png", settings.compare, settings.ci)
         figures.mds_scatter(first, category, out / "mds.png")
+        layers = image_layers(paths.images)  # embed.layers: a curve per transformer when it has indexed layers
+        if (layers["layer"].astype(str) != "last").any():
+            figures.rsa_layers(pd.DataFrame(group_rows).merge(layers, on="model").assign(
+                compare=settings.compare, ci=settings.ci), out / "layers.png")
     write_metrics(metrics, paths.metrics)
-    tracking.log_artifacts([Path(paths.plots) / name for name in ("rdms.png", "rsa_per_model.png", "mds.png")], "rsa")
+    tracking.log_artifacts(sorted(Path(paths.plots).glob("*.png")) + sorted(Path(paths.plots).glob("*.svg")), "rsa")
+    tracking.log_table(pd.DataFrame(group_rows), "rsa/group.json")
+    tracking.log_table(pd.DataFrame(subject_rows), "rsa/subjects.json")
     return metrics
