@@ -27,7 +27,13 @@ def bold5000_size_run(folder: Path) -> tuple[Path, np.ndarray, np.ndarray, np.nd
                             target_shape=SHAPE, interpolation="continuous", force_resample=True,
                             copy_header=True).get_fdata()
     brain = template > 0.1 * template.max()
-    mask = synthetic.roi_mask(brain, affine, 12.0)
+    # the visual region: brain voxels within 12 mm of the ten ROI centres (both hemispheres)
+    xyz = (affine[:3, :3] @ np.indices(SHAPE).reshape(3, -1) + affine[:3, 3:]).T
+    near = np.zeros(len(xyz), dtype=bool)
+    for x, y, z in synthetic.ROI_CENTRES_MM.values():
+        for sign in (1.0, -1.0):
+            near |= np.linalg.norm(xyz - np.array([sign * x, y, z]), axis=1) <= 12.0
+    mask = near.reshape(SHAPE) & brain
     onsets = 6.0 + 10.0 * np.arange(N_TRIALS)
     durations = np.ones(N_TRIALS)
     path = Path(folder) / "bold5000_size_run.nii.gz"

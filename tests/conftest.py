@@ -33,6 +33,16 @@ def _mlflow_store(tmp_path_factory):
         os.environ["MLFLOW_TRACKING_URI"] = old
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _local_processes():
+    """The suite's per-run work runs in local processes even where the shell names a Dask scheduler
+    (tests/test_dask.py sets it where it wants a cluster)."""
+    address = os.environ.pop("DASK_SCHEDULER_ADDRESS", None)
+    yield
+    if address is not None:
+        os.environ["DASK_SCHEDULER_ADDRESS"] = address
+
+
 def small_data_params(**synthetic):
     """CSI1 and CSI4 (one real, one derived schedule), session 1, runs 1 and 7, on a 4 mm grid.
 

@@ -76,10 +76,51 @@ def test_dvc_repro_runs_and_reruns_identically(project):
     assert stitch["stitch.decode.samples.planted.ridge.two_way"] > stitch["stitch.decode.samples.planted.ridge.chance_high"]
     assert stitch["stitch.encode.planted.median_r"] > stitch["stitch.encode.planted.median_r_shuffled"]
     assert (project / "plots/stitch/reconstructions.png").is_file() and (project / "plots/stitch/encoding_r.png").is_file()
+    first_execution = _lineage(project, first, {"dataset", "trials", "fmri", "fmri_ae", "embed_fmri", "image_ae",
+                                                 "embed_images", "rsa", "stitch", "summary"})
     # rerun a training and the permutation tests (the rest is covered by tests/test_determinism.py)
     _run(["dvc", "repro", "-f", "-s", "image_ae", "rsa"], project)
     assert _out_hashes(project) == first
     assert "up to date" in _run(["dvc", "status"], project)
+    second = _lineage(project, first, {"image_ae", "rsa"}, skip={first_execution})
+    # rsa's input came from DVC's workspace/cache this time: the README's search finds the run that made it
+    import mlflow
+
+    fmri = second["rsa"].data.tags["dvc.in.data/embeddings/fmri.npy"]
+    made_it = mlflow.search_runs(experiment_names=["neurolatent"], output_format="list",
+                                 filter_string=f"tags.`dvc.out.data/embeddings/fmri.npy` = '{fmri}'")
+    assert [run.info.run_name for run in made_it] == ["embed_fmri"]
+    assert made_it[0].data.tags["mlflow.parentRunId"] == first_execution
+
+
+def _lineage(project: Path, hashes: dict[str, str], stages: set[str], skip: set[str] = frozenset()) -> dict | str:
+    """The pipeline run of the newest `dvc repro` (not in ``skip``) must parent exactly ``stages``,
+    each tagged with dvc.lock's hashes of its inputs and outputs; returns its id, or (with ``skip``)
+    its stage runs by name."""
+    import mlflow
+
+    commit = _run(["git", "rev-parse", "HEAD"], project).strip()
+    parents = [run for run in mlflow.search_runs(
+        experiment_names=["neurolatent"], output_format="list",
+        filter_string=f"tags.`neurolatent.role` = 'pipeline' and attributes.run_name = 'repro {commit[:7]}'")
+        if run.info.run_id not in skip]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    children = {run.info.run_name: run for run in mlflow.search_runs(
+        experiment_names=["neurolatent"], output_format="list",
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")}
+    assert set(children) == stages
+    for run in children.values():
+        tags = {key.removeprefix("dvc.out."): value for key, value in run.data.tags.items() if key.startswith("dvc.out.")}
+        assert tags and all(hashes[path] == value for path, value in tags.items()), run.info.run_name
+        inputs = {key.removeprefix("dvc.in."): value for key, value in run.data.tags.items() if key.startswith("dvc.in.")}
+        assert all(hashes[path] == value for path, value in inputs.items() if path in hashes), run.info.run_name
+    if "summary" in stages:
+        assert parent.data.metrics["ae.r"] == pytest.approx(json.loads((project / "metrics/summary.json").read_text())["ae.r"], rel=1e-5)
+        assert mlflow.get_run(children["rsa"].info.run_id).inputs.dataset_inputs[0].dataset.name.startswith("BOLD5000 synthetic")
+        model = mlflow.pytorch.load_model(f"runs:/{children['fmri_ae'].info.run_id}/fmri_ae")
+        assert model is not None
+    return children if skip else parent.info.run_id
 
 
 def _output_files(project: Path) -> dict[str, bytes]:

@@ -343,6 +343,18 @@ class ComputeParams(_Section):
     threads: Annotated[int, Field(ge=1, le=256)] = 2
     #: the same bits on any x86-64 CPU with AVX2 (AVX2 kernels, oneDNN off); false: this CPU's fastest
     portable: bool = True
+    #: where the per-run work of the dataset and fmri stages runs (runtime.parallel_map): local
+    #: processes; dask, a running Dask scheduler (dask_address, else DASK_SCHEDULER_ADDRESS); auto,
+    #: dask when one of those is set, else local. The same bits either way
+    scheduler: Literal["auto", "local", "dask"] = "auto"
+    #: the Dask scheduler's address (tcp://host:8786); null: DASK_SCHEDULER_ADDRESS, which DVC does not track
+    dask_address: Annotated[str, Field(pattern=r"^\S+$")] | None = None
+
+    @model_validator(mode="after")
+    def _check_scheduler(self) -> "ComputeParams":
+        if self.scheduler == "local" and self.dask_address is not None:
+            raise ValueError("dask_address: set, but scheduler: local never uses it (scheduler: auto or dask does)")
+        return self
 
 
 class Params(_Section):

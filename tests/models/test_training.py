@@ -198,3 +198,43 @@ def test_latent_pooling():
     latents = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)
     assert autoencoder.pool_latents(latents, "flatten").shape == (2, 12)
     np.testing.assert_allclose(autoencoder.pool_latents(latents, "avgpool")[0].numpy(), [1.5, 5.5, 9.5])
+
+
+def test_device_batches_read_ahead_in_order_and_scale_uint8_on_the_device():
+    """What the trainer is fed: each batch equal to reading it directly (uint8 pictures scaled to
+    [0, 1] as float32, other dtypes cast), in order, whatever the read-ahead depth."""
+    pictures = np.random.default_rng(0).integers(0, 256, size=(50, 3, 4, 4), dtype=np.uint8)
+    read = lambda rows: torch.from_numpy(pictures[rows])  # noqa: E731
+    row_batches = training.batches(np.arange(50), 8, seed=3, epoch=1)
+    for ahead in (1, 2, 5):
+        fed = list(training.device_batches(read, row_batches, torch.device("cpu"), ahead=ahead))
+        assert len(fed) == len(row_batches)
+        for x, rows in zip(fed, row_batches):
+            assert x.dtype == torch.float32 and torch.equal(x, torch.from_numpy(pictures[rows]).float() / 255.0)
+    betas = np.random.default_rng(1).normal(size=(20, 7)).astype(np.float32)
+    fed = list(training.device_batches(lambda rows: torch.from_numpy(betas[rows]), [np.arange(20)], torch.device("cpu")))
+    assert torch.equal(fed[0], torch.from_numpy(betas))
+
+
+def test_a_reading_error_reaches_the_trainer_and_stopping_early_ends_the_reader():
+    import threading
+
+    def read(rows):
+        if rows[0] >= 16:
+            raise OSError(5, "Input/output error", "samples.npy")
+        return torch.zeros(len(rows), 2)
+
+    fed = training.device_batches(read, [np.arange(i, i + 8) for i in range(0, 40, 8)], torch.device("cpu"))
+    assert next(fed).shape == (8, 2) and next(fed).shape == (8, 2)
+    with pytest.raises(OSError, match="Input/output error"):
+        next(fed)
+    endless = training.device_batches(lambda rows: torch.zeros(1), [np.arange(1)] * 1000, torch.device("cpu"))
+    next(endless)
+    endless.close()  # as when training is interrupted: the reader thread must not live on
+    assert not [t for t in threading.enumerate() if t.name == "batch-reader"]
+
+
+def test_the_cpu_path_has_no_autocast():
+    assert not torch.is_autocast_enabled("cpu")
+    with training.autocast(torch.device("cpu")):
+        assert not torch.is_autocast_enabled("cpu") and not torch.is_autocast_enabled("cuda")

@@ -205,11 +205,14 @@ def write_glmsingle_schedule(trials: pd.DataFrame, path: Path) -> None:
     table.sort_values(["session", "run", "trial"], kind="stable").to_csv(path, sep="\t", index=False)
 
 
-def write_synthetic(data: DataParams, out_dir: Path, truth_dir: Path) -> dict:
+def write_synthetic(data: DataParams, out_dir: Path, truth_dir: Path, scheduler: str = "auto",
+                    address: str | None = None) -> dict:
     """Generate the synthetic BOLD5000 subset into ``out_dir`` and its truth into ``truth_dir``.
 
     Every form in ``data.forms`` is drawn from one planted truth (see :mod:`neurolatent.science.synthetic`).
-    Returns a summary (counts) for logging.
+    The runs are written in parallel, in ``data.synthetic.jobs`` processes or on a Dask cluster
+    (``scheduler``, ``address``: :func:`neurolatent.runtime.parallel_map`). Returns a summary (counts)
+    for logging.
     """
     params = data.synthetic
     schedule = selected_schedule(data)
@@ -249,8 +252,10 @@ def write_synthetic(data: DataParams, out_dir: Path, truth_dir: Path) -> dict:
             write_nifti_gz(_nifti(anatomy.region.astype(np.uint8), anatomy.t1w_affine), truth / f"region_sub-{subject}.nii.gz")
 
         runs = [rows for _, rows in schedule.groupby(["subject", "session", "run"], sort=True)]
-        parallel_map(partial(_write_run, root=root, subjects=subjects, image_row=image_row, forms=list(data.forms),
-                             params=params), runs, params.jobs, desc="runs", unit="run")
+        # an absolute root: a Dask worker may run in another folder
+        parallel_map(partial(_write_run, root=root.absolute(), subjects=subjects, image_row=image_row,
+                             forms=list(data.forms), params=params), runs, params.jobs, desc="runs", unit="run",
+                     scheduler=scheduler, address=address)
         if "glmsingle" in data.forms:
             for subject, rows in schedule.groupby("subject", sort=True):
                 _write_glmsingle(rows.reset_index(drop=True), root, subjects[subject], subject, image_row, params)
@@ -426,8 +431,10 @@ def select_bids(data: DataParams, out_dir: Path, truth_dir: Path) -> dict:
     return {"runs": len(chosen), "images": len(images)}
 
 
-def write_dataset(data: DataParams, out_dir: Path, truth_dir: Path) -> dict:
-    """Synthetic or real, by ``data.source``; returns counts for the log."""
+def write_dataset(data: DataParams, out_dir: Path, truth_dir: Path, scheduler: str = "auto",
+                  address: str | None = None) -> dict:
+    """Synthetic or real, by ``data.source``; returns counts for the log. ``scheduler`` and
+    ``address``: where the synthetic runs are written (``compute.scheduler``, ``compute.dask_address``)."""
     if data.source == "synthetic":
-        return write_synthetic(data, Path(out_dir), Path(truth_dir))
+        return write_synthetic(data, Path(out_dir), Path(truth_dir), scheduler, address)
     return select_bids(data, Path(out_dir), Path(truth_dir))

@@ -56,11 +56,16 @@ class FmriSamples:
         self.grid = _volume_grid(self.folder, self.meta, depth)
 
     def load(self, rows: np.ndarray) -> torch.Tensor:
-        """Rows -> the network's float input: pictures in [0, 1], volumes in their box, betas as is."""
+        """Rows -> the network's float32 input on CPU: pictures in [0, 1], volumes in their box, betas as is."""
+        return network_input(self.read(rows))
+
+    def read(self, rows: np.ndarray) -> torch.Tensor:
+        """Rows -> a CPU tensor as stored: pictures uint8 (a quarter of float32's bytes to move to a
+        GPU, scaled there by :func:`network_input`), volumes float32 in their box, betas float32."""
         block = np.asarray(self.samples[rows])
         method = self.meta["method"]
         if method == "rendered":
-            return torch.from_numpy(block).float().div_(255.0)
+            return torch.from_numpy(block)
         if method == "volume":
             grid = self.grid
             boxes = np.zeros((len(rows), int(np.prod(grid["shape"]))), dtype=np.float32)
@@ -69,6 +74,14 @@ class FmriSamples:
                 boxes[i, positions] = block[i, : len(positions)]
             return torch.from_numpy(boxes.reshape((len(rows), 1, *grid["shape"])))
         return torch.from_numpy(block.astype(np.float32, copy=False))
+
+
+def network_input(batch: torch.Tensor) -> torch.Tensor:
+    """A batch as a network takes it, float32 on the batch's device: uint8 pictures (0-255) scaled
+    to [0, 1], anything else cast."""
+    if batch.dtype == torch.uint8:
+        return batch.float().div_(255.0)
+    return batch.float()
 
 
 def _volume_grid(folder: Path, meta: dict, depth: int) -> dict:

@@ -5,17 +5,24 @@ pickle) that an interrupted training resumes from, and the subject-wise split.
 On CPU the result is bitwise reproducible: weights are seeded, the batch order of epoch e is
 drawn from ``(seed, e)``, torch runs deterministic algorithms, and the CLI pins the numeric
 libraries (:mod:`neurolatent.runtime`).
+
+Batches are read ahead by a background thread as stored (uint8 pictures), through pinned memory on
+CUDA, and scaled on the device (:func:`device_batches`); on CUDA the forward pass and loss run under
+bf16 autocast. The CPU path has neither autocast nor pinning: its arithmetic is unchanged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import logging
 import math
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +34,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from neurolatent.io.files import atomic_dir, atomic_file
+from neurolatent.io.samples import network_input
 from neurolatent.models.autoencoder import build, save_model
 from neurolatent.runtime import progress
 
@@ -86,17 +94,65 @@ def batches(rows: np.ndarray, batch_size: int, seed: int | None, epoch: int) -> 
     return [np.sort(order[i:i + batch_size]) for i in range(0, len(order), batch_size)]
 
 
-def mean_loss(model: nn.Module, load: Callable[[np.ndarray], torch.Tensor], rows: np.ndarray,
+def device_batches(read: Callable[[np.ndarray], torch.Tensor], row_batches: list[np.ndarray],
+                   device: torch.device, ahead: int = 2) -> Iterator[torch.Tensor]:
+    """The network inputs of ``row_batches`` on ``device``, in order.
+
+    A background thread reads up to ``ahead`` batches ahead (``read``: rows -> CPU tensor as
+    stored, uint8 for pictures) and, for CUDA, pins them, so the copy is asynchronous and the GPU
+    does not wait for the memmap; each batch crosses as stored and is scaled there
+    (:func:`neurolatent.io.samples.network_input`). A reading error is raised here, in order."""
+    pin = device.type == "cuda"
+    ready: queue.Queue = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def produce() -> None:
+        for rows in row_batches:
+            try:
+                item = read(rows)
+                item = item.pin_memory() if pin else item
+            except BaseException as exc:  # handed to the consumer, which raises it
+                item = exc
+            while not stop.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set() or isinstance(item, BaseException):
+                return
+
+    reader = threading.Thread(target=produce, name="batch-reader", daemon=True)
+    reader.start()
+    try:
+        for _ in row_batches:
+            item = ready.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield network_input(item.to(device, non_blocking=pin))
+    finally:
+        stop.set()  # a consumer that stops early (an error, an interrupt) ends the reader
+        reader.join()
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA (tensor cores; the loss is computed in float32 by autocast's rules);
+    nothing on CPU, whose results stay bitwise."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def mean_loss(model: nn.Module, read: Callable[[np.ndarray], torch.Tensor], rows: np.ndarray,
               batch_size: int, device: torch.device) -> float:
     """Mean squared error per element over ``rows`` (in order, no gradients)."""
     if len(rows) == 0:
         return math.nan
     model.eval()
     total, count = 0.0, 0
-    with torch.inference_mode():
-        for batch in batches(rows, batch_size, None, 0):
-            x = load(batch).to(device)
-            total += float(nn.functional.mse_loss(model(x), x, reduction="sum"))
+    with torch.inference_mode(), autocast(device):
+        for x in device_batches(read, batches(rows, batch_size, None, 0), device):
+            total += float(nn.functional.mse_loss(model(x).float(), x, reduction="sum"))
             count += x.numel()
     return total / count
 
@@ -165,7 +221,7 @@ def _load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimi
     return history, best
 
 
-def train(model: nn.Module, load: Callable[[np.ndarray], torch.Tensor], train_rows: np.ndarray,
+def train(model: nn.Module, read: Callable[[np.ndarray], torch.Tensor], train_rows: np.ndarray,
           val_rows: np.ndarray, settings: Settings, checkpoints: Path, key: str, device: str = "cpu",
           on_epoch: Callable[[int, float, float], None] | None = None,
           stop_after: int | None = None) -> History:
@@ -174,7 +230,8 @@ def train(model: nn.Module, load: Callable[[np.ndarray], torch.Tensor], train_ro
 
     Parameters
     ----------
-    load : rows (sorted int array) -> float tensor batch, on CPU
+    read : rows (sorted int array) -> CPU tensor batch as stored (uint8 pictures: 0-255; see
+        :func:`device_batches`)
     train_rows, val_rows : row indices of the sample array
     settings : epochs, batch size, Adam's lr and weight decay, patience, seed
     device : ``cpu`` or ``cuda`` (see :func:`neurolatent.runtime.resolve_device`)
@@ -207,11 +264,12 @@ def train(model: nn.Module, load: Callable[[np.ndarray], torch.Tensor], train_ro
         epoch = len(history.train_loss)
         model.train()
         start, total, count = time.perf_counter(), 0.0, 0
-        for batch in progress(batches(train_rows, settings.batch_size, settings.seed, epoch), desc=f"epoch {epoch + 1}",
-                              unit="batch", leave=False):
-            x = load(batch).to(device)
+        row_batches = batches(train_rows, settings.batch_size, settings.seed, epoch)
+        for x in progress(device_batches(read, row_batches, device), total=len(row_batches),
+                          desc=f"epoch {epoch + 1}", unit="batch", leave=False):
             optimizer.zero_grad()
-            loss = nn.functional.mse_loss(model(x), x)
+            with autocast(device):
+                loss = nn.functional.mse_loss(model(x).float(), x)
             loss.backward()
             optimizer.step()
             last_batch = float(loss.detach())
@@ -220,7 +278,7 @@ def train(model: nn.Module, load: Callable[[np.ndarray], torch.Tensor], train_ro
         history.seconds += time.perf_counter() - start
         history.samples_seen += len(train_rows)
         history.train_loss.append(total / max(count, 1))
-        history.val_loss.append(mean_loss(model, load, val_rows, settings.batch_size, device))
+        history.val_loss.append(mean_loss(model, read, val_rows, settings.batch_size, device))
         history.monitored.append(history.val_loss[-1] if settings.stop_on == "validation" else last_batch)
         improved = history.monitored[-1] < history.best_monitored
         if improved:
@@ -312,7 +370,7 @@ class Fit:
                              "train_loss": self.history.train_loss, "val_loss": self.history.val_loss})
 
 
-def fit_autoencoder(config: dict, load: Callable[[np.ndarray], torch.Tensor], splits: dict[str, np.ndarray],
+def fit_autoencoder(config: dict, read: Callable[[np.ndarray], torch.Tensor], splits: dict[str, np.ndarray],
                     settings: Settings, model_dir: Path, checkpoints: Path, key: str, device: str = "cpu",
                     on_epoch: Callable[[int, float, float], None] | None = None,
                     stop_after: int | None = None) -> Fit | None:
@@ -320,21 +378,23 @@ def fit_autoencoder(config: dict, load: Callable[[np.ndarray], torch.Tensor], sp
     ``splits["val"]``), score it on ``splits["test"]`` (if any), save it into ``model_dir``
     (``model.safetensors`` + ``config.json``, atomically) and delete the checkpoint.
 
+    ``read`` : rows -> CPU tensor batch as stored (see :func:`train`).
+
     Returns the :class:`Fit`, or None when ``stop_after`` interrupted the training (tests).
     """
     seed_everything(settings.seed)
     model = build(config)
-    history = train(model, load, splits["train"], splits["val"], settings, checkpoints, key, device,
+    history = train(model, read, splits["train"], splits["val"], settings, checkpoints, key, device,
                     on_epoch=on_epoch, stop_after=stop_after)
     if stop_after is not None and len(history.train_loss) < settings.epochs and not history.stopped_early:
         return None
     torch_device = next(model.parameters()).device
     test_rows = splits.get("test", np.array([], int))
     with torch.inference_mode():
-        latent_shape = list(model.encode(load(splits["train"][:1]).to(torch_device)).shape[1:])
+        latent_shape = list(model.encode(network_input(read(splits["train"][:1])).to(torch_device)).shape[1:])
     scores = {"n_train": len(splits["train"]), "n_val": len(splits["val"]), "latent_size": int(np.prod(latent_shape))}
     if len(test_rows):
-        scores.update(test_loss=mean_loss(model, load, test_rows, settings.batch_size, torch_device),
+        scores.update(test_loss=mean_loss(model, read, test_rows, settings.batch_size, torch_device),
                       n_test=len(test_rows))
     config = {**config, "latent_shape": latent_shape}
     with atomic_dir(Path(model_dir)) as out:

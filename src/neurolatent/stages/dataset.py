@@ -9,5 +9,5 @@ from neurolatent.io.dataset import write_dataset
 
 
 def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
-    counts = write_dataset(params.data, paths.raw, paths.truth)
+    counts = write_dataset(params.data, paths.raw, paths.truth, params.compute.scheduler, params.compute.dask_address)
     return {f"dataset.{name}": value for name, value in counts.items()}

@@ -16,7 +16,8 @@ on T1w runs, fMRIPrep's brain mask on T1w runs, an EPI mask on raw runs.
 
 Outputs in ``data/processed/fmri/``: ``samples.npy`` (rows aligned with ``index.parquet``),
 ``samples.json`` (sample shape, dtype, method, voxel counts) and, for volume and betas, the masks.
-Runs are processed in parallel (``preprocess.jobs``), each writing its rows of the memmap.
+Runs are processed in parallel (``preprocess.jobs`` processes, or a Dask cluster: ``compute.scheduler``),
+each writing its rows of the memmap.
 """
 
 from __future__ import annotations
@@ -169,11 +170,14 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
                 samples[trials.index[trials["subject"] == subject].to_numpy(), : values.shape[1]] = values
             samples.flush()
         else:
-            jobs = [_Run(Path(paths.raw) / rows["bold_path"].iloc[0], row_of_run[key], rows["onset"].to_numpy(),
-                         rows["duration"].to_numpy(), references[key[0]].affine if masks else None, masks.get(key[0]))
+            # absolute paths: a Dask worker (compute.scheduler) may run in another folder
+            jobs = [_Run(Path(paths.raw).absolute() / rows["bold_path"].iloc[0], row_of_run[key],
+                         rows["onset"].to_numpy(), rows["duration"].to_numpy(),
+                         references[key[0]].affine if masks else None, masks.get(key[0]))
                     for key, rows in runs]
-            parallel_map(partial(_write_run, samples_path=samples_path, preprocess=preprocess), jobs, preprocess.jobs,
-                         desc=f"fmri {preprocess.method}", unit="run")
+            parallel_map(partial(_write_run, samples_path=samples_path.absolute(), preprocess=preprocess), jobs,
+                         preprocess.jobs, desc=f"fmri {preprocess.method}", unit="run",
+                         scheduler=params.compute.scheduler, address=params.compute.dask_address)
 
         if preprocess.method == "betas":
             samples = np.load(samples_path, mmap_mode="r+")

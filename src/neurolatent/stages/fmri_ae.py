@@ -50,7 +50,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     settings = Settings(**ae.train.model_dump(exclude={"val_fraction"}))
     key = training_key(config, settings, [Path(paths.samples) / "samples.npy"], source_digest(__name__),
                        json.dumps({k: v.tolist() for k, v in splits.items()}))
-    fit = fit_autoencoder(config, data.load, splits, settings, paths.model, paths.checkpoints, key, device,
+    fit = fit_autoencoder(config, data.read, splits, settings, paths.model, paths.checkpoints, key, device,
                           on_epoch=tracking.epoch_logger("fmri_ae"))
     shown = np.sort(np.concatenate([splits["test"][:4], splits["val"][:4]])[:4])
     return report_fit("fmri_ae", fit, paths.plots, paths.metrics, data.load(shown))

@@ -22,6 +22,7 @@ import torch
 from neurolatent import tracking
 from neurolatent.errors import NeurolatentError
 from neurolatent.io.images import load_stimuli
+from neurolatent.io.samples import network_input
 from neurolatent.models.training import Settings, fit_autoencoder, split_rows, training_key
 from neurolatent.reporting import report_fit
 from neurolatent.runtime import torch_device
@@ -33,8 +34,8 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     device = torch_device(params.compute.device, params.compute.threads)
     stimuli, pictures = load_stimuli(paths.stimuli, paths.raw, ae.size)
 
-    def load(rows: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(pictures[rows]).float().div_(255.0)
+    def read(rows: np.ndarray) -> torch.Tensor:  # uint8: scaled on the training device
+        return torch.from_numpy(pictures[rows])
 
     index = pd.DataFrame({"subject": "images", "image_name": stimuli["image_name"]})
     try:
@@ -44,6 +45,6 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     config = {"kind": "conv2d", "channels": list(ae.channels), "output": "sigmoid", "input_shape": [3, ae.size, ae.size]}
     settings = Settings(**ae.train.model_dump(exclude={"val_fraction"}))
     key = training_key(config, settings, [Path(paths.stimuli)], source_digest(__name__), str(ae.size))
-    fit = fit_autoencoder(config, load, splits, settings, paths.model, paths.checkpoints, key, device,
+    fit = fit_autoencoder(config, read, splits, settings, paths.model, paths.checkpoints, key, device,
                           on_epoch=tracking.epoch_logger("image_ae"))
-    return report_fit("image_ae", fit, paths.plots, paths.metrics, load(np.sort(splits["val"][:4])))
+    return report_fit("image_ae", fit, paths.plots, paths.metrics, network_input(read(np.sort(splits["val"][:4]))))

@@ -81,11 +81,13 @@ COMPUTE = ("compute",)
 DETAIL = {stage: _in(stage, f"metrics/{stage}.json", f"the {stage} stage's metrics")
           for stage in ("fmri_ae", "image_ae", "rsa", "stitch")}
 CPU_NUMERICS = ("compute.threads", "compute.portable")
+#: where runtime.parallel_map runs a stage's per-run work (local processes or a Dask scheduler)
+SCHEDULER = ("compute.scheduler", "compute.dask_address")
 
 STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     Stage("dataset", "Write data/raw/bold5000 in BOLD5000's layout: a synthetic copy with a planted signal "
           "(data.source: synthetic) or a linked subset of a real copy (data.source: bids).",
-          ("data", *CPU_NUMERICS),
+          ("data", *CPU_NUMERICS, *SCHEDULER),
           (File("raw", RAW.path, "BIDS folder to write", "out"),
            File("truth", TRUTH.path, "ground-truth folder (synthetic data)", "out")),
           ("resources/bold5000_schedule.tsv.gz",)),
@@ -96,7 +98,7 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     Stage("fmri", "Write one fMRI sample per trial (or per TR) into data/processed/fmri/samples.npy by "
           "preprocess.method: rendered (the study's pictures), volume (masked volume at the haemodynamic lag) "
           "or betas (single-trial GLM estimates).",
-          ("preprocess", *CPU_NUMERICS),
+          ("preprocess", *CPU_NUMERICS, *SCHEDULER),
           (RAW, TRIALS, File("out", SAMPLES.path, "folder to write the samples into", "out"))),
     Stage("fmri_ae", "Train the autoencoder that fits the fMRI samples (the study's conv AE for rendered pictures, "
           "3D for volume, MLP for betas): subject-wise split, early stopping on validation loss, resumable "

@@ -1,0 +1,131 @@
+"""Benchmark: the corrected pipeline on a full-size synthetic BOLD5000, stage by stage.
+
+Full size is all four subjects, every session and run (BOLD5000's schedule: 5,254 images), on the
+2 mm grids, with the default models and statistics (10,000 permutations, 1,000 bootstrap resamples).
+``--quick`` is the cheaper variant: one subject (CSI1) on 4 mm grids, which finishes in minutes.
+
+The project's tracked files are copied into ``--workdir`` (as a fresh clone has them), params.yaml
+is set to the size asked for, and each stage runs as ``neurolatent <stage>`` in a child process,
+in dvc.yaml's order, timed by wall clock and measured by its own peak resident set (``wait4``'s
+``ru_maxrss``). The table compares each with the targets (whole pipeline <= 1 h and every stage
+<= 8 GB on 2 cores) and gives each stage's cost per run and per image, the check of linearity in
+runs or images (RDMs and the Mantel test are quadratic in images: rsa is reported per image pair).
+
+    python benchmarks/full_size.py [--quick] [--workdir /tmp/neurolatent-full] [--only rsa] [-S rsa.permutations=1000]
+
+Needs disk: full size writes ~50 GB of synthetic runs (raw and T1w), --quick ~2 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from neurolatent.stages.registry import STAGES  # noqa: E402
+
+TARGET_SECONDS = 3600
+TARGET_RSS_GB = 8.0
+
+
+def copy_project(workdir: Path) -> None:
+    """The tracked and untracked-but-not-ignored files of this project, as a fresh clone has them."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        if (ROOT / rel).is_file():
+            (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, workdir / rel)
+
+
+def size_params(params: dict, quick: bool, overrides: list[str]) -> dict:
+    """params.yaml at full size (or the quick variant), with ``key=value`` overrides (YAML values)."""
+    params["data"].update(subjects=["CSI1"] if quick else ["CSI1", "CSI2", "CSI3", "CSI4"], sessions=None, runs=None)
+    params["data"]["synthetic"]["voxel_size_mm"] = 4 if quick else 2
+    if quick:  # a one-subject split: train on CSI1's images, validate on a part of them
+        params["fmri_ae"].update(train_subjects=["CSI1"], test_subjects=[])
+    params["stitch"]["test"] = "repeats"  # BOLD5000's repeated images, as on real data
+    for item in overrides:
+        key, _, value = item.partition("=")
+        *parents, last = key.split(".")
+        node = params
+        for part in parents:
+            node = node[part]
+        node[last] = yaml.safe_load(value)
+    return params
+
+
+def run_stage(name: str, workdir: Path, log: Path) -> tuple[float, float, int]:
+    """(seconds, peak RSS in GB, exit code) of ``neurolatent <name>`` run in ``workdir``."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
+    start = time.perf_counter()
+    with open(log, "ab") as out:
+        process = subprocess.Popen([sys.executable, "-m", "neurolatent", name], cwd=workdir, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    return seconds, usage.ru_maxrss / 2**20, os.waitstatus_to_exitcode(status)
+
+
+def scale(workdir: Path) -> dict[str, int]:
+    """Runs, trials and images of the data the pipeline ran on."""
+    trials = pd.read_parquet(workdir / "data/interim/trials.parquet")
+    return {"runs": int(trials.groupby(["subject", "session", "run"]).ngroups), "trials": len(trials),
+            "images": int(trials["image_name"].nunique())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one subject on 4 mm grids")
+    parser.add_argument("--workdir", type=Path, default=None, help="where the project copy runs (kept)")
+    parser.add_argument("--only", nargs="+", choices=list(STAGES), help="these stages only (their inputs exist)")
+    parser.add_argument("-S", "--set", dest="overrides", action="append", default=[], help="a params key=value")
+    parser.add_argument("--out", type=Path, default=None, help="write the table as JSON here")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(f"/tmp/neurolatent-{'quick' if args.quick else 'full'}-size")
+    if not (workdir / "params.yaml").is_file():
+        workdir.mkdir(parents=True, exist_ok=True)
+        copy_project(workdir)
+    params = size_params(yaml.safe_load((ROOT / "params.yaml").read_text()), args.quick, args.overrides)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    log = workdir / "full_size.log"
+    rows = []
+    for name in args.only or list(STAGES):
+        seconds, rss, code = run_stage(name, workdir, log)
+        rows.append({"stage": name, "seconds": round(seconds, 1), "peak_rss_gb": round(rss, 2)})
+        print(f"{name:13s} {seconds:8.1f} s  {rss:6.2f} GB", flush=True)
+        if code:
+            sys.exit(f"{name} failed (exit {code}): see {log}")
+    table = pd.DataFrame(rows)
+    size = scale(workdir)
+    per = {"dataset": "runs", "fmri": "runs", "trials": "runs", "fmri_ae": "trials", "embed_fmri": "trials",
+           "image_ae": "images", "embed_images": "images", "stitch": "images"}
+    table["per_unit"] = [f"{row.seconds / size[per[row.stage]] * 1000:.1f} ms/{per[row.stage][:-1]}"
+                         if row.stage in per else
+                         f"{row.seconds / (size['images'] * (size['images'] - 1) / 2) * 1e6:.2f} us/pair"
+                         if row.stage == "rsa" else "" for row in table.itertuples()]
+    total, peak = table["seconds"].sum(), table["peak_rss_gb"].max()
+    print(f"\n{'quick (CSI1, 4 mm)' if args.quick else 'full size (CSI1-CSI4, 2 mm)'}: "
+          f"{size['runs']} runs, {size['trials']} trials, {size['images']} images; {os.cpu_count()} cores")
+    print(table.to_markdown(index=False))
+    print(f"\ntotal {total / 60:.1f} min (target <= {TARGET_SECONDS / 60:.0f} min: "
+          f"{'met' if total <= TARGET_SECONDS else 'missed'}), peak RSS {peak:.2f} GB "
+          f"(target <= {TARGET_RSS_GB:.0f} GB: {'met' if peak <= TARGET_RSS_GB else 'missed'})")
+    if args.out:
+        args.out.write_text(json.dumps({"scale": size, "stages": rows, "total_s": total, "peak_rss_gb": peak}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
