@@ -97,7 +97,7 @@ def rsa_bars(group: pd.DataFrame, path: Path, compare: str = "spearman", ci: flo
     (columns fmri, model, r, ci_low, ci_high, p, noise_ceiling_lower, noise_ceiling_upper);
     compare : how RDMs were compared (``rsa.compare``), ci : the CI's level."""
     kinds = list(dict.fromkeys(group["fmri"]))
-    figure, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.4), squeeze=False)
+    figure, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.6), squeeze=False, sharey=True)
     for ax, kind in zip(axes[0], kinds):
         rows = group[group["fmri"] == kind].reset_index(drop=True)
         x = np.arange(len(rows))
@@ -113,7 +113,7 @@ def rsa_bars(group: pd.DataFrame, path: Path, compare: str = "spearman", ci: flo
         ax.axhline(0, color="black", lw=0.6)
         ax.set_xticks(x, rows["model"], rotation=30, ha="right", fontsize=7)
         ax.set_title(f"fMRI {kind}", fontsize=9)
-        ax.set_ylabel(f"RSA r ({_COMPARE_NAMES.get(compare, compare)} r of RDMs, mean over subjects)", fontsize=8)
+    axes[0, 0].set_ylabel(f"RSA r\n({_COMPARE_NAMES.get(compare, compare)} r of RDMs, mean over subjects)", fontsize=8)
     figure.suptitle(f"RSA per image model: bars {ci:.0%} bootstrap CI, * permutation p < 0.05", fontsize=9)
     figure.tight_layout()
     save_figure(figure, path)
@@ -240,7 +240,7 @@ def encoding_brain_map(r: np.ndarray, mask_path: Path, label: str, path: Path) -
     # voxels outside the region and |r| < 0.05 stay unpainted
     display = plotting.plot_glass_brain(nib.Nifti1Image(volume, mask_image.affine), colorbar=True, plot_abs=False,
                                         cmap="RdBu_r", vmin=-1.0, vmax=1.0, threshold=0.05,
-                                        title=f"encoding r on test images ({label})")
+                                        title=f"encoding: Pearson r on test images ({label})")
     save_figure(display.frame_axes.figure, path)
 
 
