@@ -4,7 +4,7 @@ Full size is all four subjects, every session and run (BOLD5000's schedule: 5,25
 2 mm grids, with the default models and statistics (10,000 permutations, 1,000 bootstrap resamples).
 ``--quick`` is the cheaper variant: one subject (CSI1) on 4 mm grids, which finishes in minutes.
 
-The project's tracked files are copied into ``--workdir`` (as a fresh clone has them), params.yaml
+The project is cloned into ``--workdir`` (its committed state), params.yaml
 is set to the size asked for, and each stage runs as ``neurolatent <stage>`` in a child process,
 in dvc.yaml's order, timed by wall clock and measured by its own peak resident set (``wait4``'s
 ``ru_maxrss``). The table compares each with the targets (whole pipeline <= 1 h and every stage
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -39,14 +38,9 @@ TARGET_SECONDS = 3600
 TARGET_RSS_GB = 8.0
 
 
-def copy_project(workdir: Path) -> None:
-    """The tracked and untracked-but-not-ignored files of this project, as a fresh clone has them."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        if (ROOT / rel).is_file():
-            (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, workdir / rel)
+def clone_project(workdir: Path) -> None:
+    """This project's committed state in ``workdir``, as a user's ``git clone`` has it."""
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(workdir)], check=True)
 
 
 def size_params(params: dict, quick: bool, overrides: list[str]) -> dict:
@@ -96,8 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     workdir = args.workdir or Path(f"/tmp/neurolatent-{'quick' if args.quick else 'full'}-size")
     if not (workdir / "params.yaml").is_file():
-        workdir.mkdir(parents=True, exist_ok=True)
-        copy_project(workdir)
+        clone_project(workdir)
     params = size_params(yaml.safe_load((ROOT / "params.yaml").read_text()), args.quick, args.overrides)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     log = workdir / "full_size.log"
