@@ -407,4 +407,8 @@ def test_stages_that_open_a_new_store_at_once_all_log(tmp_path):
 
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     runs = client.search_runs([client.get_experiment_by_name("neurolatent").experiment_id])
-    assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
+    stages = [r for r in runs if "neurolatent.stage" in r.data.tags]
+    parents = [r for r in runs if r.data.tags.get("neurolatent.role") == "pipeline"]
+    assert len(stages) == 3 and all(r.info.status == "FINISHED" for r in runs)
+    # the same commit and params outside DVC: one pipeline run, made once although all three raced for it
+    assert len(parents) == 1 and {r.data.tags["mlflow.parentRunId"] for r in stages} == {parents[0].info.run_id}
