@@ -119,14 +119,18 @@ def test_cpu_kernel_and_torch_gather_agree():
     np.testing.assert_allclose(numba_sums, torch_sums, atol=1e-4)
 
 
-def test_bootstrap_moments_equal_a_direct_computation():
+@pytest.mark.parametrize("method", ["pearson", "spearman", "kendall_tau_a", "cosine"])
+def test_bootstrap_equals_a_direct_computation_on_the_drawn_cells(method):
     a, b = rsa.rdm_upper(random_patterns(17, n=30)), rsa.rdm_upper(random_patterns(18, n=30))
-    replicates = rsa.bootstrap(a, b, "pearson", n_bootstrap=3, random_state=4)
+    replicates = rsa.bootstrap(a, b, method, n_bootstrap=3, random_state=4)
     sample = np.random.default_rng(4).integers(0, 30, size=(3, 30))[1]
     first, second = np.triu_indices(30, k=1)
     keep = sample[first] != sample[second]
-    direct = stats.pearsonr(squareform(a)[sample[first[keep]], sample[second[keep]]],
-                            squareform(b)[sample[first[keep]], sample[second[keep]]])[0]
+    ranked = {"spearman": (stats.rankdata(a), stats.rankdata(b))}.get(method, (a, b))  # the full RDMs' ranks
+    x, y = (squareform(v)[sample[first[keep]], sample[second[keep]]] for v in ranked)
+    tau_a = np.mean(np.sign(x[:, None] - x[None]) * np.sign(y[:, None] - y[None])) * len(x) / (len(x) - 1)
+    direct = {"pearson": stats.pearsonr(x, y)[0], "spearman": stats.pearsonr(x, y)[0], "kendall_tau_a": tau_a,
+              "cosine": x @ y / np.linalg.norm(x) / np.linalg.norm(y)}[method]
     assert abs(replicates[1] - direct) < 1e-9
 
 
@@ -194,8 +198,8 @@ def test_full_square_comparison_equals_scipy_on_the_whole_matrices_and_its_tests
               "cosine": a @ b / np.linalg.norm(a) / np.linalg.norm(b)}[method]
     assert rsa.compare(first, second, method, "full") == pytest.approx(direct, abs=1e-12)
     # a bootstrap "resample" that draws every stimulus once is the observed statistic
-    identity = np.arange(25, dtype=np.int32)[None]
-    assert rsa._resampled_comparison(first, second, method, identity, np.array([25]), "full")[0] == pytest.approx(direct)
+    once_each = np.ones((1, 25))
+    assert rsa._resampled_comparison(first, second, method, once_each, "full")[0] == pytest.approx(direct)
     # every permutation of the group test is the exact full-square statistic of the relabelled RDM
     names = tuple(f"s{i}" for i in range(25))
     test = rsa.group_mantel([rsa.RDM(second, names, "correlation")], rsa.RDM(first, names, "correlation"), method,

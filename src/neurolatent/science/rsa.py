@@ -17,8 +17,9 @@ stimuli are relabelled, so each permutation of ``compare`` is one dot product of
 centred matrix with a fixed weight vector. A numba kernel fuses the gather and the dot in float32
 and tiles the work so that a chunk of permutations shares each pass over memory (see
 :func:`_permuted_dots`); on CUDA the same sum is a batched torch gather. The hand-written kernels
-here (the Mantel kernel, :func:`rank`, the bootstrap moments) are kept because
-``benchmarks/bench_rsa.py`` measures them against rsatoolbox and a numpy loop at BOLD5000's size.
+here (the Mantel kernel, :func:`rank`) are kept because ``benchmarks/bench_rsa.py`` measures them
+against rsatoolbox and a numpy loop at BOLD5000's size. The bootstrap needs no kernel: a resample's
+moments are quadratic forms of its draw counts, one BLAS matrix product for all resamples.
 """
 
 from __future__ import annotations
@@ -567,68 +568,66 @@ def mantel(permuted: np.ndarray, fixed: np.ndarray, method: Comparison = "spearm
     return PermutationResult(float(observed), permutation_p(observed, null), null)
 
 
-@numba.njit(parallel=True, cache=True)
-def _bootstrap_moments(x: np.ndarray, y: np.ndarray, samples: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Per resample b: count, sums, sums of squares and cross-products of (x, y) over the cell pairs
-    (a, c), a < c < lengths[b], of the resampled stimuli samples[b], skipping pairs that drew the
-    same stimulus twice. x, y : (n, n) float64; samples : (n_boot, width) int32; lengths : (n_boot,)."""
-    n_boot = samples.shape[0]
-    out = np.zeros((n_boot, 6))
-    for b in numba.prange(n_boot):
-        s = samples[b]
-        n = lengths[b]
-        cnt = 0.0
-        sx = sy = sxx = syy = sxy = 0.0
-        for a in range(n - 1):
-            xa = x[s[a]]
-            ya = y[s[a]]
-            for c in range(a + 1, n):
-                if s[a] == s[c]:
-                    continue
-                xv = xa[s[c]]
-                yv = ya[s[c]]
-                cnt += 1.0
-                sx += xv
-                sy += yv
-                sxx += xv * xv
-                syy += yv * yv
-                sxy += xv * yv
-        out[b, 0] = cnt
-        out[b, 1] = sx
-        out[b, 2] = sy
-        out[b, 3] = sxx
-        out[b, 4] = syy
-        out[b, 5] = sxy
-    return out
+def resample_counts(samples: np.ndarray, n: int) -> np.ndarray:
+    """(n_boot, n) float64: how often each of n stimuli was drawn in each row of ``samples``
+    (n_boot, draws) int stimulus indices."""
+    samples = np.asarray(samples, dtype=np.int64)
+    offsets = (samples + n * np.arange(len(samples))[:, None]).ravel()
+    return np.bincount(offsets, minlength=n * len(samples)).reshape(len(samples), n).astype(np.float64)
 
 
-def _resampled_comparison(first: np.ndarray, second: np.ndarray, method: Comparison, samples: np.ndarray,
-                          lengths: np.ndarray, triangle: Triangle = "upper") -> np.ndarray:
-    """The comparison of two RDMs (upper triangles over n stimuli) on each resample of their stimuli:
-    samples (n_boot, width) int32 stimulus indices, the first lengths[b] of row b drawn. Cells
-    between two copies of one stimulus are left out (with ``triangle="full"``, the resample's
-    square: its upper cells twice and one diagonal cell per draw). Returns (n_boot,) float64."""
+def _resampled_moments(x: np.ndarray, y: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(6, n_boot): count, sums, sums of squares and cross-product of (x, y) over the pairs of draws
+    of each resample that are two different stimuli. x, y : upper triangles over n stimuli;
+    counts : (n_boot, n) draws per stimulus.
+
+    With c a resample's counts and M a symmetric zero-diagonal matrix of cell values, the sum over
+    those pairs is sum_{i<j} c_i c_j M_ij = c M c / 2: one matrix product per moment for all
+    resamples, which BLAS runs near the CPU's peak (a loop over the drawn pairs gathers 10^7
+    random cells per resample at n ~ 5,000 and is ~20x slower)."""
+    squares = {"x": squareform(x, checks=False), "y": squareform(y, checks=False)}
+    pairs = 0.5 * (counts.sum(axis=1) ** 2 - (counts * counts).sum(axis=1))
+    moments = [pairs]
+    for cells in ("x", "y", "xx", "yy", "xy"):
+        square = squares[cells[0]] if len(cells) == 1 else squares[cells[0]] * squares[cells[1]]
+        moments.append(0.5 * np.einsum("bi,bi->b", counts @ square, counts))
+    return np.array(moments)
+
+
+def _resampled_comparison(first: np.ndarray, second: np.ndarray, method: Comparison, counts: np.ndarray,
+                          triangle: Triangle = "upper") -> np.ndarray:
+    """The comparison of two RDMs (upper triangles over n stimuli) on each resample of their stimuli,
+    counts (n_boot, n): how often each stimulus was drawn (:func:`resample_counts`). Cells between
+    two copies of one stimulus are left out (with ``triangle="full"``, the resample's square: its
+    upper cells twice and one diagonal cell per draw). Returns (n_boot,) float64."""
     x = np.asarray(first, dtype=np.float64)
     y = np.asarray(second, dtype=np.float64)
-    if triangle == "full":
-        x, y, dx, dy = _full_cells(x, y, method)
-        moments = _bootstrap_moments(squareform(x, checks=False), squareform(y, checks=False), samples, lengths).T
-        return _correlation_from_moments(_full_moments(*moments, lengths, dx, dy), method)
+    counts = np.asarray(counts, dtype=np.float64)
     if method == "kendall_tau_a":
+        if triangle == "full":
+            _check_full(method)
         xs, ys = squareform(x, checks=False), squareform(y, checks=False)
-        out = np.empty(len(samples))
-        for b, (row, length) in enumerate(zip(samples, lengths)):
-            drawn = row[:length]
-            a, c = np.triu_indices(length, k=1)
+        out = np.empty(len(counts))
+        for b, row in enumerate(counts.astype(np.int64)):
+            drawn = np.repeat(np.arange(len(row)), row)
+            a, c = np.triu_indices(len(drawn), k=1)
             keep = drawn[a] != drawn[c]
             out[b] = _tau_a(xs[drawn[a[keep]], drawn[c[keep]]], ys[drawn[a[keep]], drawn[c[keep]]])
         return out
-    if method == "spearman":
+    dx = dy = 0.0
+    if triangle == "full":
+        x, y, dx, dy = _full_cells(x, y, method)
+    elif method == "spearman":
         x, y = rank_pair(x, y)
     elif method not in ("pearson", "cosine"):
         raise ValueError(f"unknown comparison {method!r} (one of {', '.join(COMPARISONS)})")
-    m = _bootstrap_moments(squareform(x, checks=False), squareform(y, checks=False), samples, lengths)
-    return _correlation_from_moments(m.T, method)
+    if method != "cosine":  # a correlation ignores a shift; centring keeps the float64 sums exact
+        mx, my = x.mean(), y.mean()
+        x, y, dx, dy = x - mx, y - my, dx - mx, dy - my
+    moments = _resampled_moments(x, y, counts)
+    if triangle == "full":
+        moments = _full_moments(*moments, counts.sum(axis=1), dx, dy)
+    return _correlation_from_moments(moments, method)
 
 
 def bootstrap(first: np.ndarray, second: np.ndarray, method: Comparison = "spearman",
@@ -646,8 +645,8 @@ def bootstrap(first: np.ndarray, second: np.ndarray, method: Comparison = "spear
     ndarray, shape (n_bootstrap,), float64. ``np.quantile`` of it gives a percentile CI.
     """
     n = n_items(len(first))
-    samples = np.random.default_rng(random_state).integers(0, n, size=(n_bootstrap, n)).astype(np.int32)
-    return _resampled_comparison(first, second, method, samples, np.full(n_bootstrap, n, dtype=np.int64), triangle)
+    samples = np.random.default_rng(random_state).integers(0, n, size=(n_bootstrap, n))
+    return _resampled_comparison(first, second, method, resample_counts(samples, n), triangle)
 
 
 # ----------------------------------------------------------------------------- group statistics
@@ -715,7 +714,8 @@ class _SharedDesign:
     def restrict(self, replicates: np.ndarray, subject: int) -> np.ndarray:
         """The subject's part of union-wide relabellings or resamples, in its own indices:
         (count, m) with m its number of images."""
-        return self.local[subject][replicates[:, self.positions[subject]]]
+        # C order: the Mantel kernel reads a permutation as a row (a strided one is 3x slower)
+        return np.ascontiguousarray(self.local[subject][replicates[:, self.positions[subject]]])
 
 
 @dataclass(frozen=True)
@@ -821,9 +821,8 @@ def group_bootstrap(fmri_rdms: list[RDM], model_rdm: RDM, method: Comparison = "
     resamples = design.resamples(n_bootstrap, np.random.default_rng(random_state))
     replicates = np.empty((len(subjects), n_bootstrap))
     for s, (model, item) in enumerate(zip(models, subjects)):
-        samples = design.restrict(resamples, s).astype(np.int32)
-        replicates[s] = _resampled_comparison(model.upper, item.upper, method, samples,
-                                              np.full(n_bootstrap, item.n, dtype=np.int64), triangle)
+        counts = resample_counts(design.restrict(resamples, s), item.n)
+        replicates[s] = _resampled_comparison(model.upper, item.upper, method, counts, triangle)
     return GroupBootstrapResult(replicates.mean(axis=0), replicates)
 
 
