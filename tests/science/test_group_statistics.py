@@ -77,6 +77,21 @@ def test_subjects_who_saw_the_same_images_get_the_same_relabelling():
     np.testing.assert_allclose(again.subject_nulls[0], again.subject_nulls[1], atol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["spearman", "kendall_tau_a"])
+def test_models_sharing_a_pass_get_each_the_test_it_would_get_alone(method):
+    rng = np.random.default_rng(17)
+    subjects, model = _subjects_sharing_most_stimuli(rng, planted=1.0)
+    others = {"planted": model, "unrelated": rsa.RDM(rsa.rdm_upper(rng.normal(size=(N_UNION, 5))),
+                                                      model.stimuli[::-1], "correlation", "unrelated")}
+    together = rsa.group_mantel_models(subjects, others, method, 99, 3)
+    for name, item in others.items():
+        # the first model's order names the union's relabellings; the second is listed in reverse
+        alone = rsa.group_mantel(subjects, item.subset(model.stimuli), method, 99, 3)
+        np.testing.assert_allclose(together[name].subject_nulls, alone.subject_nulls, atol=1e-6)
+        assert together[name].p == alone.p and together[name].statistic == pytest.approx(alone.statistic)
+    assert together["planted"].p < 0.05 < together["unrelated"].p
+
+
 def _direct_group_bootstrap(subjects, model, n_bootstrap, seed) -> np.ndarray:
     """The shared resample written out: per replicate, each group of images seen by the same
     subjects resampled with replacement (image by image, a Python loop), each subject taking the

@@ -111,12 +111,19 @@ def test_every_permutation_is_the_exact_statistic_of_the_permuted_rdm(method):
 
 
 def test_cpu_kernel_and_torch_gather_agree():
-    a, b = rsa.rdm_upper(random_patterns(15, n=300)), rsa.rdm_upper(random_patterns(16, n=300))
-    prepared = rsa._prepare(a, b, "spearman")
+    a = rsa.rdm_upper(random_patterns(15, n=300))
+    fixed = [rsa.rdm_upper(random_patterns(seed, n=300)) for seed in (16, 17, 18)]
+    prepared = rsa._prepare(a, fixed, "spearman")
     perms = rsa.permutations(300, 9, 0)
     numba_sums = rsa._permuted_dots(prepared.x_square, prepared.weights, perms, 64)  # 5 x 5 tiles
     torch_sums = rsa._permuted_dots_torch(prepared.x_square, prepared.weights, perms, "cpu")
+    assert numba_sums.shape == (9, 3)
     np.testing.assert_allclose(numba_sums, torch_sums, atol=1e-4)
+    square = squareform(a)
+    upper = np.triu_indices(300, k=1)
+    for m, other in enumerate(fixed):  # each column is the exact statistic of its own fixed RDM
+        expected = [rsa.compare(square[np.ix_(p, p)][upper], other, "spearman") for p in perms]
+        np.testing.assert_allclose(numba_sums[:, m], expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("method", ["pearson", "spearman", "kendall_tau_a", "cosine"])
@@ -205,8 +212,8 @@ def test_full_square_comparison_equals_scipy_on_the_whole_matrices_and_its_tests
     test = rsa.group_mantel([rsa.RDM(second, names, "correlation")], rsa.RDM(first, names, "correlation"), method,
                             20, 4, triangle="full")
     perms = rsa.permutations(25, 20, np.random.default_rng(4))
-    square = squareform(first)
-    exact = [rsa.compare(squareform(square[np.ix_(p, p)], checks=False), second, method, "full") for p in perms]
+    square = squareform(second)  # the subject's side is the relabelled one
+    exact = [rsa.compare(first, squareform(square[np.ix_(p, p)], checks=False), method, "full") for p in perms]
     np.testing.assert_allclose(test.subject_nulls[0], exact, atol=1e-5)
     assert test.statistic == pytest.approx(direct, abs=1e-12)
 

@@ -25,9 +25,11 @@ who saw which image for a group.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from neurolatent.science.rsa import RDM, GroupPermutationResult, compare, group_mantel
+from neurolatent.science.rsa import RDM, GroupPermutationResult, compare, group_mantel_models
 
 #: what a U-centred kernel "RDM" holds (it is a similarity)
 UCENTRED_KERNEL = "u-centred linear kernel"
@@ -94,12 +96,25 @@ def group_cka(fmri: list[tuple[np.ndarray, tuple[str, ...]]], model_features: np
     -------
     GroupPermutationResult: ``statistic`` the mean CKA, ``subject_statistics`` each subject's.
     """
+    return group_cka_models(fmri, {"model": model_features}, model_stimuli, n_permutations, random_state,
+                            device)["model"]
+
+
+def group_cka_models(fmri: list[tuple[np.ndarray, tuple[str, ...]]], model_features: dict[str, np.ndarray],
+                     model_stimuli: tuple[str, ...], n_permutations: int = 1000,
+                     random_state: int | np.random.Generator = 0, device: str = "cpu",
+                     progress: Callable[[int], object] | None = None) -> dict[str, GroupPermutationResult]:
+    """:func:`group_cka` of several models (each (n_images, q_k), rows named by ``model_stimuli``)
+    under the same relabellings, sharing each pass over the subjects' kernels
+    (:func:`~neurolatent.science.rsa.group_mantel_models`); ``progress`` as there."""
     position = {name: i for i, name in enumerate(model_stimuli)}
-    subjects, models = [], []
+    subjects = []
     for s, (features, stimuli) in enumerate(fmri):
         missing = [name for name in stimuli if name not in position]
         if missing:
             raise ValueError(f"the model has no row for image {missing[0]!r}")
         subjects.append(kernel_rdm(features, stimuli, f"subject {s}"))
-        models.append(kernel_rdm(model_features[[position[name] for name in stimuli]], stimuli, "model"))
-    return group_mantel(subjects, models, "cosine", n_permutations, random_state, device)
+    models = {model: [kernel_rdm(features[[position[name] for name in item.stimuli]], item.stimuli, model)
+                      for item in subjects]
+              for model, features in model_features.items()}
+    return group_mantel_models(subjects, models, "cosine", n_permutations, random_state, device, progress=progress)

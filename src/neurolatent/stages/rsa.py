@@ -88,31 +88,28 @@ def _inputs(params: SimpleNamespace, paths: SimpleNamespace) -> tuple[dict, dict
 
 
 def _comparison_rows(kind: str, model: str, fmri_rdms: list[rsa.RDM], model_rdm: rsa.RDM, settings: SimpleNamespace,
-                     device: str, ceiling: tuple[float, float], alignment: rsa.GroupPermutationResult
-                     ) -> tuple[list[dict], dict]:
+                     ceiling: tuple[float, float], test: rsa.GroupPermutationResult,
+                     alignment: rsa.GroupPermutationResult) -> tuple[list[dict], dict]:
     """One fMRI representation against one model: a row per subject and the group row.
 
-    The group test and CI relabel and resample the union of the subjects' images once per
-    replicate for every subject (:func:`neurolatent.science.rsa.group_mantel`, ``group_bootstrap``);
-    each subject's p comes from its own part of those shared permutations, its CI from its own
-    bootstrap. ``alignment`` is the CKA test of the same pair."""
+    ``test`` is the group Mantel test and ``alignment`` the CKA test of the pair; the bootstrap
+    resamples the union of the subjects' images once per replicate for every subject
+    (:func:`neurolatent.science.rsa.group_bootstrap`). Each subject's p comes from its part of the
+    shared permutations, its CI from its part of the shared resamples (a bootstrap of its own
+    images stratified by who else saw them)."""
     tail = (1 - settings.ci) / 2
-    rng = _rng(settings, kind, model)
-    test = rsa.group_mantel(fmri_rdms, model_rdm, settings.compare, settings.permutations, rng, device=device,
-                            triangle=settings.triangle)
-    boot = rsa.group_bootstrap(fmri_rdms, model_rdm, settings.compare, settings.bootstrap, rng,
+    boot = rsa.group_bootstrap(fmri_rdms, model_rdm, settings.compare, settings.bootstrap, _rng(settings, kind, model),
                                triangle=settings.triangle)
     subject_rows, pearson, cells = [], [], 0
     for s, fmri_rdm in enumerate(fmri_rdms):
         own_model = model_rdm.subset(fmri_rdm.stimuli)
-        own_boot = rsa.bootstrap(own_model.upper, fmri_rdm.upper, settings.compare, settings.bootstrap,
-                                 _rng(settings, fmri_rdm.name, model), settings.triangle)
         pearson.append(rsa.compare(own_model.upper, fmri_rdm.upper, "pearson", settings.triangle))
         own_cells = fmri_rdm.n ** 2 if settings.triangle == "full" else len(fmri_rdm.upper)
         cells += own_cells
         subject_rows.append({"fmri": kind, "model": model, "subject": fmri_rdm.meta["subject"], "stimuli": fmri_rdm.n,
                              "r": float(test.subject_statistics[s]), "p": float(test.subject_p[s]),
-                             "ci_low": float(np.quantile(own_boot, tail)), "ci_high": float(np.quantile(own_boot, 1 - tail)),
+                             "ci_low": float(np.quantile(boot.subject_replicates[s], tail)),
+                             "ci_high": float(np.quantile(boot.subject_replicates[s], 1 - tail)),
                              "r_pearson": pearson[-1], "p_naive_wrong_df": rsa.naive_p(pearson[-1], own_cells),
                              "cka": float(alignment.subject_statistics[s]), "cka_p": float(alignment.subject_p[s]),
                              "cells": own_cells})
@@ -137,7 +134,9 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     model_rdms = {model: _rdm(features.rows(union), union, settings, model, "all") for model, features in models.items()}
     fmri_rdms: list[rsa.RDM] = []
     subject_rows, group_rows, metrics = [], [], {}
-    bar = progress(total=len(fmri) * len(model_rdms), desc="rsa", unit="comparison")
+    # one bar over every permutation and resample: at BOLD5000's size the tests take minutes a kind
+    bar = progress(total=len(fmri) * (settings.permutations + settings.cka_permutations
+                                      + len(model_rdms) * settings.bootstrap), desc="rsa", unit="replicate")
     for kind, per_subject in fmri.items():
         kind_rdms = [_rdm(sample.matrix, sample.stimuli, settings, f"{kind}/{subject}", subject)
                      for subject, sample in per_subject.items()]
@@ -148,15 +147,21 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
         metrics.update({f"rsa.{kind}.noise_ceiling_lower": ceiling[0], f"rsa.{kind}.noise_ceiling_upper": ceiling[1],
                         f"rsa.{kind}.components": float(np.mean([r.meta["components"] for r in kind_rdms])),
                         f"rsa.{kind}.variance": float(np.mean([r.meta["variance"] for r in kind_rdms]))})
+        # every model under the same relabellings: one pass over the subjects' RDMs serves them all
+        tests = rsa.group_mantel_models(kind_rdms, model_rdms, settings.compare, settings.permutations,
+                                        _rng(settings, kind), device=device, triangle=settings.triangle,
+                                        progress=bar.update)
+        alignments = cka.group_cka_models([(sample.matrix, sample.stimuli) for sample in per_subject.values()],
+                                          {model: models[model].rows(union) for model in model_rdms}, union,
+                                          settings.cka_permutations, _rng(settings, kind, "cka"), device,
+                                          progress=bar.update)
         for model, model_rdm in model_rdms.items():
-            alignment = cka.group_cka([(sample.matrix, sample.stimuli) for sample in per_subject.values()],
-                                      models[model].rows(union), union, settings.cka_permutations,
-                                      _rng(settings, kind, model, "cka"), device)
-            rows, group = _comparison_rows(kind, model, kind_rdms, model_rdm, settings, device, ceiling, alignment)
+            rows, group = _comparison_rows(kind, model, kind_rdms, model_rdm, settings, ceiling, tests[model],
+                                           alignments[model])
+            bar.update(settings.bootstrap)
             subject_rows += rows
             group_rows.append(group)
             metrics.update({f"rsa.{kind}.{model}.{name}": group[name] for name in STATISTICS})
-            bar.update()
     bar.close()
     for model, model_rdm in model_rdms.items():
         metrics[f"rsa.{model}.components"] = float(model_rdm.meta["components"])
