@@ -81,3 +81,12 @@ def test_rsa_bars_name_the_comparison_and_the_ci_level(tmp_path):
     figures.rsa_bars(group, tmp_path / "bars.png", "kendall_tau_a", 0.9)
     svg = (tmp_path / "bars.svg").read_text()
     assert "Kendall tau-a r of RDMs" in svg and "90% bootstrap CI" in svg
+
+
+def test_classical_mds_equals_scikit_learn():
+    from scipy.spatial.distance import pdist, squareform
+    from sklearn.manifold import ClassicalMDS
+
+    square = squareform(pdist(np.random.default_rng(3).normal(size=(60, 5)), "correlation"))
+    np.testing.assert_allclose(figures.classical_mds(square),
+                               ClassicalMDS(2, metric="precomputed").fit_transform(square), atol=1e-10)

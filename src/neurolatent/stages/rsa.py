@@ -32,6 +32,7 @@ ceiling, an MDS of each space, and with indexed ``embed.layers`` RSA by layer, `
 
 from __future__ import annotations
 
+import logging
 import zlib
 from pathlib import Path
 from types import SimpleNamespace
@@ -48,6 +49,8 @@ from neurolatent.io.representations import (StimulusMatrix, first_presentations,
                                             planted_features)
 from neurolatent.runtime import progress, torch_device
 from neurolatent.science import cka, rsa
+
+log = logging.getLogger(__name__)
 
 STATISTICS = ("r", "p", "ci_low", "ci_high", "r_pearson", "p_naive_wrong_df", "cka", "cka_p")
 
@@ -170,6 +173,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
                     "rsa.stimuli_per_subject": float(np.mean([r["stimuli"] for r in subject_rows]))})
 
     rdms = fmri_rdms + list(model_rdms.values())
+    log.info("rsa: writing %d RDMs of %d stimuli at most, then drawing the figures", len(rdms), len(union))
     with atomic_dir(Path(paths.rdms)) as out:
         save_rdms(rdms, out, categories=dict(zip(stimuli["image_name"], stimuli["category"])))
     category = dict(zip(stimuli["image_name"], stimuli["category"]))
