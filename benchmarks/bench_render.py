@@ -22,17 +22,7 @@ from neurolatent.io.nifti import load_run
 from neurolatent.science.render import render_fast, render_nilearn
 
 from bold5000_run import bold5000_size_run
-
-
-def fastest(work, repeat: int) -> float:
-    """The least wall time of ``repeat`` calls (timeit's convention: the others measure the machine's
-    other jobs; a 37-volume call takes a third of a second, within reach of a neighbour's burst)."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - start)
-    return best
+from timing import fastest
 
 
 def pixel_correlations(first: np.ndarray, second: np.ndarray) -> np.ndarray:

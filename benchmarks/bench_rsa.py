@@ -24,14 +24,7 @@ import time
 import numba
 import numpy as np
 
-
-def timed(work, repeat: int = 1) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - start)
-    return best
+from timing import fastest
 
 
 def patterns(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -118,18 +111,18 @@ def main() -> None:
           f"numba threads {numba.get_num_threads()}, device {args.device}")
 
     rsa.rdm_upper(first[:50])
-    ours_rdm = timed(lambda: rsa.rdm_upper(first), repeat=3)
+    ours_rdm = fastest(lambda: rsa.rdm_upper(first), repeat=3)
     a, b = rsa.rdm_upper(first), rsa.rdm_upper(second)
     rsa.compare(a[:1000], b[:1000], "spearman")
-    ours_spearman = timed(lambda: rsa.compare(a, b, "spearman"), repeat=3)
+    ours_spearman = fastest(lambda: rsa.compare(a, b, "spearman"), repeat=3)
     if not args.skip_rsatoolbox:
         from rsatoolbox.data import Dataset
         from rsatoolbox.rdm import calc_rdm, compare
 
         dataset = Dataset(first)
-        theirs_rdm = timed(lambda: calc_rdm(dataset, method="correlation"))
+        theirs_rdm = fastest(lambda: calc_rdm(dataset, method="correlation"))
         rdm_a, rdm_b = calc_rdm(dataset, method="correlation"), calc_rdm(Dataset(second), method="correlation")
-        theirs_spearman = timed(lambda: compare(rdm_a, rdm_b, method="spearman"))
+        theirs_spearman = fastest(lambda: compare(rdm_a, rdm_b, method="spearman"))
         agree_rdm = np.abs(rdm_a.get_vectors()[0] - a).max()
         agree_r = abs(compare(rdm_a, rdm_b, method="spearman")[0, 0] - rsa.compare(a, b, "spearman"))
         print(f"RDM       ours {ours_rdm:7.3f} s   rsatoolbox {theirs_rdm:7.3f} s   "
