@@ -14,9 +14,10 @@ The pieces, in the order the ``rsa`` stage uses them:
 
 Why the permutation test is fast: ranks and the moments of an RDM's cells do not change when its
 stimuli are relabelled, so each permutation of ``compare`` is one dot product of the permuted,
-centred matrix with a fixed weight vector. A numba kernel fuses the gather and the dot in float32
-and tiles the work so that a chunk of permutations shares each pass over memory (see
-:func:`_permuted_dots`); on CUDA the same sum is a batched torch gather. The hand-written kernels
+centred matrix with a fixed weight vector. A numba kernel gathers each permuted row once, takes
+its float32 dot product with the weights of every RDM compared with it (the models that share a
+pass, :func:`group_mantel_models`), and tiles the work so that a chunk of permutations shares each
+pass over memory (see :func:`_permuted_dots`); on CUDA the same sums are a batched torch gather. The hand-written kernels
 here (the Mantel kernel, :func:`rank`) are kept because ``benchmarks/bench_rsa.py`` measures them
 against rsatoolbox and a numpy loop at BOLD5000's size. The bootstrap needs no kernel: a resample's
 moments are quadratic forms of its draw counts, one BLAS matrix product for all resamples.
