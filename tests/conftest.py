@@ -43,6 +43,15 @@ def _local_processes():
         os.environ["DASK_SCHEDULER_ADDRESS"] = address
 
 
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where tests keep what a person should look at (screenshots, figures): ``test-artifacts/`` in
+    the repository (git-ignored), or ``$NEUROLATENT_TEST_ARTIFACTS``."""
+    folder = Path(os.environ.get("NEUROLATENT_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def small_data_params(**synthetic):
     """CSI1 and CSI4 (one real, one derived schedule), session 1, runs 1 and 7, on a 4 mm grid.
 

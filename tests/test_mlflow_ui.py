@@ -7,7 +7,6 @@ Screenshots are kept in ``test-artifacts/`` (or ``$NEUROLATENT_TEST_ARTIFACTS``)
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -18,9 +17,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = Path(os.environ.get("NEUROLATENT_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
 
@@ -89,29 +86,28 @@ def ui(tmp_path, monkeypatch):
         server.wait(timeout=30)
 
 
-def test_mlflow_ui_shows_the_pipeline_run_its_stage_runs_and_the_ae_loss(ui):
+def test_mlflow_ui_shows_the_pipeline_run_its_stage_runs_and_the_ae_loss(ui, artifacts):
     base, experiment, runs = ui
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     runs_page = f"{base}/#/experiments/{experiment}/runs"
     dom = _chromium("--dump-dom", runs_page)
-    (ARTIFACTS / "mlflow_runs.html").write_text(dom)
+    (artifacts / "mlflow_runs.html").write_text(dom)
     assert "snr1-seed0" in dom, dom[:2000]  # the parent, named after the DVC experiment
-    _chromium(f"--screenshot={ARTIFACTS / 'mlflow_runs.png'}", runs_page)
+    _chromium(f"--screenshot={artifacts / 'mlflow_runs.png'}", runs_page)
     parent_page = f"{base}/#/experiments/{experiment}/runs/{runs['parent']}"
     dom = _chromium("--dump-dom", parent_page)
-    (ARTIFACTS / "mlflow_parent_run.html").write_text(dom)
+    (artifacts / "mlflow_parent_run.html").write_text(dom)
     assert "ae.r" in dom and "2way" in dom, dom[:2000]  # the headline on the parent
     assert "Child runs" in dom and all(f">{stage}<" in dom for stage in ("fmri_ae", "rsa", "summary"))
-    _chromium(f"--screenshot={ARTIFACTS / 'mlflow_parent_run.png'}", parent_page)
+    _chromium(f"--screenshot={artifacts / 'mlflow_parent_run.png'}", parent_page)
     run_page = f"{base}/#/experiments/{experiment}/runs/{runs['rsa']}"
     dom = _chromium("--dump-dom", run_page)
-    (ARTIFACTS / "mlflow_rsa_run.html").write_text(dom)
+    (artifacts / "mlflow_rsa_run.html").write_text(dom)
     # nested under the parent, with the lineage tag of its input (the hash dvc.lock records)
     assert "snr1-seed0" in dom and "dvc.in.data/embeddings/fmri.npy" in dom, dom[:2000]
     assert "2901c68c671197ae8d264e69ef677751" in dom and "dvc.out.metrics" in dom
-    _chromium(f"--screenshot={ARTIFACTS / 'mlflow_rsa_run.png'}", run_page)
+    _chromium(f"--screenshot={artifacts / 'mlflow_rsa_run.png'}", run_page)
     run_page = f"{base}/#/experiments/{experiment}/runs/{runs['fmri_ae']}"
     dom = _chromium("--dump-dom", run_page)
     assert "fmri_ae.train_loss" in dom and "fmri_ae.val_loss" in dom, dom[:2000]
-    _chromium(f"--screenshot={ARTIFACTS / 'mlflow_fmri_ae_run.png'}", run_page)
-    assert (ARTIFACTS / "mlflow_runs.png").stat().st_size > 10_000
+    _chromium(f"--screenshot={artifacts / 'mlflow_fmri_ae_run.png'}", run_page)
+    assert (artifacts / "mlflow_runs.png").stat().st_size > 10_000

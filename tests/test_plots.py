@@ -5,7 +5,6 @@ vl-convert (what DVC's HTML draws) into ``test-artifacts/`` to be looked at."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -14,7 +13,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = Path(os.environ.get("NEUROLATENT_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +64,12 @@ def test_rsa_per_model_has_ci_and_noise_ceiling(shown):
 
 
 @pytest.mark.parametrize("name", ["identification", "rsa_per_model", "fmri_ae_loss"])
-def test_the_vega_lite_specs_render(shown, name):
+def test_the_vega_lite_specs_render(shown, name, artifacts):
     import vl_convert
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     png = vl_convert.vegalite_to_png(shown[name][0]["content"], scale=1.5)
     assert len(png) > 20_000
-    (ARTIFACTS / f"dvc_plot_{name}.png").write_bytes(png)
+    (artifacts / f"dvc_plot_{name}.png").write_bytes(png)
     svg = vl_convert.vegalite_to_svg(shown[name][0]["content"])
     if name == "fmri_ae_loss":
         assert "loss (MSE per element)" in svg and ">y<" not in svg

@@ -7,9 +7,6 @@ The figure is kept in ``test-artifacts/`` (or ``$NEUROLATENT_TEST_ARTIFACTS``)."
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -26,8 +23,6 @@ from neurolatent.errors import NeurolatentError  # noqa: E402
 from neurolatent.io.rdms import load_rdms, save_rdms  # noqa: E402
 from neurolatent.science import rsa  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("NEUROLATENT_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 SUBJECTS = ("CSI1", "CSI2", "CSI3")
 KINDS = ("samples", "ae")
 #: rsatoolbox's name of each neurolatent comparison
@@ -191,7 +186,7 @@ def test_eval_fixed_on_the_shared_images_is_neurolatents_comparison_on_them(tmp_
                                                                        METHODS[method]), atol=1e-12)
 
 
-def test_show_rdm_draws_the_union_by_category(tmp_path):
+def test_show_rdm_draws_the_union_by_category(tmp_path, artifacts):
     rdms, categories, union, _ = _study()
     save_rdms(rdms, tmp_path, categories=categories)
     loaded = load_rdms(tmp_path, as_rsatoolbox=True)
@@ -209,7 +204,6 @@ def test_show_rdm_draws_the_union_by_category(tmp_path):
                                      vmin=np.nanmin(values), vmax=np.nanmax(values))
     images = [panel["image"] for panel in handles.values() if "image" in panel]
     assert len(images) == 5 and all(np.isfinite([i.norm.vmin, i.norm.vmax]).all() for i in images)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    figure.savefig(ARTIFACTS / "rsatoolbox_union_rdms.png", dpi=90)
+    figure.savefig(artifacts / "rsatoolbox_union_rdms.png", dpi=90)
     plt.close(figure)
-    assert (ARTIFACTS / "rsatoolbox_union_rdms.png").stat().st_size > 10_000
+    assert (artifacts / "rsatoolbox_union_rdms.png").stat().st_size > 10_000
