@@ -192,6 +192,10 @@ def test_bad_input_is_a_clear_error():
         rsa.rdm_upper(np.ones((3, 4)))
     with pytest.raises(ValueError, match="not the upper triangle"):
         rsa.mantel(np.ones(4), np.ones(4))
+    names = tuple(f"s{i}" for i in range(5))
+    with pytest.raises(ValueError, match="triangle 'full' supports"):
+        rsa.group_mantel([rsa.RDM(np.arange(10.0), names, "correlation")], rsa.RDM(np.arange(10.0)[::-1], names,
+                         "correlation"), "kendall_tau_a", 9, triangle="full")
     with pytest.raises(ValueError, match="use spearman"):
         rsa.mantel(np.arange(200 * 199 // 2, dtype=float), np.arange(200 * 199 // 2, dtype=float), "kendall_tau_a", 2)
 

@@ -794,6 +794,8 @@ def group_mantel_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM | list[R
     -------
     {model name: GroupPermutationResult}, in the order of ``model_rdms``
     """
+    if triangle == "full":
+        _check_full(method)
     names = list(model_rdms)
     union, subjects, first = _canonical(fmri_rdms, model_rdms[names[0]])
     # every model over each subject's images in that subject's canonical order: models[m][s]
