@@ -1,6 +1,7 @@
 """The fMRI pictures: the fast engine against nilearn's plot_stat_map in today's style, and
 against the study's own pictures (made by nilearn 0.10.4, ``tests/data/render/``) in its style."""
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import nibabel as nib
@@ -73,3 +74,33 @@ def test_study_style_draws_the_studys_own_picture(name):
     # today's picture of the same volume is another picture: the style is what makes the match
     today = render_fast(volume[None], image.affine, 672, 100.0, "nilearn")[0].transpose(1, 2, 0)
     assert _pixel_r([reference], [today])[0] < 0.9
+
+
+@pytest.mark.parametrize("case", ["run", "signed_noise", "two_blobs", "below_threshold"])
+def test_cut_components_find_nilearns_cut(small_dataset, case):
+    """For a batch of one volume, the centre of mass of |v| in the components the fast engine labels
+    is nilearn's own find_xyz_cut_coords (in voxels): the run's first volume, signed noise, two
+    separate blobs (the largest component wins) and a volume with nothing above threshold."""
+    from nilearn.plotting import find_xyz_cut_coords
+    from scipy import ndimage
+
+    from neurolatent.science.render import _cut_components
+
+    volumes, affine = _run_volumes(small_dataset, count=1)
+    volume = volumes[0]
+    if case == "signed_noise":
+        image = nib.load(FIXTURES / "signed_noise.nii.gz")
+        volume, affine = np.asanyarray(image.dataobj).astype(np.float32), image.affine
+    if case == "two_blobs":
+        # the larger blob A (160 voxels, half of them at 2000) is the component; |mean| over it is
+        # 1075, which blob B (120 voxels at 1100) exceeds too: the second component is A's top half
+        volume = np.zeros((30, 30, 30), np.float32)
+        volume[2:12, 2:6, 2:6], volume[2:12, 2:6, 2:4], volume[15:25, 15:21, 15:17] = 150.0, 2000.0, 1100.0
+    if case == "below_threshold":
+        volume = np.random.default_rng(0).uniform(0, 90, (20, 20, 20)).astype(np.float32)
+    region, _ = _cut_components(np.abs(volume), volume, 100.0)
+    ours = ndimage.center_of_mass(np.abs(volume) * region)
+    with pytest.warns(UserWarning) if case == "below_threshold" else nullcontext():
+        world = find_xyz_cut_coords(nib.Nifti1Image(volume, affine), activation_threshold=100.0)
+    theirs = np.linalg.solve(affine, [*world, 1.0])[:3]
+    np.testing.assert_allclose(ours, theirs, atol=1e-3)
