@@ -286,6 +286,10 @@ def parallel_map(function, items: list, jobs: int, threads: int | None = None, d
     return results
 
 
+#: the advice that ends each message about dead Dask workers
+_GIVE_MEMORY = "out of memory? give the workers more memory each"
+
+
 def _dask_map(function, items: list, threads: int, address: str, what: str, unit: str, bar) -> list:
     """:func:`parallel_map` on the Dask scheduler at ``address``: ``function`` (with the data bound
     to it) scattered to every worker once, then one task per item, at most two per worker thread
@@ -338,9 +342,15 @@ def _dask_map(function, items: list, threads: int, address: str, what: str, unit
                 pass
     except KilledWorker as exc:  # the scheduler saw allowed-failures + 1 workers die running one task
         raise NeurolatentError(f"{what}: Dask workers died running a {unit} after {done} of {len(items)} {unit}s "
-                               f"(the last: {exc.last_worker.address}; see its log); out of memory? give the "
-                               "workers more memory each") from None
+                               f"(the last: {exc.last_worker.address}; see its log); {_GIVE_MEMORY}") from None
     except (CommClosedError, CancelledError) as exc:
+        reason = getattr(exc, "reason", "scheduler-connection-lost")
+        if reason != "scheduler-connection-lost":
+            # a worker died holding a finished task's result or the scattered function, and the
+            # scheduler dropped the task ("lost dependencies", "already forgotten"): a death too
+            raise NeurolatentError(f"{what}: Dask workers died running a {unit} after {done} of {len(items)} {unit}s "
+                                   f"(the scheduler dropped a {unit}: {reason}; see the workers' logs); "
+                                   f"{_GIVE_MEMORY}") from None
         raise NeurolatentError(f"{what}: lost the Dask scheduler at {address} after {done} of {len(items)} {unit}s "
                                f"({type(exc).__name__})") from None
     finally:
