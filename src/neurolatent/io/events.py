@@ -12,6 +12,7 @@ from neurolatent.errors import NeurolatentError
 from neurolatent.io.bids import (EVENTS_COLUMNS, TASK, TR_S, category_of, find_runs, find_space_runs, is_safe_image_name,
                                  run_path, stimulus_path)
 from neurolatent.io.nifti import check_bold
+from neurolatent.runtime import progress
 
 
 TRIAL_COLUMNS = (
@@ -135,7 +136,7 @@ def _check_runs(root: Path, trials: pd.DataFrame, events_files: dict, space: str
             raise NeurolatentError(f"{path}: {space} run has no matching events file")
     grids: dict[str, tuple[Path, tuple[int, ...], np.ndarray]] = {}
     run_length: dict[tuple[str, int, int], float] = {}
-    for key, path in run_files.items():
+    for key, path in progress(run_files.items(), total=len(run_files), desc="trials: runs checked", unit="run"):
         image = check_bold(path)
         shape, affine = image.shape[:3], image.affine
         first_path, first_shape, first_affine = grids.setdefault(key[0], (path, shape, affine))
