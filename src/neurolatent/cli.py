@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("files", type=Path, nargs="+", help="configuration files, applied in order")
     experiment.add_argument("-S", "--set-param", dest="extra", action="append", default=[],
                             help="a further key=value, as dvc exp run -S")
+    verify = sub.add_parser("verify", help="Check that the last run reproduced the committed outputs: the first "
+                            "stage whose outputs differ from dvc.lock as committed with the same inputs, and by how "
+                            "much (make repro and CI run it after dvc repro).",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    verify.add_argument("--against", default="HEAD", help="the git revision whose dvc.lock is the reference")
     report = sub.add_parser("report", help="Write the comparison report of a sweep's experiments (from dvc exp show "
                             "and each experiment's metrics files) and log it to the sweep's MLflow run.",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -193,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
             return run_experiment(args.name, args.files, args.extra)
         elif args.stage == "report":
             metrics = run_report(args)
+        elif args.stage == "verify":
+            from neurolatent.reproduction import verify
+
+            line, reproduced = verify(Path.cwd(), args.against)
+            print(f"neurolatent verify: {line}", file=sys.stdout if reproduced else sys.stderr)
+            return 0 if reproduced else 1
         else:
             metrics = run_stage(STAGES[args.stage], args)
     except NeurolatentError as exc:

@@ -410,6 +410,14 @@ def validate_params(raw: dict[str, Any] | None, source: str = "params.yaml") -> 
         raise NeurolatentError(f"{source}: {where}{message}") from None
 
 
+def yaml_error(exc: yaml.YAMLError) -> str:
+    """``line L, column C: not valid YAML (the problem)`` from a parser error (1-based, as editors count)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}not valid YAML ({problem})"
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``params.yaml``."""
     path = Path(path)
@@ -418,7 +426,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except FileNotFoundError:
         raise NeurolatentError(f"{path}: no such params file") from None
     except yaml.YAMLError as exc:
-        raise NeurolatentError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise NeurolatentError(f"{path}: {yaml_error(exc)}") from None
     if raw is None:
         raise NeurolatentError(f"{path}: empty params file (write `{{}}` to run on every default)")
     if not isinstance(raw, dict):

@@ -8,14 +8,26 @@ each change a trained autoencoder or an RDM). :func:`pin_numerics` fixes all of 
 portable choice before numpy, numba or torch are imported:
 
 - ATen (torch's CPU kernels): ``ATEN_CPU_CAPABILITY=avx2``; oneDNN off (its JIT kernels and
-  blocking follow the CPU's ISA and cache sizes); MKL's conditional-numerical-reproducibility path
-  ``MKL_CBWR=AVX2``;
+  blocking follow the CPU's ISA and cache sizes);
+- MKL (torch's matrix products, so every Linear, convolution and attention): its conditional
+  numerical reproducibility branch ``COMPATIBLE`` (SSE2 code without approximate reciprocals) and
+  ``MKL_DYNAMIC=FALSE``. Not ``AVX2``: MKL honours that branch on Intel CPUs only, and on others
+  keeps its own vendor dispatch (``MKL_VERBOSE`` prints ``CNR:AUTO`` there), which differs between
+  Intel and AMD and between AMD generations. Measured: with ``AVX2`` the autoencoders' training
+  parted from an Intel Xeon's at step 12 (fmri_ae) on an AMD EPYC, and an AMD EPYC made to pass
+  MKL's vendor check reproduced that Xeon's every step bit for bit; ``COMPATIBLE`` costs 2.0x a
+  large SGEMM and 1.5-1.8x an autoencoder training step (``benchmarks/bench_numerics.py``);
 - OpenBLAS (numpy, scipy): ``OPENBLAS_CORETYPE=Haswell``; numpy's own SIMD dispatch capped at
-  AVX2 (``NPY_DISABLE_CPU_FEATURES``); numba compiles for ``haswell``;
+  AVX2 (``NPY_DISABLE_CPU_FEATURES``);
+- numba: compiles for ``haswell`` with haswell's own features (``NUMBA_CPU_FEATURES`` empty). The
+  CPU name alone is not enough: numba adds the host's features to it, so on an AVX-512 CPU the
+  fastmath kernels (the Mantel test's, the renderer's) were vectorised 16 floats wide and summed in
+  another order than on an AVX2 CPU;
 - threads: ``compute.threads`` for torch, MKL, OpenMP and OpenBLAS alike.
 
-These are the AVX2 code paths, which every x86-64 CPU since 2013 (Intel Haswell, AMD Zen) runs
-identically. On a CPU without AVX2 nothing is forced and a warning says bits may differ. GPU
+Every x86-64 CPU with AVX2 (Intel since Haswell, 2013; AMD since Zen, 2017) runs these code paths
+identically (tests/test_determinism.py: each operation under every code path this CPU lets the
+libraries select). On a CPU without AVX2 nothing is forced and a warning says bits may differ. GPU
 results are never bitwise across devices.
 """
 
@@ -53,10 +65,12 @@ def portable_environment(threads: int) -> dict[str, str]:
     threads_text = str(threads)
     return {
         "ATEN_CPU_CAPABILITY": "avx2",
-        "MKL_CBWR": "AVX2",
+        "MKL_CBWR": "COMPATIBLE",
+        "MKL_DYNAMIC": "FALSE",
         "OPENBLAS_CORETYPE": "Haswell",
         "NPY_DISABLE_CPU_FEATURES": NUMPY_ABOVE_AVX2,
         "NUMBA_CPU_NAME": "haswell",
+        "NUMBA_CPU_FEATURES": "",
         "OMP_NUM_THREADS": threads_text,
         "MKL_NUM_THREADS": threads_text,
         "OPENBLAS_NUM_THREADS": threads_text,
@@ -85,7 +99,25 @@ def pin_numerics(threads: int, portable: bool = True) -> bool:
         environment = {key: value for key, value in environment.items() if key.endswith("_THREADS")}
     os.environ.update(environment)
     os.environ["NEUROLATENT_PORTABLE"] = "1" if "ATEN_CPU_CAPABILITY" in environment else "0"
+    limit_blas_threads(threads)
     return True
+
+
+def limit_blas_threads(threads: int) -> None:
+    """Give every OpenBLAS this process loads (numpy's and scipy's wheels each bring their own)
+    exactly ``threads`` threads.
+
+    ``OPENBLAS_NUM_THREADS`` is not enough: OpenBLAS caps its team at the cores the process may
+    run on (its affinity), so on a one-core machine, container or batch job it computes with one
+    thread, and its matrix products and eigendecompositions then split and round differently
+    (measured: rsa's and stitch's outputs changed under ``taskset -c 0``). Loads numpy and
+    scipy.linalg to reach their libraries.
+    """
+    import numpy  # noqa: F401  (loads numpy's OpenBLAS)
+    import scipy.linalg  # noqa: F401  (loads scipy's)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads, user_api="blas")
 
 
 def configure_torch(threads: int) -> None:
@@ -152,7 +184,8 @@ def progress(iterable=None, *, total: int | None = None, desc: str = "", unit: s
 
 
 #: the variables that choose numeric kernels when a library loads (:func:`pin_numerics`)
-KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES", "NUMBA_CPU_NAME")
+KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_DYNAMIC", "OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES",
+                    "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")
 #: the libraries whose version changes the bits of the per-run work
 NUMERIC_LIBRARIES = ("numpy", "scipy", "numba", "torch", "nibabel", "nilearn")
 #: seconds to wait for a Dask scheduler to answer, and for its first worker to join (a batch queue)
@@ -230,9 +263,16 @@ def _on_worker(function, threads: int, numerics: dict[str, str | None], item):
             f"{f' and {len(differ) - 3} more' if len(differ) > 3 else ''}): start the workers from this "
             "environment and checkout, with runtime.portable_environment's variables when compute.portable "
             "is true, and restart them after a code change (README, \"A Dask cluster\")")
+    return _with_threads(function, threads, item)
+
+
+def _with_threads(function, threads: int, item):
+    """``function(item)`` with ``threads`` threads for BLAS (whatever this worker's affinity: see
+    :func:`limit_blas_threads`), OpenMP, numba and torch, in a local or Dask worker."""
     os.environ.update({name: str(threads) for name in portable_environment(threads) if name.endswith("_THREADS")})
     from threadpoolctl import threadpool_limits
 
+    limit_blas_threads(threads)
     threadpool_limits(limits=threads)  # kept, not restored: a worker's concurrent tasks all want the same
     if "numba" in sys.modules:
         import numba
@@ -275,7 +315,8 @@ def parallel_map(function, items: list, jobs: int, threads: int | None = None, d
     with parallel_config(backend="loky", n_jobs=jobs, inner_max_num_threads=threads):
         results = []
         try:
-            for result in Parallel(return_as="generator")(delayed(function)(item) for item in items):
+            for result in Parallel(return_as="generator")(delayed(_with_threads)(function, threads, item)
+                                                          for item in items):
                 results.append(result)
                 bar.update()
         except BrokenProcessPool as exc:  # loky's TerminatedWorkerError among them: a worker was killed

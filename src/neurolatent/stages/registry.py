@@ -190,17 +190,23 @@ def cmd(stage: Stage) -> str:
 def dvc_stage(stage: Stage) -> dict[str, Any]:
     """The stage's entry under ``stages:`` in dvc.yaml: cmd, deps (code closure, package data,
     inputs), params, outs (cached; plots files uncached, drawn by the top-level ``plots:`` only,
-    so no plot is defined twice) and metrics (uncached)."""
+    so no plot is defined twice) and metrics (uncached).
+
+    Every output is ``persist: true``: DVC would otherwise delete a stage's outputs before running
+    it, so a stage that then stops (on a bad param, a missing input, Ctrl-C) would leave nothing,
+    and an uncached output (metrics, plots) could not even be checked out again. Each stage writes
+    its outputs to a temporary path and renames them over the old ones when it succeeds
+    (:func:`neurolatent.io.files.atomic_dir`), so what DVC no longer deletes is replaced whole."""
     code = sorted({str(p) for module in (stage.module, *COMMON_MODULES) for p in import_closure(module)})
     entry: dict[str, Any] = {"cmd": cmd(stage),
                              "deps": code + [str(SOURCE_ROOT / r) for r in stage.resources] + [f.path for f in stage.inputs()]}
     if stage.params:
         entry["params"] = list(stage.params)
-    outs = [f.path for f in stage.files if f.kind == "out"] + [
-        {f.path: {"cache": False}} for f in stage.files if f.kind in ("detail", "plots")]
+    outs = [{f.path: {"persist": True}} for f in stage.files if f.kind == "out"] + [
+        {f.path: {"cache": False, "persist": True}} for f in stage.files if f.kind in ("detail", "plots")]
     if outs:
         entry["outs"] = outs
-    metrics = [{f.path: {"cache": False}} for f in stage.files if f.kind == "metrics"]
+    metrics = [{f.path: {"cache": False, "persist": True}} for f in stage.files if f.kind == "metrics"]
     if metrics:
         entry["metrics"] = metrics
     return entry
