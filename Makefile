@@ -1,5 +1,6 @@
 # The two user commands (see README.md):
-#   make repro   set up .venv if missing, then run the pipeline (dvc repro) on the embedded default
+#   make repro   set up .venv if missing, run the pipeline (dvc repro) on the embedded default, then check
+#                that every stage with the committed inputs reproduced dvc.lock (neurolatent verify)
 #   make test    set up .venv if missing, then run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -51,6 +52,7 @@ show: $(VENV)/.installed
 
 repro: $(VENV)/.installed
 	$(BIN)/dvc repro
+	$(BIN)/neurolatent verify
 
 test: $(VENV)/.installed chromium
 	$(BIN)/python -m pytest

@@ -133,6 +133,110 @@ def _output_files(project: Path) -> dict[str, bytes]:
     return files
 
 
+def _failing(cmd: list[str], cwd: Path) -> str:
+    """Run ``cmd``, which must fail; its stdout and stderr."""
+    env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode != 0, f"{' '.join(cmd)} succeeded:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def _user_files(project: Path) -> dict[str, str]:
+    """SHA-1 of every file the pipeline made or keeps (data, models, metrics, plots, dvc.lock)."""
+    import hashlib
+
+    return {str(path.relative_to(project)): hashlib.sha1(path.read_bytes()).hexdigest()
+            for folder in ("data", "models", "metrics", "plots") for path in sorted((project / folder).rglob("*"))
+            if path.is_file()} | {"dvc.lock": hashlib.sha1((project / "dvc.lock").read_bytes()).hexdigest()}
+
+
+def _edit_params(project: Path, key: str, value) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    *sections, last = key.split(".")
+    node = params
+    for section in sections:
+        node = node.setdefault(section, {})
+    node[last] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+#: one bad value per params.yaml section, an unknown key, a cross-section inconsistency and a path that
+#: does not exist: (key set, value, the key the one-line error names)
+BAD_PARAMS = [
+    ("compute.threads", 0, "compute.threads"),
+    ("data.synthetic.snr", -1, "data.synthetic.snr"),
+    ("preprocess.method", "betaz", "preprocess.method"),
+    ("fmri_ae.train.batch_size", 0, "fmri_ae.train.batch_size"),
+    ("image_ae.size", 63, "image_ae.size"),
+    ("embed.tokens", "first", "embed.tokens"),
+    ("rsa.compare", "spearmann", "rsa.compare"),
+    ("stitch.methods", ["ridge", "lasso"], "stitch.methods"),
+    ("rsa.compar", "pearson", "rsa.compar"),
+    ("preprocess.space", "raw", "preprocess.mask"),
+    ("data", {"source": "bids", "bids_root": "/nonexistent/ds001499", "stimuli_root": "/nonexistent/stimuli",
+              "forms": ["T1w"]}, "data.bids_root"),
+]
+
+
+@pytest.fixture(scope="module")
+def reproduced(project) -> Path:
+    """The project after a complete `dvc repro` (a no-op when the first test ran it)."""
+    _run(["dvc", "repro"], project)
+    _run(["git", "checkout", "--", "params.yaml"], project)
+    return project
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key, value, named", BAD_PARAMS, ids=[case[0] for case in BAD_PARAMS])
+def test_a_bad_param_stops_dvc_repro_and_every_file_keeps_its_bytes(reproduced, key, value, named):
+    before = _user_files(reproduced)
+    if key == "data":
+        params = yaml.safe_load((reproduced / "params.yaml").read_text())
+        params["data"].update(value)
+        (reproduced / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    else:
+        _edit_params(reproduced, key, value)
+    try:
+        output = _failing(["dvc", "repro"], reproduced)
+    finally:
+        _run(["git", "checkout", "--", "params.yaml"], reproduced)
+    ours = [line for line in output.splitlines() if line.startswith("neurolatent ") and ": error: " in line]
+    assert len(ours) == 1 and named in ours[0], output
+    assert _user_files(reproduced) == before
+
+
+@pytest.mark.slow
+def test_a_yaml_syntax_error_names_its_line_and_column(reproduced):
+    before = _user_files(reproduced)
+    text = (reproduced / "params.yaml").read_text()
+    (reproduced / "params.yaml").write_text(text.replace("\n  seed: 0", "\n\tseed: 0", 1))
+    line = next(number for number, row in enumerate(text.splitlines(), 1) if row == "  seed: 0")
+    try:
+        dvc = _failing(["dvc", "repro"], reproduced)
+        ours = _failing(["neurolatent", "rsa"], reproduced)
+    finally:
+        _run(["git", "checkout", "--", "params.yaml"], reproduced)
+    assert f"line {line}, column 1" in dvc
+    assert ours.strip().splitlines()[-1] == (f"neurolatent rsa: error: params.yaml: line {line}, column 1: not valid "
+                                             "YAML (found character '\\t' that cannot start any token)")
+    assert _user_files(reproduced) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setting, named", [("rsa.compare=spearmann", "rsa.compare"),
+                                            ("rsa.permutation=100", "rsa.permutation")], ids=["value", "key"])
+def test_a_typo_in_dvc_exp_run_set_param_loses_nothing(reproduced, setting, named):
+    """A value DVC writes and the stage refuses, and a key DVC itself refuses (its own message)."""
+    before = _user_files(reproduced)
+    try:
+        output = _failing(["dvc", "exp", "run", "-S", setting], reproduced)
+    finally:
+        _run(["git", "checkout", "--", "params.yaml"], reproduced)
+    first = next(line for line in output.splitlines() if "error" in line.lower())
+    assert named in first, output
+    assert _user_files(reproduced) == before
+
+
 @pytest.mark.slow
 def test_outputs_travel_through_a_local_remote_to_a_fresh_clone(project, tmp_path):
     _run(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote")], project)
