@@ -6,7 +6,7 @@ table gives each configuration's least time per operation and its ratio to the b
 
 - ``MKL AVX2 branch`` (the baseline: the pins until this change, ``MKL_CBWR=AVX2``, which MKL
   honours on Intel CPUs only and replaces with its own vendor dispatch on others);
-- ``portable`` (``runtime.portable_environment``: MKL's ``COMPATIBLE`` branch, numba for haswell's
+- ``portable`` (``numerics.portable_environment``: MKL's ``COMPATIBLE`` branch, numba for haswell's
   own features, the same bits on every x86-64 CPU with AVX2);
 - ``native`` (``compute.portable: false``: each library's fastest code for this CPU).
 
@@ -36,8 +36,8 @@ def measure(repeat: int) -> dict[str, float]:
     from timing import fastest
     from neurolatent.models.autoencoder import ConvAutoencoder, MLPAutoencoder
     from neurolatent.models.image_models import load_transformer
-    from neurolatent.runtime import configure_torch
-    from neurolatent.science import rsa
+    from neurolatent.pipeline.numerics import configure_torch
+    from neurolatent.science.rsa.kernels import permuted_dots, tile_block
 
     configure_torch(2)
     torch.manual_seed(0)
@@ -65,7 +65,7 @@ def measure(repeat: int) -> dict[str, float]:
     square = rng.standard_normal((n, n)).astype(np.float32)
     fixed = rng.standard_normal((1, n * (n - 1) // 2)).astype(np.float32)
     perms = np.stack([rng.permutation(n) for _ in range(200)]).astype(np.uint32)
-    rsa._permuted_dots(square[:50, :50].copy(), fixed[:, :1225].copy(), perms[:2, :50] % 50, 16)  # compile
+    permuted_dots(square[:50, :50].copy(), fixed[:, :1225].copy(), perms[:2, :50] % 50, 16)  # compile
 
     work = {
         "sgemm 1024^3": lambda: a @ b,
@@ -74,14 +74,14 @@ def measure(repeat: int) -> dict[str, float]:
         "study AE, 1 step (batch 2, 672 px)": steps(ConvAutoencoder([3, 16, 32, 64, 128, 256]),
                                                    torch.rand(2, 3, 672, 672), 1),
         "tiny ViT embed (16 images)": embed,
-        "Mantel kernel (200 permutations, n = 1,500)": lambda: rsa._permuted_dots(
-            square, fixed, perms, rsa._tile_block(n)),
+        "Mantel kernel (200 permutations, n = 1,500)": lambda: permuted_dots(
+            square, fixed, perms, tile_block(n)),
     }
     return {name: fastest(call, repeat) for name, call in work.items()}
 
 
 def child(name: str, repeat: int) -> None:
-    from neurolatent.runtime import pin_numerics
+    from neurolatent.pipeline.numerics import pin_numerics
 
     configuration = CONFIGURATIONS[name]
     pin_numerics(2, portable=configuration["portable"])

@@ -82,15 +82,17 @@ def _status_kib(field: str) -> int:
 
 
 def _ours(args: argparse.Namespace, queue) -> None:
-    from neurolatent.science import rsa
+    from neurolatent.science.rsa.compare import compare
+    from neurolatent.science.rsa.inference import mantel
+    from neurolatent.science.rsa.rdm import rdm_upper
 
-    rsa.mantel(np.arange(4950.0), np.arange(4950.0)[::-1], "spearman", 8, 0, device=args.device)
+    mantel(np.arange(4950.0), np.arange(4950.0)[::-1], "spearman", 8, 0, device=args.device)
     base = _status_kib("VmRSS")
     first, second = patterns(args.n, args.d)
-    a = rsa.rdm_upper(first)
-    b = rsa.rdm_upper(second)
-    rsa.compare(a, b, "spearman")
-    result = rsa.mantel(a, b, "spearman", args.permutations, 0, device=args.device)
+    a = rdm_upper(first)
+    b = rdm_upper(second)
+    compare(a, b, "spearman")
+    result = mantel(a, b, "spearman", args.permutations, 0, device=args.device)
     queue.put(((_status_kib("VmHWM") - base) * 1024, result.statistic, result.p))
 
 
@@ -104,17 +106,19 @@ def main() -> None:
     parser.add_argument("--skip-rsatoolbox", action="store_true")
     args = parser.parse_args()
 
-    from neurolatent.science import rsa
+    from neurolatent.science.rsa.compare import compare
+    from neurolatent.science.rsa.inference import group_mantel_models, mantel
+    from neurolatent.science.rsa.rdm import RDM, rdm_upper
 
     first, second = patterns(args.n, args.d)
     print(f"n = {args.n} stimuli, d = {args.d} features, {args.n * (args.n - 1) // 2:,} cells; "
           f"numba threads {numba.get_num_threads()}, device {args.device}")
 
-    rsa.rdm_upper(first[:50])
-    ours_rdm = fastest(lambda: rsa.rdm_upper(first), repeat=3)
-    a, b = rsa.rdm_upper(first), rsa.rdm_upper(second)
-    rsa.compare(a[:1000], b[:1000], "spearman")
-    ours_spearman = fastest(lambda: rsa.compare(a, b, "spearman"), repeat=3)
+    rdm_upper(first[:50])
+    ours_rdm = fastest(lambda: rdm_upper(first), repeat=3)
+    a, b = rdm_upper(first), rdm_upper(second)
+    compare(a[:1000], b[:1000], "spearman")
+    ours_spearman = fastest(lambda: compare(a, b, "spearman"), repeat=3)
     if not args.skip_rsatoolbox:
         from rsatoolbox.data import Dataset
         from rsatoolbox.rdm import calc_rdm, compare
@@ -124,7 +128,7 @@ def main() -> None:
         rdm_a, rdm_b = calc_rdm(dataset, method="correlation"), calc_rdm(Dataset(second), method="correlation")
         theirs_spearman = fastest(lambda: compare(rdm_a, rdm_b, method="spearman"))
         agree_rdm = np.abs(rdm_a.get_vectors()[0] - a).max()
-        agree_r = abs(compare(rdm_a, rdm_b, method="spearman")[0, 0] - rsa.compare(a, b, "spearman"))
+        agree_r = abs(compare(rdm_a, rdm_b, method="spearman")[0, 0] - compare(a, b, "spearman"))
         print(f"RDM       ours {ours_rdm:7.3f} s   rsatoolbox {theirs_rdm:7.3f} s   "
               f"{theirs_rdm / ours_rdm:6.1f}x   (max |difference| {agree_rdm:.1e})")
         print(f"spearman  ours {ours_spearman:7.3f} s   rsatoolbox {theirs_spearman:7.3f} s   "
@@ -134,9 +138,9 @@ def main() -> None:
 
     floor = floor_per_permutation(args.n)
     naive = naive_per_permutation(a, b)
-    rsa.mantel(a[:4950], b[:4950], "spearman", 16, 0, device=args.device)  # compile / warm up
+    mantel(a[:4950], b[:4950], "spearman", 16, 0, device=args.device)  # compile / warm up
     start = time.perf_counter()
-    result = rsa.mantel(a, b, "spearman", args.permutations, 0, device=args.device)
+    result = mantel(a, b, "spearman", args.permutations, 0, device=args.device)
     mantel = time.perf_counter() - start
     k = args.permutations
     print(f"mantel    {k} permutations: ours {mantel:7.1f} s ({mantel / k * 1e3:.2f} ms each)   "
@@ -146,11 +150,11 @@ def main() -> None:
           f"-> {floor * k:.1f} s ({args.n * args.n * 4 / floor / 1e9:.1f} GB/s): ours / floor = {mantel / (floor * k):.2f}")
 
     names = tuple(f"img{i}" for i in range(args.n))
-    brain = rsa.RDM(a, names, "correlation", "fmri")
+    brain = RDM(a, names, "correlation", "fmri")
     noise = np.random.default_rng(9).normal(size=second.shape)
-    models = {f"model{m}": rsa.RDM(rsa.rdm_upper(second + m * noise), names, "correlation") for m in range(args.models)}
+    models = {f"model{m}": RDM(rdm_upper(second + m * noise), names, "correlation") for m in range(args.models)}
     start = time.perf_counter()
-    shared = rsa.group_mantel_models([brain], models, "spearman", args.permutations, 0, device=args.device)
+    shared = group_mantel_models([brain], models, "spearman", args.permutations, 0, device=args.device)
     together = time.perf_counter() - start
     print(f"          {args.models} models sharing each pass (the rsa stage): {together:7.1f} s, "
           f"{together / args.models / k * 1e3:.2f} ms per model and permutation: ours / floor = "

@@ -32,7 +32,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from neurolatent.stages.registry import STAGES  # noqa: E402
+from neurolatent.pipeline.registry import STAGES  # noqa: E402
 
 TARGET_SECONDS = 3600
 TARGET_RSS_GB = 8.0

@@ -11,9 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from neurolatent.config import validate_params
-from neurolatent.io.dataset import write_dataset
-from neurolatent.stages.registry import STAGES, select_params
+from neurolatent.pipeline.params import validate_params
+from neurolatent.pipeline.registry import STAGES, select_params
 
 #: the real task-5000scenes events files of CSI1 and CSI2 (BOLD5000, OpenNeuro ds001499), byte-exact
 #: (CRLF kept: .gitattributes marks them -text), plus the localizer events beside them
@@ -36,7 +35,7 @@ def _mlflow_store(tmp_path_factory):
 @pytest.fixture(scope="session", autouse=True)
 def _local_processes():
     """The suite's per-run work runs in local processes even where the shell names a Dask scheduler
-    (tests/test_dask.py sets it where it wants a cluster)."""
+    (tests/pipeline/test_parallel.py sets it where it wants a cluster)."""
     address = os.environ.pop("DASK_SCHEDULER_ADDRESS", None)
     yield
     if address is not None:
@@ -61,6 +60,15 @@ def small_data_params(**synthetic):
         "subjects": ["CSI1", "CSI4"], "sessions": [1], "runs": [1, 7],
         "synthetic": {"voxel_size_mm": 4, "image_size": 64, "jobs": 1, **synthetic},
     }}).data
+
+
+def write_dataset(data, raw: Path, truth: Path) -> dict:
+    """The dataset stage on ``data`` (a validated ``data`` section), writing ``raw`` and ``truth``,
+    with the default compute params (local processes); returns its metrics."""
+    from neurolatent.pipeline.stages import dataset
+
+    return dataset.run(SimpleNamespace(data=data, compute=validate_params({}).compute),
+                       SimpleNamespace(raw=raw, truth=truth))
 
 
 def write_small(root: Path, **synthetic) -> tuple[Path, Path]:

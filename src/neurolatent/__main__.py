@@ -2,6 +2,6 @@
 
 import sys
 
-from neurolatent.cli import main
+from neurolatent.pipeline.cli import main
 
 sys.exit(main())

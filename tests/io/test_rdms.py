@@ -21,7 +21,9 @@ from rsatoolbox.vis import show_rdm  # noqa: E402
 
 from neurolatent.errors import NeurolatentError  # noqa: E402
 from neurolatent.io.rdms import load_rdms, save_rdms  # noqa: E402
-from neurolatent.science import rsa  # noqa: E402
+from neurolatent.science.rsa.compare import compare as our_compare  # noqa: E402
+from neurolatent.science.rsa.inference import noise_ceiling  # noqa: E402
+from neurolatent.science.rsa.rdm import EUCLIDEAN_FOR_RSATOOLBOX, RDM, rdm_upper, union_vectors  # noqa: E402
 
 SUBJECTS = ("CSI1", "CSI2", "CSI3")
 KINDS = ("samples", "ae")
@@ -55,14 +57,14 @@ def _study(seed: int = 0):
         for subject in SUBJECTS:
             rows = rng.permutation(positions[subject])
             patterns = truth[rows] + 1.5 * rng.normal(size=(len(rows), d))
-            rdms.append(rsa.RDM(rsa.rdm_upper(patterns), tuple(union[i] for i in rows), "correlation",
+            rdms.append(RDM(rdm_upper(patterns), tuple(union[i] for i in rows), "correlation",
                                 f"{kind}/{subject}", {"subject": subject, "components": d, "variance": 1.0}))
     for name, features in (("planted", truth), ("random", rng.normal(size=(n, d)))):
-        rdms.append(rsa.RDM(rsa.rdm_upper(features), tuple(union), "correlation", name, {"subject": "all"}))
+        rdms.append(RDM(rdm_upper(features), tuple(union), "correlation", name, {"subject": "all"}))
     return rdms, dict(zip(union, category)), union, seen
 
 
-def _named(rdms: list[rsa.RDM], name: str) -> rsa.RDM:
+def _named(rdms: list[RDM], name: str) -> RDM:
     return next(item for item in rdms if item.name == name)
 
 
@@ -92,7 +94,7 @@ def test_union_rdms_hold_every_subject_with_nan_where_a_pair_was_not_seen(tmp_pa
             np.testing.assert_array_equal(matrix[np.ix_(mine, mine)], own.square()[np.ix_(rows, rows)])
         # the rows the noise ceiling pools
         np.testing.assert_array_equal(fmri.get_vectors(),
-                                      rsa.union_vectors([_named(rdms, f"{kind}/{s}") for s in SUBJECTS], union))
+                                      union_vectors([_named(rdms, f"{kind}/{s}") for s in SUBJECTS], union))
     for model in ("planted", "random"):
         item = loaded[model]
         assert item.n_rdm == 1 and item.n_cond == 36
@@ -112,11 +114,11 @@ def test_an_index_without_categories_still_loads(tmp_path):
     assert "category" not in loaded["samples"].pattern_descriptors
     assert list(loaded["planted"].pattern_descriptors["image_name"]) == union
     # euclidean RDMs keep to_rsatoolbox's name for our plain distance
-    euclidean = [rsa.RDM(r.upper, r.stimuli, "euclidean", r.name, r.meta) for r in rdms]
+    euclidean = [RDM(r.upper, r.stimuli, "euclidean", r.name, r.meta) for r in rdms]
     (tmp_path / "euclidean").mkdir()
     save_rdms(euclidean, tmp_path / "euclidean")
     assert (load_rdms(tmp_path / "euclidean", as_rsatoolbox=True)["ae"].dissimilarity_measure
-            == rsa.EUCLIDEAN_FOR_RSATOOLBOX == euclidean[0].to_rsatoolbox().dissimilarity_measure)
+            == EUCLIDEAN_FOR_RSATOOLBOX == euclidean[0].to_rsatoolbox().dissimilarity_measure)
 
 
 def test_rsatoolbox_compares_only_rdms_with_the_same_nan_cells(tmp_path):
@@ -135,7 +137,7 @@ def test_rsatoolbox_compares_only_rdms_with_the_same_nan_cells(tmp_path):
     model_rdm = _named(rdms, "planted")
     for subject in SUBJECTS:
         subject_rdm = _named(rdms, f"samples/{subject}")
-        ours = rsa.compare(model_rdm.subset(subject_rdm.stimuli).upper, subject_rdm.upper)
+        ours = our_compare(model_rdm.subset(subject_rdm.stimuli).upper, subject_rdm.upper)
         # one subject over the images it saw, against the model over the same: the rsa stage's
         # per-subject comparison
         images = [name for name in union if name in seen[subject]]
@@ -153,7 +155,7 @@ def test_shared_images_are_a_clear_error_when_no_image_was_seen_by_every_subject
     rdms, categories, union, seen = _study()
     # CSI3 saw none of the images CSI1 and CSI2 both saw
     alone = [r for r in rdms if r.name != "samples/CSI3" and r.name != "ae/CSI3"]
-    alone.append(rsa.RDM(rsa.rdm_upper(np.random.default_rng(1).normal(size=(4, 5))), tuple(union[:2] + union[-2:]),
+    alone.append(RDM(rdm_upper(np.random.default_rng(1).normal(size=(4, 5))), tuple(union[:2] + union[-2:]),
                          "correlation", "samples/CSI3", {"subject": "CSI3"}))
     save_rdms(alone, tmp_path, categories=categories)
     with pytest.raises(NeurolatentError, match="share 0 image"):
@@ -177,12 +179,12 @@ def test_eval_fixed_on_the_shared_images_is_neurolatents_comparison_on_them(tmp_
     assert evaluations.shape == (2, 3) and np.isfinite(evaluations).all()
     # the same numbers computed directly, subject by subject, on the pairs of the shared images
     subjects = [_named(rdms, f"samples/{s}").subset(common) for s in SUBJECTS]
-    direct = np.array([[rsa.compare(_named(rdms, name).subset(common).upper, subject.upper, METHODS[method])
+    direct = np.array([[our_compare(_named(rdms, name).subset(common).upper, subject.upper, METHODS[method])
                         for subject in subjects] for name in ("planted", "random")])
     np.testing.assert_allclose(evaluations, direct, atol=1e-12)
     assert evaluations[0].min() > 0.5, evaluations
     assert abs(evaluations[1].mean()) < 0.15, evaluations
-    np.testing.assert_allclose(result.noise_ceiling, rsa.noise_ceiling(np.array([s.upper for s in subjects]),
+    np.testing.assert_allclose(result.noise_ceiling, noise_ceiling(np.array([s.upper for s in subjects]),
                                                                        METHODS[method]), atol=1e-12)
 
 

@@ -41,7 +41,7 @@ def _toy(seed=0, n=120, d=40):
     """Samples on a 3-d subspace plus noise: learnable, and overfittable with a wide MLP."""
     rng = np.random.default_rng(seed)
     data = (rng.normal(size=(n, 3)) @ rng.normal(size=(3, d)) + 0.5 * rng.normal(size=(n, d))).astype(np.float32)
-    return data, (lambda rows: torch.from_numpy(data[rows]))
+    return data, (lambda rows: data[rows])
 
 
 def _fit(tmp_path, name, stop_after=None, key="toy", **train):
@@ -168,15 +168,15 @@ def test_the_key_changes_with_the_code_that_trains(tmp_path, monkeypatch):
     import shutil
 
     import neurolatent
-    from neurolatent import source
+    from neurolatent.pipeline import source
 
     copy = tmp_path / "packages"
     shutil.copytree(Path(neurolatent.__file__).parent, copy / "neurolatent")
     monkeypatch.setattr(source, "_PACKAGES", copy)
-    before = source.source_digest("neurolatent.stages.fmri_ae")
+    before = source.source_digest("neurolatent.pipeline.stages.fmri_ae")
     file = copy / "neurolatent" / "models" / "autoencoder.py"
     file.write_text(file.read_text() + "\n# L1 now\n")
-    after = source.source_digest("neurolatent.stages.fmri_ae")
+    after = source.source_digest("neurolatent.pipeline.stages.fmri_ae")
     assert before != after
     settings, config = training.Settings(), {"kind": "mlp"}
     data = tmp_path / "samples.npy"
@@ -204,7 +204,7 @@ def test_device_batches_read_ahead_in_order_and_scale_uint8_on_the_device():
     """What the trainer is fed: each batch equal to reading it directly (uint8 pictures scaled to
     [0, 1] as float32, other dtypes cast), in order, whatever the read-ahead depth."""
     pictures = np.random.default_rng(0).integers(0, 256, size=(50, 3, 4, 4), dtype=np.uint8)
-    read = lambda rows: torch.from_numpy(pictures[rows])  # noqa: E731
+    read = lambda rows: pictures[rows]  # noqa: E731
     row_batches = training.batches(np.arange(50), 8, seed=3, epoch=1)
     for ahead in (1, 2, 5):
         fed = list(training.device_batches(read, row_batches, torch.device("cpu"), ahead=ahead))
@@ -212,7 +212,7 @@ def test_device_batches_read_ahead_in_order_and_scale_uint8_on_the_device():
         for x, rows in zip(fed, row_batches):
             assert x.dtype == torch.float32 and torch.equal(x, torch.from_numpy(pictures[rows]).float() / 255.0)
     betas = np.random.default_rng(1).normal(size=(20, 7)).astype(np.float32)
-    fed = list(training.device_batches(lambda rows: torch.from_numpy(betas[rows]), [np.arange(20)], torch.device("cpu")))
+    fed = list(training.device_batches(lambda rows: betas[rows], [np.arange(20)], torch.device("cpu")))
     assert torch.equal(fed[0], torch.from_numpy(betas))
 
 
@@ -222,13 +222,13 @@ def test_a_reading_error_reaches_the_trainer_and_stopping_early_ends_the_reader(
     def read(rows):
         if rows[0] >= 16:
             raise OSError(5, "Input/output error", "samples.npy")
-        return torch.zeros(len(rows), 2)
+        return np.zeros((len(rows), 2), np.float32)
 
     fed = training.device_batches(read, [np.arange(i, i + 8) for i in range(0, 40, 8)], torch.device("cpu"))
     assert next(fed).shape == (8, 2) and next(fed).shape == (8, 2)
     with pytest.raises(OSError, match="Input/output error"):
         next(fed)
-    endless = training.device_batches(lambda rows: torch.zeros(1), [np.arange(1)] * 1000, torch.device("cpu"))
+    endless = training.device_batches(lambda rows: np.zeros(1, np.float32), [np.arange(1)] * 1000, torch.device("cpu"))
     next(endless)
     endless.close()  # as when training is interrupted: the reader thread must not live on
     assert not [t for t in threading.enumerate() if t.name == "batch-reader"]

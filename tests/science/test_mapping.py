@@ -8,30 +8,12 @@ import pytest
 from scipy.stats import ortho_group
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from neurolatent.io.representations import StimulusMatrix
 from neurolatent.science import mapping
-from neurolatent.science.stats import zscore
-from neurolatent.science.synthetic import draw_image, image_features, planted_patterns
-from neurolatent.stages.stitch import fit_mapping, pooled_latents
-
-N_IMAGES = 120
-
+from planted import N_IMAGES, planted_features, responses, split
 
 @pytest.fixture(scope="module")
 def features() -> np.ndarray:
-    """The synthetic generator's planted features of procedurally drawn images, (120, 18)."""
-    return zscore(np.stack([image_features(draw_image(f"s{i}.jpg", ("coco", "imagenet", "scenes")[i % 3], 64))
-                                    for i in range(N_IMAGES)]))
-
-
-def responses(features: np.ndarray, snr: float, seed: int, voxels: int = 300) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return snr * planted_patterns(features, voxels, rng) + rng.normal(size=(len(features), voxels))
-
-
-def split(seed: int = 0, n_test: int = 24) -> tuple[np.ndarray, np.ndarray]:
-    order = np.random.default_rng(seed).permutation(N_IMAGES)
-    return np.sort(order[n_test:]), np.sort(order[:n_test])
+    return planted_features()
 
 
 @pytest.mark.parametrize("method", ["ridge", "procrustes", "relative"])
@@ -70,29 +52,6 @@ def test_ridge_picks_its_penalty_on_training_rows_only(features):
     brain = responses(features, 3.0, seed=4)
     ridge = mapping.RidgeMapping().fit(brain[train], features[train])
     assert ridge.ridge_.alpha_ in mapping.ALPHAS
-
-
-def test_no_test_row_reaches_a_fit(features):
-    """Test rows are poisoned with NaN on both sides: any fit that touched one would raise or hold NaN."""
-    names = tuple(f"img{i}.jpg" for i in range(N_IMAGES))
-    train, test = split()
-    brain = responses(features, 3.0, seed=5)
-    poisoned_x, poisoned_y = brain.copy(), features.copy()
-    poisoned_x[test] = np.nan
-    poisoned_y[test] = np.nan
-    x, y = StimulusMatrix("x", poisoned_x, names), StimulusMatrix("y", poisoned_y, names)
-    test_names = [names[i] for i in test]
-    for method in ("ridge", "procrustes", "relative"):
-        fitted = fit_mapping(mapping.build_mapping(method, 8, 32, 0), x, y, names, test_names)
-        clean = mapping.build_mapping(method, 8, 32, 0).fit(brain[train], features[train])
-        probe = brain[test]
-        assert np.isfinite(fitted.transform(probe)).all(), method
-        np.testing.assert_allclose(fitted.transform(probe), clean.transform(probe), atol=1e-8)
-    per_subject = {"CSI1": StimulusMatrix("ae/CSI1", brain[:70], names[:70]),
-                   "CSI2": StimulusMatrix("ae/CSI2", brain[50:], names[50:])}
-    held_out = set(test_names)
-    pooled_train, pooled_test = pooled_latents(per_subject, held_out)
-    assert not held_out & set(pooled_train.stimuli) and set(pooled_test.stimuli) == held_out
 
 
 def test_encoding_finds_the_planted_region_not_the_rest(features):
@@ -150,3 +109,29 @@ def _expected_failures(estimator):
                          expected_failed_checks=_expected_failures, xfail_strict=True)
 def test_mappings_are_scikit_learn_estimators(estimator, check):
     check(estimator)
+
+
+def _nsd_ceiling(trials: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """NSD's definition written out (Allen et al. 2022, with the 1/n term for unequal repeat counts)."""
+    z = (trials - trials.mean(axis=0)) / trials.std(axis=0)
+    images, counts = np.unique(labels, return_counts=True)
+    repeated = images[counts > 1]
+    sigma2 = np.mean([z[labels == image].var(axis=0, ddof=1) for image in repeated], axis=0)
+    ncsnr = np.sqrt(np.clip(1 - sigma2, 0, None) / sigma2)
+    mean_inverse_n = np.mean([1 / (labels == image).sum() for image in repeated])
+    return np.sqrt(ncsnr**2 / (ncsnr**2 + mean_inverse_n))
+
+
+def test_encoding_noise_ceiling_is_nsds_with_unequal_repeats():
+    rng = np.random.default_rng(19)
+    repeats = rng.choice([2, 3, 4, 5], size=300)  # CSI3-like: 2 to 5 presentations
+    labels = np.repeat(np.arange(300), repeats)
+    signal = rng.normal(size=(300, 40))
+    trials = signal[labels] + rng.normal(size=(len(labels), 40)) * np.linspace(0.3, 3.0, 40)
+    ours = mapping.noise_ceiling_r(trials, labels)
+    np.testing.assert_allclose(ours, _nsd_ceiling(trials, labels), rtol=1e-10)
+    # the mean-repeat form (1 / mean n) it replaces is higher wherever the noise matters
+    z = (trials - trials.mean(axis=0)) / trials.std(axis=0)
+    sigma2 = np.mean([z[labels == i].var(axis=0, ddof=1) for i in range(300)], axis=0)
+    ncsnr2 = (1 - sigma2) / sigma2
+    assert (np.sqrt(ncsnr2 / (ncsnr2 + 1 / repeats.mean())) >= ours - 1e-12).all()

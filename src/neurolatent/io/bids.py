@@ -2,8 +2,8 @@
 
 Facts come from BOLD5000's own files (OpenNeuro ds001499 and its stimulus release). Everything
 that builds or parses a BOLD5000 path goes through here, so the synthetic generator and the reader
-cannot drift apart. Standard library only: ``neurolatent.config`` imports it before the process's
-numerics are pinned (see ``neurolatent.runtime``).
+cannot drift apart. Standard library only: ``neurolatent.pipeline.params`` imports it before the process's
+numerics are pinned (see ``neurolatent.pipeline.numerics``).
 """
 
 from __future__ import annotations
@@ -65,10 +65,12 @@ def func_dir(subject: str, session: int) -> PurePosixPath:
 
 
 def bold_path(subject: str, session: int, run: int) -> PurePosixPath:
+    """A raw run as acquired (4D NIfTI), relative to the BIDS root."""
     return func_dir(subject, session) / f"{run_stem(subject, session, run)}_bold.nii.gz"
 
 
 def events_path(subject: str, session: int, run: int) -> PurePosixPath:
+    """A run's events file (tab-separated, one row per trial), relative to the BIDS root."""
     return func_dir(subject, session) / f"{run_stem(subject, session, run)}_events.tsv"
 
 

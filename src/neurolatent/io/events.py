@@ -3,6 +3,7 @@ cross-checked with its BOLD run and the stimuli it names."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,6 @@ from neurolatent.errors import NeurolatentError
 from neurolatent.io.bids import (EVENTS_COLUMNS, TASK, TR_S, category_of, find_runs, find_space_runs, is_safe_image_name,
                                  run_path, stimulus_path)
 from neurolatent.io.nifti import check_bold
-from neurolatent.runtime import progress
 
 
 TRIAL_COLUMNS = (
@@ -89,7 +89,8 @@ def read_events_dir(root: Path) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def build_tables(root: Path, space: str = "T1w", method: str = "betas") -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_tables(root: Path, space: str = "T1w", method: str = "betas",
+                 progress: Callable[..., Iterable] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Parse and cross-check a BOLD5000-layout folder for one configuration.
 
     The runs checked are those the configuration reads: ``space`` raw (bold.nii.gz) or T1w
@@ -98,7 +99,8 @@ def build_tables(root: Path, space: str = "T1w", method: str = "betas") -> tuple
     Checks: every events file has its run and every run its events file; every run is a whole 4D
     NIfTI; the runs of one subject share one grid (pictures of raw runs excepted: they need no
     voxel to voxel correspondence); every onset lies within its run; every image file exists under
-    the stimuli folder.
+    the stimuli folder. ``progress`` wraps the runs checked (tqdm-like: ``total``, ``desc``,
+    ``unit``), or None.
 
     Returns
     -------
@@ -112,7 +114,8 @@ def build_tables(root: Path, space: str = "T1w", method: str = "betas") -> tuple
     if method == "glmsingle":
         trials["bold_path"] = ""
     else:
-        _check_runs(root, trials, events_files, space, same_grid=not (space == "raw" and method == "rendered"))
+        _check_runs(root, trials, events_files, space, same_grid=not (space == "raw" and method == "rendered"),
+                    progress=progress)
     stimuli = (trials.drop_duplicates("image_name")[list(STIMULUS_COLUMNS)]
                .sort_values("image_name").reset_index(drop=True))
     clash = trials.groupby("image_name")["category"].nunique()
@@ -124,7 +127,8 @@ def build_tables(root: Path, space: str = "T1w", method: str = "betas") -> tuple
     return trials[list(TRIAL_COLUMNS)], stimuli
 
 
-def _check_runs(root: Path, trials: pd.DataFrame, events_files: dict, space: str, same_grid: bool) -> None:
+def _check_runs(root: Path, trials: pd.DataFrame, events_files: dict, space: str, same_grid: bool,
+                progress: Callable[..., Iterable] | None) -> None:
     """Pair events with the runs of ``space``, check each run and the trials' timing; set bold_path."""
     run_files = find_space_runs(root, space)
     for key, path in events_files.items():
@@ -136,7 +140,10 @@ def _check_runs(root: Path, trials: pd.DataFrame, events_files: dict, space: str
             raise NeurolatentError(f"{path}: {space} run has no matching events file")
     grids: dict[str, tuple[Path, tuple[int, ...], np.ndarray]] = {}
     run_length: dict[tuple[str, int, int], float] = {}
-    for key, path in progress(run_files.items(), total=len(run_files), desc="trials: runs checked", unit="run"):
+    checked = run_files.items()
+    if progress is not None:
+        checked = progress(checked, total=len(run_files), desc="trials: runs checked", unit="run")
+    for key, path in checked:
         image = check_bold(path)
         shape, affine = image.shape[:3], image.affine
         first_path, first_shape, first_affine = grids.setdefault(key[0], (path, shape, affine))

@@ -97,10 +97,12 @@ def allocate_npy(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:
 
 
 def write_json(data: object, path: Path) -> None:
+    """``data`` as JSON at ``path``: keys sorted, indented, a final newline (the same bytes for the same data)."""
     Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def save_npy(array: np.ndarray, path: Path) -> None:
+    """``array`` as a ``.npy`` file at ``path`` (numpy's format, no pickle)."""
     with open(path, "wb") as handle:
         np.save(handle, array)
 

@@ -102,3 +102,11 @@ def brain_betas(folder: Path, subject: str, trials: pd.DataFrame, rows: np.ndarr
                                    f"{within.max() + 1} trials on the brain mask's grid {mask.shape}")
         out[mine] = np.asarray(volume[mask][:, within], dtype=np.float32).T
     return out
+
+
+def write_glmsingle_schedule(trials: pd.DataFrame, path: Path) -> None:
+    """The trials the release's rows follow, one row each in their order: columns session, run,
+    trial, image_name (of the events files). The fmri stage joins trials to release rows by
+    (session, run, trial) and checks each against the presentation list."""
+    table = trials[["session", "run", "trial", "image_name"]].astype({"session": int, "run": int, "trial": int})
+    table.sort_values(["session", "run", "trial"], kind="stable").to_csv(path, sep="\t", index=False)

@@ -1,6 +1,6 @@
 """RDMs on disk (``data/rdms``): one ``.npy`` upper triangle per RDM and ``index.json`` describing them.
 
-:func:`load_rdms` gives them back as :class:`~neurolatent.science.rsa.RDM` (each over its own
+:func:`load_rdms` gives them back as :class:`~neurolatent.science.rsa.rdm.RDM` (each over its own
 images), or as one ``rsatoolbox.rdm.RDMs`` per representation over one common list of images
 (:func:`rsatoolbox_rdms`).
 """
@@ -15,7 +15,7 @@ import numpy as np
 
 from neurolatent.errors import NeurolatentError
 from neurolatent.io.files import save_npy, write_json
-from neurolatent.science.rsa import EUCLIDEAN_FOR_RSATOOLBOX, RDM, union_vectors
+from neurolatent.science.rsa.rdm import EUCLIDEAN_FOR_RSATOOLBOX, RDM, union_vectors
 
 #: index.json keys that are not the RDM's meta
 _INDEX_KEYS = ("name", "file", "dissimilarity", "stimuli", "categories")
@@ -100,7 +100,7 @@ def rsatoolbox_rdms(rdms: list[RDM], categories: dict[str, str] | None = None,
         ``union``: every image of any RDM, in the order of the longest RDM's stimuli (the model
         RDMs': the stimulus table's), then first appearance; a pair an RDM lacks (a subject that
         did not see both images) is NaN, as in the noise ceiling
-        (:func:`~neurolatent.science.rsa.union_vectors`).
+        (:func:`~neurolatent.science.rsa.rdm.union_vectors`).
         ``shared``: only the images every subject saw (that every fMRI RDM has; every RDM's when
         there is none), in the same order; no NaN.
 

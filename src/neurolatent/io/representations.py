@@ -13,7 +13,6 @@ Every matrix comes with the image names of its rows; callers join by name, never
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,25 +20,9 @@ import pandas as pd
 
 from neurolatent.errors import NeurolatentError
 from neurolatent.io.samples import FmriSamples
+from neurolatent.science.stimuli import StimulusMatrix, average_repeats
 
 FMRI_KINDS = ("ae", "samples")
-
-
-@dataclass(frozen=True)
-class StimulusMatrix:
-    """matrix : (n_rows, n_features) float32; stimuli : image name of each row."""
-
-    name: str
-    matrix: np.ndarray
-    stimuli: tuple[str, ...]
-
-    def rows(self, names: list[str] | tuple[str, ...]) -> np.ndarray:
-        """The rows of ``names`` in that order; NeurolatentError names the first one missing."""
-        position = pd.Series(np.arange(len(self.stimuli)), index=list(self.stimuli))
-        missing = [name for name in names if name not in position.index]
-        if missing:
-            raise NeurolatentError(f"{self.name}: no row for image {missing[0]!r} ({len(missing)} missing)")
-        return self.matrix[position.loc[list(names)].to_numpy()]
 
 
 def _need(path: Path, stage: str) -> Path:
@@ -83,14 +66,6 @@ def fmri_trial_samples(samples_dir: Path, trials_path: Path, lag_s: float | tupl
     return out
 
 
-def average_repeats(trials: StimulusMatrix, name: str) -> StimulusMatrix:
-    """One row per image (sorted by name): the mean of its presentations."""
-    codes, unique = pd.factorize(np.asarray(trials.stimuli), sort=True)
-    sums = np.zeros((len(unique), trials.matrix.shape[1]), dtype=np.float64)
-    np.add.at(sums, codes, trials.matrix)
-    return StimulusMatrix(name, (sums / np.bincount(codes)[:, None]).astype(np.float32), tuple(unique))
-
-
 def fmri_samples(per_trial: dict[str, StimulusMatrix]) -> dict[str, StimulusMatrix]:
     """Trial samples (:func:`fmri_trial_samples`) averaged per (subject, image): {subject: StimulusMatrix}."""
     return {subject: average_repeats(trials, f"samples/{subject}") for subject, trials in per_trial.items()}
@@ -100,17 +75,6 @@ def first_presentations(trials: pd.DataFrame) -> dict[str, list[str]]:
     """{subject: its images in the order they were first shown (session, run, onset)}."""
     ordered = trials.sort_values(["subject", "session", "run", "onset"], kind="stable")
     return {subject: list(dict.fromkeys(group["image_name"])) for subject, group in ordered.groupby("subject", sort=True)}
-
-
-def paired_by_position(sample: StimulusMatrix, shown: list[str], model_order: tuple[str, ...]) -> StimulusMatrix:
-    """The study's pairing: the subject's rows in the order its images were first ``shown``, the
-    i-th labelled with the i-th image of the model's own row order (``model_order``: the order of
-    ``stimuli.parquet``, every image model's), the n first of each (RSA.py stacked the first 4,916
-    values of two dicts built in different orders). Row i is then compared with an image it
-    was not the response to, unless the two orders happen to agree."""
-    rows = sample.rows([name for name in shown if name in set(sample.stimuli)])
-    n = min(len(rows), len(model_order))
-    return StimulusMatrix(sample.name, rows[:n], tuple(model_order[:n]))
 
 
 def image_models(images_dir: Path, stimuli: pd.DataFrame) -> dict[str, StimulusMatrix]:

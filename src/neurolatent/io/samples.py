@@ -1,4 +1,4 @@
-"""The fmri stage's output (``data/processed/fmri``), opened read-only, and how to feed it to a network."""
+"""The fmri stage's output (``data/processed/fmri``), opened read-only: the samples as stored, by row."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pandas as pd
-import torch
 
 from neurolatent.errors import NeurolatentError
 from neurolatent.io.bids import TR_S
@@ -18,7 +17,7 @@ from neurolatent.science.sampling import anchor_times, lag_centre, volume_index
 
 @dataclass
 class FmriSamples:
-    """The fmri stage's output, opened read-only, with how to feed it to a network.
+    """The fmri stage's output, opened read-only.
 
     samples : memmap (n, *sample_shape); index : one row per sample (trial, or volume with every-TR
     pictures); meta : samples.json (method, sample_shape, dtype, voxels per subject)
@@ -32,6 +31,8 @@ class FmriSamples:
 
     @classmethod
     def open(cls, folder: Path) -> "FmriSamples":
+        """The fmri stage's ``folder`` (samples.npy memmapped read-only, index.parquet, samples.json);
+        NeurolatentError when a file is missing or the index does not match the samples."""
         folder = Path(folder)
         for name in ("samples.npy", "samples.json", "index.parquet"):
             if not (folder / name).is_file():
@@ -55,33 +56,23 @@ class FmriSamples:
         """Volume samples: scatter into a box whose sides are multiples of 2 ** depth."""
         self.grid = _volume_grid(self.folder, self.meta, depth)
 
-    def load(self, rows: np.ndarray) -> torch.Tensor:
-        """Rows -> the network's float32 input on CPU: pictures in [0, 1], volumes in their box, betas as is."""
-        return network_input(self.read(rows))
-
-    def read(self, rows: np.ndarray) -> torch.Tensor:
-        """Rows -> a CPU tensor as stored: pictures uint8 (a quarter of float32's bytes to move to a
-        GPU, scaled there by :func:`network_input`), volumes float32 in their box, betas float32."""
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """Rows (sorted int array) -> their samples as stored: pictures (n, 3, H, W) uint8 (a
+        quarter of float32's bytes to move to a GPU, scaled there:
+        :func:`neurolatent.models.training.network_input`), volumes (n, 1, D, H, W) float32 in their
+        box (:meth:`use_depth`), betas (n, voxels) float32."""
         block = np.asarray(self.samples[rows])
         method = self.meta["method"]
         if method == "rendered":
-            return torch.from_numpy(block)
+            return block
         if method == "volume":
             grid = self.grid
             boxes = np.zeros((len(rows), int(np.prod(grid["shape"]))), dtype=np.float32)
             for i, subject in enumerate(self.index["subject"].to_numpy()[rows]):
                 positions = grid["positions"][subject]
                 boxes[i, positions] = block[i, : len(positions)]
-            return torch.from_numpy(boxes.reshape((len(rows), 1, *grid["shape"])))
-        return torch.from_numpy(block.astype(np.float32, copy=False))
-
-
-def network_input(batch: torch.Tensor) -> torch.Tensor:
-    """A batch as a network takes it, float32 on the batch's device: uint8 pictures (0-255) scaled
-    to [0, 1], anything else cast."""
-    if batch.dtype == torch.uint8:
-        return batch.float().div_(255.0)
-    return batch.float()
+            return boxes.reshape((len(rows), 1, *grid["shape"]))
+        return block.astype(np.float32, copy=False)
 
 
 def _volume_grid(folder: Path, meta: dict, depth: int) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -50,9 +51,11 @@ class ConvAutoencoder(nn.Module):
         self.encoder, self.decoder = nn.Sequential(*encoder), nn.Sequential(*decoder)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, *space) inputs -> (N, channels[-1], *space / 2 ** layers) latents."""
         return self.encoder(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, *space) inputs -> their reconstructions, the same shape."""
         return self.decoder(self.encoder(x))
 
 
@@ -75,9 +78,11 @@ class MLPAutoencoder(nn.Module):
         self.decoder = stack(list(zip(sizes[::-1][:-1], sizes[::-1][1:])))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, n_inputs) -> (N, widths[-1]) latents."""
         return self.encoder(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, n_inputs) -> their reconstructions, (N, n_inputs)."""
         return self.decoder(self.encoder(x))
 
 
@@ -116,3 +121,32 @@ def pool_latents(latents: torch.Tensor, pooling: str) -> torch.Tensor:
     if pooling != "avgpool":
         raise ValueError(f"pooling must be flatten or avgpool, not {pooling!r}")
     return latents.flatten(2).mean(dim=2)
+
+
+def scaled(batch: torch.Tensor) -> torch.Tensor:
+    """A batch as a network takes it, float32 on the batch's device: uint8 pictures (0-255) scaled
+    to [0, 1], anything else cast."""
+    if batch.dtype == torch.uint8:
+        return batch.float().div_(255.0)
+    return batch.float()
+
+
+def network_input(batch: np.ndarray) -> torch.Tensor:
+    """A batch as stored (a :data:`Reader`'s result) -> the network's float32 input on the CPU."""
+    # as laid out: a convolution's bits depend on its input's memory layout (channels-last or not)
+    return scaled(torch.from_numpy(batch))
+
+
+def encode_pictures(model: nn.Module, pictures: np.ndarray, device: str = "cpu", batch_size: int = 64) -> torch.Tensor:
+    """The encoder's full (unpooled) latents of ``pictures`` (n, 3, H, W) uint8, on the CPU:
+    (n, C, h, w) float32."""
+    with torch.inference_mode():
+        return torch.cat([model.encode(network_input(pictures[i:i + batch_size]).to(device)).cpu()
+                          for i in range(0, len(pictures), batch_size)])
+
+
+def decode_latents(model: nn.Module, latents: np.ndarray, latent_shape: list[int], device: str = "cpu") -> np.ndarray:
+    """The decoder applied to flattened latents (n, C*h*w): pictures (n, 3, H, W) float32 in [0, 1]."""
+    with torch.inference_mode():
+        z = torch.from_numpy(latents.astype(np.float32)).reshape(len(latents), *latent_shape).to(device)
+        return model.decoder(z).cpu().numpy()

@@ -21,7 +21,7 @@ there so the demo's untrained control needs no download).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -31,8 +31,7 @@ from PIL import Image
 
 from neurolatent.errors import NeurolatentError
 from neurolatent.io.images import read_rgb
-from neurolatent.models.autoencoder import load_model, pool_latents
-from neurolatent.runtime import progress
+from neurolatent.models.autoencoder import load_model, network_input, pool_latents
 
 
 def file_stem(model: str) -> str:
@@ -92,7 +91,8 @@ def layer_name(model: str, layer: str | int) -> str:
 
 
 def embed_transformer(paths: list[Path], name: str, tokens: str = "cls", batch_size: int = 16, seed: int = 0,
-                      device: str = "cpu", layers: Sequence[str | int] = ("last",)
+                      device: str = "cpu", layers: Sequence[str | int] = ("last",),
+                      progress: Callable[..., Iterable] | None = None
                       ) -> tuple[dict[str | int, np.ndarray], int | None]:
     """({layer: (n_images, d) float32}, number of hidden states) from a transformers model; images
     read as RGB, batched, no grad, one forward pass for every layer.
@@ -101,7 +101,8 @@ def embed_transformer(paths: list[Path], name: str, tokens: str = "cls", batch_s
     with weights seeded by ``seed``; ``tokens`` as :func:`tokens_of`; ``layers``: ``last``
     (``last_hidden_state``, after the final layernorm) and/or indices into ``hidden_states``
     (0 = the embeddings, k = after block k), asked for (``output_hidden_states``) only when an
-    index is given; the number of hidden states is None then.
+    index is given; the number of hidden states is None then. ``progress`` wraps the batches'
+    iterable (tqdm-like: ``desc``, ``unit``), or None.
     """
     untrained = name.startswith("untrained:")
     indices = [layer for layer in layers if layer != "last"]
@@ -110,7 +111,8 @@ def embed_transformer(paths: list[Path], name: str, tokens: str = "cls", batch_s
     parts: dict[str | int, list[np.ndarray]] = {layer: [] for layer in layers}
     count = None
     with torch.inference_mode():
-        for start in progress(range(0, len(paths), batch_size), desc=name, unit="batch"):
+        starts = range(0, len(paths), batch_size)
+        for start in starts if progress is None else progress(starts, desc=name, unit="batch"):
             images = [Image.fromarray(read_rgb(p)) for p in paths[start:start + batch_size]]
             inputs = processor(images=images, return_tensors="pt").to(device)
             outputs = model(**inputs, output_hidden_states=True) if indices else model(**inputs)
@@ -128,7 +130,7 @@ def embed_transformer(paths: list[Path], name: str, tokens: str = "cls", batch_s
 
 def embed_pixels(paths: list[Path], size: int) -> np.ndarray:
     """(n_images, size * size * 3) float32 in [0, 1]."""
-    return np.stack([read_rgb(p, size).reshape(-1) for p in paths]).astype(np.float32) / 255.0
+    return network_input(np.stack([read_rgb(p, size).reshape(-1) for p in paths])).numpy()
 
 
 def embed_image_ae(paths: list[Path], model_dir: Path, pooling: str = "avgpool", batch_size: int = 16,
@@ -140,6 +142,6 @@ def embed_image_ae(paths: list[Path], model_dir: Path, pooling: str = "avgpool",
     with torch.inference_mode():
         for start in range(0, len(paths), batch_size):
             batch = np.stack([read_rgb(p, size).transpose(2, 0, 1) for p in paths[start:start + batch_size]])
-            latents = model.encode(torch.from_numpy(batch).float().div_(255.0).to(device))
+            latents = model.encode(network_input(batch).to(device))
             parts.append(pool_latents(latents, pooling).cpu().numpy())
     return np.concatenate(parts)

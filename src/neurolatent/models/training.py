@@ -4,7 +4,7 @@ pickle) that an interrupted training resumes from, and the subject-wise split.
 
 On CPU the result is bitwise reproducible: weights are seeded, the batch order of epoch e is
 drawn from ``(seed, e)``, torch runs deterministic algorithms, and the CLI pins the numeric
-libraries (:mod:`neurolatent.runtime`).
+libraries (:mod:`neurolatent.pipeline.numerics`).
 
 Batches are read ahead by a background thread as stored (uint8 pictures), through pinned memory on
 CUDA, and scaled on the device (:func:`device_batches`); on CUDA the forward pass and loss run under
@@ -22,7 +22,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,9 +34,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from neurolatent.io.files import atomic_dir, atomic_file
-from neurolatent.io.samples import network_input
-from neurolatent.models.autoencoder import build, save_model
-from neurolatent.runtime import progress
+from neurolatent.models.autoencoder import build, network_input, save_model, scaled
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +57,7 @@ class Settings:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed torch's generator (the weights) and ask for its deterministic algorithms."""
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
 
@@ -80,10 +79,12 @@ class History:
 
     @property
     def best_val(self) -> float:
+        """The validation loss (MSE per element) at the best epoch; inf before any."""
         return self.val_loss[self.best_epoch] if self.best_epoch >= 0 else math.inf
 
     @property
     def best_monitored(self) -> float:
+        """The monitored loss at the best epoch; inf before any."""
         return self.monitored[self.best_epoch] if self.best_epoch >= 0 else math.inf
 
 
@@ -94,14 +95,18 @@ def batches(rows: np.ndarray, batch_size: int, seed: int | None, epoch: int) -> 
     return [np.sort(order[i:i + batch_size]) for i in range(0, len(order), batch_size)]
 
 
-def device_batches(read: Callable[[np.ndarray], torch.Tensor], row_batches: list[np.ndarray],
-                   device: torch.device, ahead: int = 2) -> Iterator[torch.Tensor]:
+#: rows (sorted int array) -> that batch as stored: uint8 pictures (0-255) or float32 values
+Reader = Callable[[np.ndarray], np.ndarray]
+
+
+def device_batches(read: Reader, row_batches: list[np.ndarray], device: torch.device,
+                   ahead: int = 2) -> Iterator[torch.Tensor]:
     """The network inputs of ``row_batches`` on ``device``, in order.
 
-    A background thread reads up to ``ahead`` batches ahead (``read``: rows -> CPU tensor as
+    A background thread reads up to ``ahead`` batches ahead (``read``: rows -> the batch as
     stored, uint8 for pictures) and, for CUDA, pins them, so the copy is asynchronous and the GPU
     does not wait for the memmap; each batch crosses as stored and is scaled there
-    (:func:`neurolatent.io.samples.network_input`). A reading error is raised here, in order."""
+    (:func:`scaled`). A reading error is raised here, in order."""
     pin = device.type == "cuda"
     ready: queue.Queue = queue.Queue(maxsize=ahead)
     stop = threading.Event()
@@ -109,7 +114,7 @@ def device_batches(read: Callable[[np.ndarray], torch.Tensor], row_batches: list
     def produce() -> None:
         for rows in row_batches:
             try:
-                item = read(rows)
+                item = torch.from_numpy(read(rows))
                 item = item.pin_memory() if pin else item
             except BaseException as exc:  # handed to the consumer, which raises it
                 item = exc
@@ -129,7 +134,7 @@ def device_batches(read: Callable[[np.ndarray], torch.Tensor], row_batches: list
             item = ready.get()
             if isinstance(item, BaseException):
                 raise item
-            yield network_input(item.to(device, non_blocking=pin))
+            yield scaled(item.to(device, non_blocking=pin))
     finally:
         stop.set()  # a consumer that stops early (an error, an interrupt) ends the reader
         reader.join()
@@ -143,7 +148,7 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def mean_loss(model: nn.Module, read: Callable[[np.ndarray], torch.Tensor], rows: np.ndarray,
+def mean_loss(model: nn.Module, read: Reader, rows: np.ndarray,
               batch_size: int, device: torch.device) -> float:
     """Mean squared error per element over ``rows`` (in order, no gradients)."""
     if len(rows) == 0:
@@ -221,24 +226,26 @@ def _load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimi
     return history, best
 
 
-def train(model: nn.Module, read: Callable[[np.ndarray], torch.Tensor], train_rows: np.ndarray,
+def train(model: nn.Module, read: Reader, train_rows: np.ndarray,
           val_rows: np.ndarray, settings: Settings, checkpoints: Path, key: str, device: str = "cpu",
           on_epoch: Callable[[int, float, float], None] | None = None,
-          stop_after: int | None = None) -> History:
+          stop_after: int | None = None, progress: Callable[..., Iterable] | None = None) -> History:
     """Fit ``model`` to reconstruct its inputs; leave the best-validation weights in it (with
     ``settings.stop_on == "last_batch"``, the final epoch's: the study's rule).
 
     Parameters
     ----------
-    read : rows (sorted int array) -> CPU tensor batch as stored (uint8 pictures: 0-255; see
+    read : rows (sorted int array) -> the batch as stored (uint8 pictures: 0-255; see
         :func:`device_batches`)
     train_rows, val_rows : row indices of the sample array
     settings : epochs, batch size, Adam's lr and weight decay, patience, seed
-    device : ``cpu`` or ``cuda`` (see :func:`neurolatent.runtime.resolve_device`)
+    device : ``cpu`` or ``cuda`` (see :func:`neurolatent.pipeline.numerics.resolve_device`)
     checkpoints : folder of the resume point (``checkpoint.safetensors``, one file); a checkpoint
         whose ``key`` differs (other code, params or data) or that cannot be read is discarded
     on_epoch : called with (epoch, train loss, validation loss) after each epoch, resumed ones too
     stop_after : stop (as if interrupted) after this many epochs in this call; for tests
+    progress : wraps each epoch's batches to show progress (tqdm-like: ``total``, ``desc``,
+        ``unit``, ``leave``), or None
 
     Returns
     -------
@@ -265,8 +272,11 @@ def train(model: nn.Module, read: Callable[[np.ndarray], torch.Tensor], train_ro
         model.train()
         start, total, count = time.perf_counter(), 0.0, 0
         row_batches = batches(train_rows, settings.batch_size, settings.seed, epoch)
-        for x in progress(device_batches(read, row_batches, device), total=len(row_batches),
-                          desc=f"epoch {epoch + 1}", unit="batch", leave=False):
+        epoch_batches = device_batches(read, row_batches, device)
+        if progress is not None:
+            epoch_batches = progress(epoch_batches, total=len(row_batches), desc=f"epoch {epoch + 1}", unit="batch",
+                                     leave=False)
+        for x in epoch_batches:
             optimizer.zero_grad()
             with autocast(device):
                 loss = nn.functional.mse_loss(model(x).float(), x)
@@ -330,7 +340,7 @@ def split_rows(index: pd.DataFrame, train_subjects: list[str], test_subjects: li
 def training_key(config: dict, settings: Settings, data_files: list[Path], code: str, extra: str = "") -> str:
     """What a checkpoint must match to be resumed: architecture, training settings, input data
     (size and modification time of ``data_files``), ``code`` (a digest of the source that trains,
-    :func:`neurolatent.source.source_digest`) and ``extra`` (e.g. the split)."""
+    :func:`neurolatent.pipeline.source.source_digest`) and ``extra`` (e.g. the split)."""
     digest = hashlib.sha1(json.dumps([config, asdict(settings), code, extra], sort_keys=True).encode())
     for path in data_files:
         stat = Path(path).stat()
@@ -370,22 +380,22 @@ class Fit:
                              "train_loss": self.history.train_loss, "val_loss": self.history.val_loss})
 
 
-def fit_autoencoder(config: dict, read: Callable[[np.ndarray], torch.Tensor], splits: dict[str, np.ndarray],
+def fit_autoencoder(config: dict, read: Reader, splits: dict[str, np.ndarray],
                     settings: Settings, model_dir: Path, checkpoints: Path, key: str, device: str = "cpu",
                     on_epoch: Callable[[int, float, float], None] | None = None,
-                    stop_after: int | None = None) -> Fit | None:
+                    stop_after: int | None = None, progress: Callable[..., Iterable] | None = None) -> Fit | None:
     """Build the network of ``config``, train it on ``splits["train"]`` (early stopping on
     ``splits["val"]``), score it on ``splits["test"]`` (if any), save it into ``model_dir``
     (``model.safetensors`` + ``config.json``, atomically) and delete the checkpoint.
 
-    ``read`` : rows -> CPU tensor batch as stored (see :func:`train`).
+    ``read``, ``on_epoch``, ``stop_after``, ``progress`` : as :func:`train`.
 
     Returns the :class:`Fit`, or None when ``stop_after`` interrupted the training (tests).
     """
     seed_everything(settings.seed)
     model = build(config)
     history = train(model, read, splits["train"], splits["val"], settings, checkpoints, key, device,
-                    on_epoch=on_epoch, stop_after=stop_after)
+                    on_epoch=on_epoch, stop_after=stop_after, progress=progress)
     if stop_after is not None and len(history.train_loss) < settings.epochs and not history.stopped_early:
         return None
     torch_device = next(model.parameters()).device

@@ -17,8 +17,8 @@ HSIC_u(K, L) = <U(K), U(L)> / (n (n-3)), and CKA is the cosine of the two U-cent
 Why the test is cheap: U-centring commutes with relabelling the stimuli and the U-centred
 diagonal is zero, so CKA under a permutation is the cosine of the upper triangles of U(K) and
 of U(L) relabelled, which is exactly the Mantel statistic of
-:func:`neurolatent.science.rsa.group_mantel` with ``method="cosine"``. The U-centred kernels are
-therefore carried as :class:`~neurolatent.science.rsa.RDM` objects (similarities, not
+:func:`neurolatent.science.rsa.inference.group_mantel` with ``method="cosine"``. The U-centred kernels are
+therefore carried as :class:`~neurolatent.science.rsa.rdm.RDM` objects (similarities, not
 dissimilarities: ``dissimilarity`` says so) and tested by the same kernel, within the atoms of
 who saw which image for a group.
 """
@@ -29,7 +29,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from neurolatent.science.rsa import RDM, GroupPermutationResult, compare, group_mantel_models
+from neurolatent.science.rsa.compare import compare
+from neurolatent.science.rsa.inference import GroupPermutationResult, group_mantel_models
+from neurolatent.science.rsa.rdm import RDM
 
 #: what a U-centred kernel "RDM" holds (it is a similarity)
 UCENTRED_KERNEL = "u-centred linear kernel"
@@ -81,32 +83,32 @@ def linear_cka(first: np.ndarray, second: np.ndarray) -> float:
 
 
 def group_cka(fmri: list[tuple[np.ndarray, tuple[str, ...]]], model_features: np.ndarray,
-              model_stimuli: tuple[str, ...], n_permutations: int = 1000,
+              model_stimuli: tuple[str, ...], permutations: int = 1000,
               random_state: int | np.random.Generator = 0, device: str = "cpu") -> GroupPermutationResult:
     """Linear CKA of each subject's representation with a model over the subject's images, their
-    mean, and permutation p-values (shared relabellings, as :func:`~neurolatent.science.rsa.group_mantel`).
+    mean, and permutation p-values (shared relabellings, as :func:`~neurolatent.science.rsa.inference.group_mantel`).
 
     Parameters
     ----------
     fmri : per subject (features (n_s, d_s), image names (n_s,))
     model_features : (n_images, q), rows named by ``model_stimuli`` (a superset of every subject's)
-    n_permutations, random_state, device : as ``group_mantel``
+    permutations, random_state, device : as ``group_mantel``
 
     Returns
     -------
     GroupPermutationResult: ``statistic`` the mean CKA, ``subject_statistics`` each subject's.
     """
-    return group_cka_models(fmri, {"model": model_features}, model_stimuli, n_permutations, random_state,
+    return group_cka_models(fmri, {"model": model_features}, model_stimuli, permutations, random_state,
                             device)["model"]
 
 
 def group_cka_models(fmri: list[tuple[np.ndarray, tuple[str, ...]]], model_features: dict[str, np.ndarray],
-                     model_stimuli: tuple[str, ...], n_permutations: int = 1000,
+                     model_stimuli: tuple[str, ...], permutations: int = 1000,
                      random_state: int | np.random.Generator = 0, device: str = "cpu",
                      progress: Callable[[int], object] | None = None) -> dict[str, GroupPermutationResult]:
     """:func:`group_cka` of several models (each (n_images, q_k), rows named by ``model_stimuli``)
     under the same relabellings, sharing each pass over the subjects' kernels
-    (:func:`~neurolatent.science.rsa.group_mantel_models`); ``progress`` as there."""
+    (:func:`~neurolatent.science.rsa.inference.group_mantel_models`); ``progress`` as there."""
     position = {name: i for i, name in enumerate(model_stimuli)}
     subjects = []
     for s, (features, stimuli) in enumerate(fmri):
@@ -117,4 +119,4 @@ def group_cka_models(fmri: list[tuple[np.ndarray, tuple[str, ...]]], model_featu
     models = {model: [kernel_rdm(features[[position[name] for name in item.stimuli]], item.stimuli, model)
                       for item in subjects]
               for model, features in model_features.items()}
-    return group_mantel_models(subjects, models, "cosine", n_permutations, random_state, device, progress=progress)
+    return group_mantel_models(subjects, models, "cosine", permutations, random_state, device, progress=progress)

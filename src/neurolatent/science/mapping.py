@@ -111,6 +111,7 @@ class RidgeMapping(_MultiOutput, TransformerMixin, RegressorMixin, BaseEstimator
         self.alpha_per_target = alpha_per_target
 
     def fit(self, X: np.ndarray, Y: np.ndarray) -> "RidgeMapping":
+        """Learn the map from X (n, p) to Y (n, q) or (n,): both standardised, the penalty by RidgeCV."""
         X, Y = validate_data(self, X, Y, multi_output=True, y_numeric=True)
         self.x_scaler_ = StandardScaler().fit(X)
         self.y_scaler_ = StandardScaler().fit(_as_2d(Y))
@@ -150,6 +151,7 @@ class ProcrustesMapping(_MultiOutput, TransformerMixin, RegressorMixin, BaseEsti
         self.dims = dims
 
     def fit(self, X: np.ndarray, Y: np.ndarray) -> "ProcrustesMapping":
+        """Learn the orthogonal map between the PCA spaces (``dims`` each) of X (n, p) and Y (n, q)."""
         X, Y = validate_data(self, X, Y, multi_output=True, y_numeric=True, ensure_min_samples=2)
         y = _as_2d(Y)
         k = min(self.dims, X.shape[1], y.shape[1], len(X) - 1)
@@ -196,6 +198,8 @@ class RelativeMapping(_MultiOutput, TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, Y: np.ndarray) -> "RelativeMapping":
+        """Draw ``n_anchors`` training rows as anchors and keep both sides' anchor vectors (no map is
+        learnt: each side is read relative to its own anchors)."""
         X, Y = validate_data(self, X, Y, multi_output=True, y_numeric=True)
         y = _as_2d(Y)
         rng = np.random.default_rng(self.random_state)

@@ -1,6 +1,8 @@
-"""Small statistics every science module shares: z-scores and permutation p-values."""
+"""Small statistics every science module shares: z-scores, permutation p-values, named random streams."""
 
 from __future__ import annotations
+
+import zlib
 
 import numpy as np
 
@@ -59,3 +61,9 @@ def permutation_p(observed: float, null: np.ndarray, tolerance: float = PERMUTAT
     """
     null = np.asarray(null, dtype=np.float64)
     return (1 + int((null >= observed - tolerance).sum())) / (1 + len(null))
+
+
+def named_rng(seed: int, *names: str) -> np.random.Generator:
+    """The random stream of ``seed`` and ``names`` (e.g. the representation and model a test is of):
+    independent of every other name's, the same in any order of computation or process."""
+    return np.random.default_rng([seed, *(zlib.crc32(name.encode()) for name in names)])

@@ -56,6 +56,24 @@ T1W_SHAPE_2MM = (71, 89, 72)
 RAW_SHAPE_2MM = (106, 106, 69)
 
 
+@dataclass(frozen=True)
+class TwinSettings:
+    """What the synthetic twin is drawn with (params.yaml's ``data.synthetic``, where each is explained).
+
+    seed : every random stream's; snr : a region voxel's trial-response sd over its noise sd;
+    voxel_size_mm : of the grids; image_size : stimulus side, pixels; roi_radius_mm : of each ROI
+    sphere; noise_percent : noise sd, % of baseline; drift_scale : slow drift sd, in noise sds.
+    """
+
+    seed: int
+    snr: float
+    voxel_size_mm: int
+    image_size: int
+    roi_radius_mm: float
+    noise_percent: float
+    drift_scale: float
+
+
 def name_seed(*parts: object) -> int:
     """A stable 64-bit seed from any labels (Python's hash() changes between processes)."""
     digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()

@@ -36,14 +36,16 @@ def volumes() -> None:
     import numpy as np
     from nilearn import datasets
 
-    from neurolatent.config import validate_params
+    from neurolatent.pipeline.params import validate_params
     from neurolatent.io import bids
-    from neurolatent.io.dataset import write_dataset
+    from types import SimpleNamespace
+
+    from neurolatent.pipeline.stages import dataset
 
     work = HERE / "_work"
-    data = validate_params({"data": {"subjects": ["CSI1"], "sessions": [1], "runs": [1], "forms": ["raw"],
-                                     "synthetic": {"jobs": 1}}, "preprocess": {"space": "raw", "mask": "brain"}}).data
-    write_dataset(data, work / "raw", work / "truth")
+    params = validate_params({"data": {"subjects": ["CSI1"], "sessions": [1], "runs": [1], "forms": ["raw"],
+                                       "synthetic": {"jobs": 1}}, "preprocess": {"space": "raw", "mask": "brain"}})
+    dataset.run(params, SimpleNamespace(raw=work / "raw", truth=work / "truth"))
     run = nib.load(work / "raw" / bids.bold_path("CSI1", 1, 1))
     raw = np.asanyarray(run.dataobj)[..., 40]
     nib.save(nib.Nifti1Image(raw.astype(np.int16), run.affine), HERE / "raw_native.nii.gz")

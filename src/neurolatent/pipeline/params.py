@@ -1,0 +1,555 @@
+"""``params.yaml``, validated, and every parameter declared once: its kind and bounds
+(:mod:`neurolatent.science.constraints`), its one default and its one-paragraph explanation.
+
+Every stage reads its parameters through :func:`load_params`. An unknown key, a wrong type or an
+impossible value fails at once with the key's dotted name (``data.synthetic.snr``) and the reason,
+before any stage touches a file. The explanations are what ``neurolatent <stage> --help`` and
+``docs/params.md`` (:func:`reference`, ``python -m neurolatent.pipeline.params --write``) show.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+import yaml
+from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+
+from neurolatent.errors import NeurolatentError
+from neurolatent.io.bids import MAX_RUNS_PER_SESSION, N_SESSIONS, ROIS, SUBJECTS
+from neurolatent.science.constraints import Count, Fraction, NonNegative, Positive, Seed, Share
+
+Subject = Literal[SUBJECTS]
+#: BOLD5000's three forms: raw BIDS runs (scanner space of each session), fMRIPrep's T1w-space
+#: derivatives with the SPM ROI masks, the GLMsingle single-trial betas of release 2.0
+Form = Literal["raw", "T1w", "glmsingle"]
+Roi = Literal[ROIS]
+
+
+def about(text: str, **bounds: Any) -> Any:
+    """A parameter's explanation (one paragraph: ``--help`` and docs/params.md show it) and any
+    bounds beyond its kind's."""
+    return Field(description=" ".join(text.split()), **bounds)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_yes_no_for_numbers(cls, data: Any) -> Any:
+        # pydantic reads YAML's true as 1 for an int field: `permutations: true` would run one
+        for key, value in (data.items() if isinstance(data, dict) else ()):
+            field = cls.model_fields.get(key)
+            if isinstance(value, bool) and field is not None and bool not in (field.annotation, *get_args(field.annotation)):
+                raise ValueError(f"{key}: {str(value).lower()} is not a valid value (a number or a name is expected)")
+        return data
+
+
+class SyntheticParams(_Section):
+    """The synthetic BOLD5000: procedurally drawn stimuli and BOLD with a planted signal."""
+
+    seed: Annotated[Seed, about("Seed of every random stream of the synthetic data (images, anatomy, planted "
+                                "patterns, noise, head motion).")] = 0
+    snr: Annotated[NonNegative, about("""The planted signal's strength: the sd of a region voxel's trial-to-trial
+        peak response over its noise sd. 0 plants nothing at all (the null).""", le=1000)] = 1.0
+    voxel_size_mm: Annotated[Count, about("""Voxel size of the grids, mm. BOLD5000's are 2 mm (raw runs 106 x 106 x 69,
+        T1w runs 71 x 89 x 72); larger voxels scale them down.""", le=8)] = 2
+    image_size: Annotated[Count, about("Side of the square stimulus images, pixels.", ge=32, le=1024)] = 128
+    roi_radius_mm: Annotated[Positive, about("""Radius of each of the ten ROI spheres (EarlyVis, LOC, OPA, PPA, RSC in
+        each hemisphere), mm; at most 10, as the two EarlyVis spheres are 20 mm apart and must not overlap.""",
+                                             le=10)] = 7.0
+    noise_percent: Annotated[Positive, about("A voxel's noise sd as a percentage of its baseline intensity (median over "
+                                             "voxels).", le=50)] = 1.0
+    drift_scale: Annotated[NonNegative, about("Amplitude of the slow scanner drift, in units of each voxel's noise sd.",
+                                              le=100)] = 2.0
+    jobs: Annotated[Count, about("Processes writing runs in parallel.", le=64)] = 2
+
+
+class DataParams(_Section):
+    """Which part of BOLD5000 the pipeline runs on, and where it comes from."""
+
+    source: Annotated[Literal["synthetic", "bids"], about("""synthetic: the embedded synthetic twin in BOLD5000's
+        layout, with a planted signal; bids: a real BOLD5000 copy at data.bids_root (OpenNeuro ds001499).""")] = "synthetic"
+    subjects: Annotated[list[Subject], about("The subjects, CSI1-CSI4.", min_length=1)] = list(SUBJECTS)
+    sessions: Annotated[list[Annotated[Count, Field(le=15)]] | None, about(
+        "Functional session numbers; null = all of each subject's sessions.")] = [1]
+    runs: Annotated[list[Annotated[Count, Field(le=MAX_RUNS_PER_SESSION)]] | None, about(
+        "Run numbers within each session; null = all runs. A run a session lacks is skipped.")] = [1, 2, 3]
+    bids_root: Annotated[str | None, about("A real BOLD5000 copy (OpenNeuro ds001499) when source is bids.")] = None
+    stimuli_root: Annotated[str | None, about("The stimulus release folder that holds Scene_Stimuli/ "
+                                              "(BOLD5000_Stimuli), when source is bids.")] = None
+    glmsingle_root: Annotated[str | None, about("""The GLMsingle release 2.0 folder (ROI betas, session betas, brain
+        masks, presentation lists), searched by file name, when source is bids and forms include glmsingle.""")] = None
+    forms: Annotated[list[Form], about("""The forms the dataset stage writes (synthetic) or links (bids): raw (the runs
+        as acquired), T1w (fMRIPrep's T1w-space runs with the SPM ROI masks), glmsingle (release 2.0's single-trial
+        betas).""", min_length=1)] = ["raw", "T1w", "glmsingle"]
+    link: Annotated[Literal["hardlink", "copy"], about("""How a real copy's files enter data/raw: hard links (a copy
+        where the filesystems differ) or copies.""")] = "hardlink"
+    synthetic: SyntheticParams = SyntheticParams()
+
+    @model_validator(mode="after")
+    def _check_selection(self) -> "DataParams":
+        if len(set(self.subjects)) != len(self.subjects):
+            raise ValueError("subjects: a subject is listed twice")
+        for subject in self.subjects:
+            for session in self.sessions or []:
+                if session > N_SESSIONS[subject]:
+                    raise ValueError(
+                        f"sessions: session {session} does not exist for {subject} "
+                        f"(it has sessions 1-{N_SESSIONS[subject]})"
+                    )
+        if self.source == "bids" and (self.bids_root is None or self.stimuli_root is None):
+            raise ValueError("source: 'bids' needs both data.bids_root and data.stimuli_root")
+        if len(set(self.forms)) != len(self.forms):
+            raise ValueError("forms: a form is listed twice")
+        if self.source == "bids" and "glmsingle" in self.forms and self.glmsingle_root is None:
+            raise ValueError("forms: glmsingle from a real copy needs data.glmsingle_root (the release 2.0 folder); "
+                             "or drop glmsingle from data.forms")
+        return self
+
+
+class RenderParams(_Section):
+    """The study's representation: each fMRI volume drawn as a nilearn ortho stat-map picture."""
+
+    engine: Annotated[Literal["nilearn", "fast"], about("""nilearn: plot_stat_map itself, the reference; fast: the same
+        picture drawn with numpy and numba, 20-30x faster.""")] = "nilearn"
+    style: Annotated[Literal["nilearn", "study"], about("""nilearn: today's nilearn picture; study: the study's (nilearn
+        0.10.4: cold_hot, a 660 x 350 px figure, views coronal-sagittal-axial), drawn by the fast engine only.""")
+                     ] = "nilearn"
+    size: Annotated[Count, about("Side of the square RGB picture, pixels (the study: 672).", ge=32, le=2048)] = 64
+    samples: Annotated[Literal["all_trs", "trials"], about("""Every TR of every run (what the study's AE trained on) or one
+        volume per trial.""")] = "trials"
+    threshold: Annotated[NonNegative, about("plot_stat_map's threshold, in the volume's intensity units (the study: "
+                                            "100).")] = 100.0
+
+    @model_validator(mode="after")
+    def _check_style(self) -> "RenderParams":
+        if self.style == "study" and self.engine == "nilearn":
+            raise ValueError("style: study is drawn by the fast engine only (this environment's nilearn lays the "
+                             "views out in another order than the study's 0.10.4): set engine: fast")
+        return self
+
+
+Lag = Annotated[NonNegative, Field(le=30)]
+
+
+class PreprocessParams(_Section):
+    """Stage fmri: one sample per trial (or per TR) from the BOLD runs."""
+
+    method: Annotated[Literal["rendered", "volume", "betas", "glmsingle"], about("""How a trial becomes a sample: betas
+        (single-trial GLM of the runs), volume (the masked volume at the haemodynamic lag), rendered (the study's
+        pictures), or glmsingle (release 2.0's single-trial betas: no runs needed).""")] = "betas"
+    space: Annotated[Literal["raw", "T1w"], about("""The runs read by volume, betas and rendered: raw (as acquired, each
+        session in its own scanner space; the study) or T1w (fMRIPrep's motion-corrected runs in the subject's
+        anatomy).""")] = "T1w"
+    lag_s: Annotated[Lag | tuple[Lag, Lag], about("""Seconds after the anchor: one number takes the nearest volume,
+        [a, b] averages the linearly interpolated signal over that window. The study: 0 (no haemodynamic
+        lag).""")] = (4.0, 6.0)
+    anchor: Annotated[Literal["onset", "offset"], about("""What lag_s counts from: stimulus onset, or its offset (the
+        study took the offset volume).""")] = "onset"
+    rounding: Annotated[Literal["nearest", "floor"], about("""How a time picks a volume: nearest (half to even), or floor
+        (the study: int(StimOff / TR)).""")] = "nearest"
+    mask: Annotated[Literal["region", "brain"], about("""Voxels kept by volume, betas and glmsingle: the visual region
+        (the SPM ROI masks named in rois, T1w space only) or the whole brain (raw: an EPI mask of the run; T1w:
+        fMRIPrep's brain mask; glmsingle: the release's brain mask).""")] = "region"
+    rois: Annotated[list[Roi], about("The visual regions of interest whose masks make the region.",
+                                     min_length=1)] = list(ROIS)
+    glm: Annotated[Literal["lsa", "lss"], about("""The single-trial GLM: least-squares-all (one model of every trial) or
+        least-squares-separate (one model per trial).""")] = "lsa"
+    noise_model: Annotated[Literal["ar1", "ols"], about("The GLM's noise model: AR(1) prewhitening, or ordinary least "
+                                                        "squares.")] = "ar1"
+    high_pass_hz: Annotated[Positive, about("The cosine drift model's cut-off, Hz (SPM's 1/128 s).", le=0.1)] = 0.0078125
+    jobs: Annotated[Count, about("Runs processed in parallel (each holds one run in memory).", le=64)] = 2
+    render: RenderParams = RenderParams()
+
+    @model_validator(mode="after")
+    def _check_window(self) -> "PreprocessParams":
+        if isinstance(self.lag_s, tuple) and self.lag_s[0] > self.lag_s[1]:
+            raise ValueError(f"lag_s: window start {self.lag_s[0]} is after its end {self.lag_s[1]}")
+        return self
+
+
+class TrainParams(_Section):
+    """How an autoencoder is trained (stages fmri_ae and image_ae)."""
+
+    epochs: Annotated[Count, about("Epochs at most (early stopping may end training sooner).", le=10000)] = 30
+    batch_size: Annotated[Count, about("Samples per mini-batch.", le=4096)] = 32
+    lr: Annotated[Positive, about("Adam's learning rate (the study: 1e-3).", le=1)] = 1e-3
+    weight_decay: Annotated[NonNegative, about("Adam's weight decay (the study: 1e-5).", le=1)] = 1e-5
+    patience: Annotated[Count, about("Epochs without a better monitored loss before training stops.", le=1000)] = 5
+    stop_on: Annotated[Literal["validation", "last_batch"], about("""The monitored loss: validation (the best epoch's
+        weights are kept) or last_batch (the study: the last mini-batch's training loss of each epoch, and the final
+        epoch's weights).""")] = "validation"
+    val_fraction: Annotated[Fraction, about("""Fraction of the training subjects' images (all their presentations) held out
+        for validation.""")] = 0.15
+    seed: Annotated[Seed, about("Seed of the weights, the validation split and the batch order.")] = 0
+
+
+class FmriAEParams(_Section):
+    """Stage fmri_ae: the autoencoder that fits the fMRI samples (see neurolatent.models.autoencoder)."""
+
+    train_subjects: Annotated[list[Subject], about("Subjects whose samples train the AE (the study: CSI1-3).",
+                                                   min_length=1)] = ["CSI1", "CSI2", "CSI3"]
+    test_subjects: Annotated[list[Subject], about("Subjects only scored, never trained on (the study: CSI4).")] = ["CSI4"]
+    channels: Annotated[list[Annotated[Count, Field(le=1024)]], about("""Conv channels from the input's: rendered
+        pictures use the study's 3-16-32-64-128-256 (672 px -> 256 x 21 x 21); volume the same widths after its one
+        input channel.""", min_length=2, max_length=8)] = [3, 16, 32, 64, 128, 256]
+    widths: Annotated[list[Annotated[Count, Field(le=65536)]], about("""The MLP AE's widths for betas, the input implied:
+        its hidden layers, then the latent size.""", min_length=1, max_length=6)] = [256, 64]
+    train: TrainParams = TrainParams()
+
+    @model_validator(mode="after")
+    def _check_split(self) -> "FmriAEParams":
+        if set(self.train_subjects) & set(self.test_subjects):
+            raise ValueError("test_subjects: a subject is in both the training and the test split")
+        return self
+
+
+class ImageAEParams(_Section):
+    """Stage image_ae: a conv autoencoder on the stimulus images."""
+
+    size: Annotated[Count, about("""Images are resized to size x size RGB; size must be divisible by
+        2 ** (len(channels) - 1).""", ge=16, le=1024)] = 64
+    channels: Annotated[list[Annotated[Count, Field(le=1024)]], about("""Conv channels, 3 (RGB) first, then each encoder
+        layer's output (the latent's channels last).""", min_length=2, max_length=8)] = [3, 16, 32, 64, 64]
+    train: TrainParams = TrainParams()
+
+    @model_validator(mode="after")
+    def _check_size(self) -> "ImageAEParams":
+        if self.channels[0] != 3:
+            raise ValueError("channels: the first entry is the RGB input, 3")
+        if self.size % 2 ** (len(self.channels) - 1):
+            raise ValueError(f"size: {self.size} is not divisible by 2^{len(self.channels) - 1} (one halving per conv layer)")
+        return self
+
+
+class EmbedParams(_Section):
+    """Stages embed_fmri and embed_images: per-stimulus matrices."""
+
+    pooling: Annotated[Literal["flatten", "avgpool"], about("""fMRI conv latents: flatten (the study's code, C*H*W) or
+        avgpool (C, as the study's text says).""")] = "avgpool"
+    image_models: Annotated[list[str], about("""Image models, each one matrix: a transformers checkpoint name or local
+        folder, untrained:<checkpoint> (its architecture with seeded random weights), pixels, image_ae.""",
+                                             min_length=1)] = ["pixels", "image_ae", "untrained:resources/vit-tiny"]
+    tokens: Annotated[Literal["flat", "cls", "mean"], about("""A transformer's tokens: flat (the study: all tokens
+        flattened), cls, or mean.""")] = "cls"
+    layers: Annotated[list[Literal["last"] | int], about("""Transformer hidden states, each an image model of its own:
+        last (last_hidden_state, after the final layernorm: the study's, named as the model) or an index k (0 = the
+        patch embeddings, k = after block k; named <model>_layer<k>). pixels and image_ae have no layers.""",
+                                                          min_length=1)] = ["last"]
+    pixels_size: Annotated[Count, about("The pixels control: images downsampled to this side, RGB, flattened.",
+                                        ge=2, le=256)] = 16
+    batch_size: Annotated[Count, about("Images (or fMRI samples) per forward pass.", le=1024)] = 16
+    seed: Annotated[Seed, about("Seed of the untrained models' random weights.")] = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_layers(cls, data: Any) -> Any:
+        # before pydantic's own check: it would take true as 1 and "2" as 2
+        layers = data.get("layers") if isinstance(data, dict) else None
+        if isinstance(layers, list):
+            for layer in layers:
+                if layer != "last" and (isinstance(layer, bool) or not isinstance(layer, int) or layer < 0):
+                    raise ValueError(f"layers: {layer!r} is not a layer (last, or a hidden state's index: 0 = the "
+                                     "patch embeddings, k = after block k)")
+            if len(set(layers)) != len(layers):
+                raise ValueError("layers: a layer is listed twice")
+        return data
+
+    @model_validator(mode="after")
+    def _check_models(self) -> "EmbedParams":
+        if len(set(self.image_models)) != len(self.image_models):
+            raise ValueError("image_models: a model is listed twice")
+        for name in self.image_models:
+            if name.startswith("untrained:") and not name.removeprefix("untrained:"):
+                raise ValueError("image_models: 'untrained:' needs a checkpoint, e.g. untrained:google/vit-base-patch16-224-in21k")
+        if self.tokens == "cls" and 0 in self.layers:
+            raise ValueError("layers: 0 with tokens: cls is one vector for every image (the CLS token before any "
+                             "block has seen the image: its learned embedding plus position); use tokens: mean or "
+                             "flat, or start at layer 1")
+        return self
+
+
+class RsaParams(_Section):
+    """Stage rsa: every image model against every fMRI representation, per subject and group."""
+
+    fmri: Annotated[list[Literal["ae", "samples"]], about("""fMRI representations: the fMRI AE's latents (ae) and/or the
+        fmri stage's samples of the visual region (samples).""", min_length=1)] = ["ae", "samples"]
+    standardise: Annotated[bool, about("Standardise each matrix's features before the SVD (the study did).")] = True
+    variance: Annotated[Share | None, about("""Keep the fewest SVD components reaching this explained variance (the
+        study: 0.70), or set it to null and give components.""")] = 0.70
+    components: Annotated[Count | None, about("""Keep exactly this many SVD components (variance: null); both null = no
+        reduction.""")] = None
+    min_components: Annotated[Count, about("""Never fewer components than this: 1 - Pearson r between vectors of 1 or 2
+        values is undefined or only +-1 (a flat image-AE space can reach 70% variance with one component).""")] = 3
+    dissimilarity: Annotated[Literal["correlation", "euclidean", "cosine"], about("""The RDMs' dissimilarity: 1 - Pearson
+        r (correlation, the study), euclidean, or 1 - cosine.""")] = "correlation"
+    compare: Annotated[Literal["pearson", "spearman", "kendall_tau_a", "cosine"], about("""How two RDMs are compared, on
+        the upper triangle: spearman (rank), pearson (the study), kendall_tau_a, or cosine.""")] = "spearman"
+    pairing: Annotated[Literal["name", "position"], about("""How fMRI rows meet image rows: name (joined by image name) or
+        position (the study: the fMRI rows in trial order against the image model's rows in its own order, the n
+        first of each).""")] = "name"
+    triangle: Annotated[Literal["upper", "full"], about("""The RDM cells compared: upper (each pair once) or full (the
+        whole square: diagonal and both triangles, every pair twice; the n zero diagonal cells agree in any two RDMs
+        and inflate r).""")] = "upper"
+    cka_permutations: Annotated[Count, about("""Label permutations of linear CKA's test (Kornblith et al. 2019, unbiased
+        HSIC).""", le=1_000_000)] = 1000
+    permutations: Annotated[Count, about("Stimulus-label permutations per Mantel test; 10,000 for a real run.",
+                                         le=1_000_000)] = 10_000
+    bootstrap: Annotated[Count, about("Bootstrap resamples of the stimuli for the confidence interval.",
+                                      le=100_000)] = 1000
+    ci: Annotated[Fraction, about("The confidence intervals' level.")] = 0.95
+    seed: Annotated[Seed, about("Seed of the permutations and resamples.")] = 0
+
+    @model_validator(mode="after")
+    def _check_reduction(self) -> "RsaParams":
+        if self.variance is not None and self.components is not None:
+            raise ValueError("components: set either variance or components (the other to null)")
+        if self.triangle == "full" and self.compare == "kendall_tau_a":
+            raise ValueError("triangle: full supports compare pearson, spearman and cosine (tau-a over n^2 cells is "
+                             "O(n^4))")
+        return self
+
+
+class StitchParams(_Section):
+    """Stage stitch: map fMRI latents onto image latents and back (see neurolatent.science.mapping)."""
+
+    fmri: Annotated[list[Literal["ae", "samples"]], about("""The fMRI side: the fMRI AE's latents (ae) and/or the fmri
+        stage's samples of the visual region (samples).""", min_length=1)] = ["ae", "samples"]
+    methods: Annotated[list[Literal["ridge", "procrustes", "relative"]], about("""Mappings from fMRI to image latents:
+        ridge regression, orthogonal Procrustes between PCA spaces, zero-shot relative representations.""",
+                                                                             min_length=1)] = ["ridge", "procrustes",
+                                                                                               "relative"]
+    test: Annotated[Literal["repeats", "holdout"], about("""Test stimuli: repeats (BOLD5000's repeated images, fMRI
+        averaged over repeats) or holdout (a seeded fraction of each subject's images; for selections without
+        repeats, as the demo).""")] = "repeats"
+    test_fraction: Annotated[Fraction, about("With test: holdout, the fraction of each subject's images held out.")] = 0.2
+    min_test: Annotated[Count, about("A subject with fewer test images is an error.", ge=2)] = 5
+    procrustes_dims: Annotated[Count, about("PCA dimension of both sides before the orthogonal Procrustes map.")] = 16
+    anchors: Annotated[Count, about("Anchor stimuli (from the training set) of the relative representations.", ge=2)] = 32
+    permutations: Annotated[Count, about("Label permutations for the 2-way accuracy's p-value and chance "
+                                         "interval.")] = 1000
+    pooled: Annotated[bool, about("Also fit one mapping on all subjects' AE latents (they share the AE's space).")] = True
+    reconstruct: Annotated[bool, about("Decode ridge-predicted image-AE latents to pictures with the image AE's "
+                                       "decoder.")] = True
+    encode: Annotated[bool, about("The reverse: predict each region voxel from each image model (volume and betas "
+                                  "samples).")] = True
+    seed: Annotated[Seed, about("Seed of the holdout split, the mappings' anchors and the permutations.")] = 0
+
+
+class ComputeParams(_Section):
+    """Where and how every stage computes (see neurolatent.pipeline.numerics and .parallel)."""
+
+    device: Annotated[Literal["auto", "cpu", "cuda"], about("""Training, embedding and the permutation test: auto (CUDA
+        when torch sees one, else the CPU), cpu or cuda.""")] = "auto"
+    threads: Annotated[Count, about("""Threads of torch, MKL, OpenMP and OpenBLAS; results are bitwise the same only for
+        one thread count.""", le=256)] = 2
+    portable: Annotated[bool, about("""true: the same bits on any x86-64 CPU with AVX2 (README, "Same params, same
+        bits"); false: this CPU's fastest kernels.""")] = True
+    scheduler: Annotated[Literal["auto", "local", "dask"], about("""Where the per-run work of the dataset and fmri stages
+        runs: local processes; dask, a running Dask scheduler (dask_address, else DASK_SCHEDULER_ADDRESS); auto, dask
+        when one of those is set, else local. The same bits either way.""")] = "auto"
+    dask_address: Annotated[Annotated[str, Field(pattern=r"^\S+$")] | None, about("""The Dask scheduler's address
+        (tcp://host:8786); null: DASK_SCHEDULER_ADDRESS, which DVC does not track.""")] = None
+
+    @model_validator(mode="after")
+    def _check_scheduler(self) -> "ComputeParams":
+        if self.scheduler == "local" and self.dask_address is not None:
+            raise ValueError("dask_address: set, but scheduler: local never uses it (scheduler: auto or dask does)")
+        return self
+
+
+class Params(_Section):
+    """The whole of params.yaml."""
+
+    compute: ComputeParams = ComputeParams()
+    data: DataParams = DataParams()
+    preprocess: PreprocessParams = PreprocessParams()
+    fmri_ae: FmriAEParams = FmriAEParams()
+    image_ae: ImageAEParams = ImageAEParams()
+    embed: EmbedParams = EmbedParams()
+    rsa: RsaParams = RsaParams()
+    stitch: StitchParams = StitchParams()
+
+    @model_validator(mode="after")
+    def _check_forms(self) -> "Params":
+        """A mask meets only data in its own space; each method reads a form the dataset has."""
+        preprocess, forms = self.preprocess, self.data.forms
+        if preprocess.method == "glmsingle":
+            if "glmsingle" not in forms:
+                raise ValueError("preprocess.method: glmsingle reads the GLMsingle betas, but data.forms lacks "
+                                 "glmsingle")
+            return self
+        if preprocess.space not in forms:
+            raise ValueError(f"preprocess.space: {preprocess.space} runs are read, but data.forms lacks "
+                             f"{preprocess.space}")
+        if preprocess.space == "raw" and preprocess.mask == "region" and preprocess.method != "rendered":
+            raise ValueError("preprocess.mask: region needs preprocess.space: T1w (the SPM ROI masks were drawn on "
+                             "fMRIPrep's T1w-space data; raw runs sit in each session's scanner space, so a mask "
+                             "carried over by affine misses the ROIs): set space: T1w, or mask: brain with raw runs")
+        return self
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    # pydantic puts union-member tags ("constrained-float") into the location: not keys, drop them
+    return ".".join(str(part) for part in loc if isinstance(part, int) or str(part).isidentifier())
+
+
+def validate_params(raw: dict[str, Any] | None, source: str = "params.yaml") -> Params:
+    """Validate a parsed params mapping; raise NeurolatentError naming the first bad key."""
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = _dotted(first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif "input" in first and first["type"] != "missing" and not isinstance(first["input"], dict):
+            message = f"{message} (got {first['input']!r})"
+        # model-level checks put the key into their message ("sessions: ...")
+        where = f"{key}." if key and first["type"] == "value_error" else (f"{key}: " if key else "")
+        raise NeurolatentError(f"{source}: {where}{message}") from None
+
+
+def yaml_error(exc: yaml.YAMLError) -> str:
+    """``line L, column C: not valid YAML (the problem)`` from a parser error (1-based, as editors count)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}not valid YAML ({problem})"
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise NeurolatentError(f"{path}: no such params file") from None
+    except yaml.YAMLError as exc:
+        raise NeurolatentError(f"{path}: {yaml_error(exc)}") from None
+    if raw is None:
+        raise NeurolatentError(f"{path}: empty params file (write `{{}}` to run on every default)")
+    if not isinstance(raw, dict):
+        raise NeurolatentError(f"{path}: expected a mapping of sections at the top level")
+    return validate_params(raw, str(path))
+
+
+# ----------------------------------------------------------------------------- the reference
+
+
+def _bounds(metadata: list) -> dict[str, Any]:
+    """The tightest of each bound in pydantic metadata (nested Field(...) included): {"ge": 1, ...}."""
+    found: dict[str, Any] = {}
+    for item in metadata:
+        if isinstance(item, FieldInfo):
+            for name, value in _bounds(item.metadata).items():
+                found[name] = value if name not in found else (max if name in ("ge", "gt", "min_length") else min)(
+                    found[name], value)
+        for kind, name in ((Ge, "ge"), (Gt, "gt"), (Le, "le"), (Lt, "lt"), (MinLen, "min_length"),
+                           (MaxLen, "max_length")):
+            if isinstance(item, kind):
+                value = getattr(item, dataclasses.fields(item)[0].name)
+                keep = max if name in ("ge", "gt", "min_length") else min
+                found[name] = value if name not in found else keep(found[name], value)
+    return found
+
+
+def _number(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and abs(value) >= 10_000 else str(value)
+
+
+def _bound_words(bounds: dict[str, Any]) -> list[str]:
+    low = (">= " + _number(bounds["ge"])) if "ge" in bounds else ("> " + _number(bounds["gt"])) if "gt" in bounds else ""
+    high = (("<= " + _number(bounds["le"])) if "le" in bounds else ("< " + _number(bounds["lt"])) if "lt" in bounds
+            else "")
+    words = [" and ".join(w for w in (low, high) if w)] if low or high else []
+    if "min_length" in bounds:
+        words.append(f"at least {bounds['min_length']} entries")
+    if "max_length" in bounds:
+        words.append(f"at most {bounds['max_length']} entries")
+    return words
+
+
+def _kind(annotation: Any, metadata: list | None = None) -> str:
+    """A type annotation as words: ``integer >= 1, <= 1,000,000``, ``one of spearman | pearson``."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        return _kind(args[0], [*args[1:], *(metadata or [])])
+    bounds = _bound_words(_bounds(metadata or []))
+    if origin is Literal:
+        text = "one of " + " | ".join(str(a) for a in args)
+    elif origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        text = " or ".join(_kind(a) for a in options) + (", or null" if len(options) < len(args) else "")
+    elif origin is list:
+        text = f"list of ({_kind(args[0])})"
+    elif origin is tuple:
+        text = f"a pair [{', '.join(_kind(a) for a in args)}]" if len(set(args)) == 1 and len(args) == 2 \
+            else f"[{', '.join(_kind(a) for a in args)}]"
+    else:
+        text = {int: "integer", float: "number", bool: "true | false", str: "text"}.get(annotation, str(annotation))
+    return ", ".join([text, *bounds])
+
+
+def leaves(model: type[BaseModel] = Params, prefix: str = "") -> list[tuple[str, Any]]:
+    """Every parameter (not a section) under ``model``: (dotted key, its pydantic FieldInfo)."""
+    out = []
+    for name, field in model.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            out += leaves(field.annotation, f"{prefix}{name}.")
+        else:
+            out.append((f"{prefix}{name}", field))
+    return out
+
+
+def _default(field: Any) -> str:
+    return yaml.safe_dump(field.default, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
+
+
+def explain(keys: tuple[str, ...]) -> list[str]:
+    """One line per parameter under ``keys`` (whole sections or dotted keys): ``key (kind, default
+    value): explanation``; what ``neurolatent <stage> --help`` lists."""
+    wanted = [(key, field) for key, field in leaves() if any(key == k or key.startswith(k + ".") for k in keys)]
+    return [f"{key} ({_kind(field.annotation, field.metadata)}; default {_default(field)}): {field.description}"
+            for key, field in wanted]
+
+
+def reference() -> str:
+    """docs/params.md: every section of params.yaml, each parameter with its kind and bounds, default
+    and explanation (written by ``python -m neurolatent.pipeline.params --write``; tested current)."""
+    lines = ["# params.yaml, every parameter", "",
+             "Generated from `src/neurolatent/pipeline/params.py`, where each parameter is declared once "
+             "(`python -m neurolatent.pipeline.params --write`). `neurolatent <stage> --help` lists the ones "
+             "a stage reads.", ""]
+    section = None
+    for key, field in leaves():
+        top = key.rsplit(".", 1)[0]
+        if top != section:
+            section = top
+            model: Any = Params
+            for part in top.split("."):
+                model = model.model_fields[part].annotation
+            lines += ["", f"## `{top}`", "", (model.__doc__ or "").strip(), "",
+                      "| key | kind | default | what it is |", "| --- | --- | --- | --- |"]
+        cells = [f"`{key}`", _kind(field.annotation, field.metadata), f"`{_default(field)}`", field.description or ""]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Print (or --write) docs/params.md from the declarations.")
+    parser.add_argument("--write", action="store_true", help="write docs/params.md in the cwd")
+    if parser.parse_args().write:
+        Path("docs/params.md").write_text(reference())
+    else:
+        print(reference(), end="")

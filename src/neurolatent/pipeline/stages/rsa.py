@@ -1,0 +1,157 @@
+"""Stage ``rsa``: every image model against every fMRI representation, per subject and group.
+
+For each subject, each fMRI representation (``rsa.fmri``: ``ae`` latents, ``samples`` of the
+visual region) and each image model (the embeddings' manifest, plus ``planted`` with synthetic
+data), over the images that subject saw (joined by name):
+
+1. both matrices are standardised and reduced by SVD (``rsa.variance`` or ``rsa.components``);
+2. their RDMs (``rsa.dissimilarity``) are compared (``rsa.compare``) on the upper triangle
+   (``rsa.triangle: full``, the whole squares: a pitfall kept to show its effect);
+3. a Mantel test (``rsa.permutations``) gives p, a bootstrap over stimuli (``rsa.bootstrap``)
+   the CI, and the study's Pearson r and naive p (cells counted as independent) are kept beside;
+4. linear CKA with the unbiased HSIC (:mod:`neurolatent.science.cka`) of the unreduced matrices,
+   with its own permutation p (``rsa.cka_permutations``).
+
+Rows meet by image name; ``rsa.pairing: position`` pairs them as the study did instead (each
+subject's rows in the order of first presentation against the image models' rows in their own
+order, :func:`neurolatent.science.stimuli.paired_by_position`).
+
+Each model's RDM is computed once, over every image any subject saw; a subject is compared with
+its rows. The group value is the mean over subjects; its permutation test and bootstrap relabel
+and resample the union of the subjects' images once per replicate, the same draw for every
+subject restricted to its own images (within the atoms of who saw which image:
+:func:`neurolatent.science.rsa.results.compare_models`), so the group null is as wide
+as it must be when subjects saw the same images. The noise ceiling (leave one subject
+out) uses the pairs of images the subjects share.
+
+Outputs: ``data/rdms/`` (:mod:`neurolatent.io.rdms`), ``metrics/rsa.json`` (flat keys
+``rsa.<fmri>.<model>.<statistic>``), ``plots/rsa/`` (``group.csv`` for ``dvc plots``,
+``subjects.csv``, and the figures: RDM heatmaps ordered by category, RSA per model with noise
+ceiling, an MDS of each space, and with indexed ``embed.layers`` RSA by layer, ``layers.png``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from neurolatent.errors import NeurolatentError
+from neurolatent.io.files import atomic_dir, write_metrics
+from neurolatent.io.rdms import save_rdms
+from neurolatent.io.representations import (first_presentations, fmri_latents, fmri_samples, fmri_trial_samples,
+                                            image_layers, image_models, planted_features)
+from neurolatent.pipeline import tracking
+from neurolatent.pipeline.numerics import torch_device
+from neurolatent.pipeline.outputs import figures, summaries
+from neurolatent.pipeline.progress import progress
+from neurolatent.science.cka import group_cka_models
+from neurolatent.science.rsa.results import compare_models
+from neurolatent.science.rsa.rdm import RDM, reduced_rdm
+from neurolatent.science.stats import named_rng
+from neurolatent.science.stimuli import StimulusMatrix, paired_by_position
+
+log = logging.getLogger(__name__)
+
+#: the line the stage ends with (its best model, CI, p)
+closing_line = summaries.rsa_line
+
+
+def _rdm(matrix: np.ndarray, stimuli: tuple[str, ...], params: SimpleNamespace, name: str, subject: str) -> RDM:
+    try:
+        item = reduced_rdm(matrix, stimuli, name, params.dissimilarity, params.variance, params.components,
+                           params.standardise, params.min_components)
+    except ValueError as exc:
+        raise NeurolatentError(f"rsa: {name}: {exc}") from None
+    item.meta["subject"] = subject
+    return item
+
+
+def _inputs(params: SimpleNamespace, paths: SimpleNamespace) -> tuple[dict, dict, pd.DataFrame]:
+    """fMRI representations {kind: {subject: matrix}}, image models {name: matrix}, stimuli."""
+    stimuli = pd.read_parquet(paths.stimuli)
+    fmri: dict[str, dict[str, StimulusMatrix]] = {}
+    if "ae" in params.rsa.fmri:
+        fmri["ae"] = fmri_latents(paths.fmri, paths.fmri_index)
+    if "samples" in params.rsa.fmri:
+        fmri["samples"] = fmri_samples(fmri_trial_samples(paths.samples, paths.trials, params.preprocess.lag_s,
+                                                          params.preprocess.anchor, params.preprocess.rounding))
+    if params.rsa.pairing == "position":
+        shown = first_presentations(pd.read_parquet(paths.trials))
+        order = tuple(stimuli["image_name"])
+        fmri = {kind: {subject: paired_by_position(sample, shown[subject], order)
+                       for subject, sample in per_subject.items()} for kind, per_subject in fmri.items()}
+    models = image_models(paths.images, stimuli)
+    planted = planted_features(paths.truth)
+    if planted is not None:
+        models["planted"] = planted
+    return fmri, models, stimuli
+
+
+def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
+    """The stage on its declared ``params`` and ``paths`` (the registry's files); returns its metrics."""
+    settings = params.rsa
+    device = torch_device(params.compute.device, params.compute.threads)
+    fmri, models, stimuli = _inputs(params, paths)
+    seen = set().union(*(sample.stimuli for per_subject in fmri.values() for sample in per_subject.values()))
+    union = tuple(name for name in stimuli["image_name"] if name in seen)
+    # one RDM per model, over every image any subject saw; each subject is compared with its rows
+    model_rdms = {model: _rdm(features.rows(union), union, settings, model, "all") for model, features in models.items()}
+    fmri_rdms: list[RDM] = []
+    subject_rows, group_rows, metrics = [], [], {}
+    # one bar over every permutation and resample: at BOLD5000's size the tests take minutes a kind
+    bar = progress(total=len(fmri) * (settings.permutations + settings.cka_permutations
+                                      + len(model_rdms) * settings.bootstrap), desc="rsa", unit="replicate")
+    for kind, per_subject in fmri.items():
+        kind_rdms = [_rdm(sample.matrix, sample.stimuli, settings, f"{kind}/{subject}", subject)
+                     for subject, sample in per_subject.items()]
+        fmri_rdms += kind_rdms
+        # every model under the same relabellings: one pass over the subjects' RDMs serves them all
+        comparison = compare_models(kind_rdms, model_rdms, method=settings.compare, permutations=settings.permutations,
+                                    bootstrap=settings.bootstrap, ci=settings.ci, seed=settings.seed, name=kind,
+                                    triangle=settings.triangle, device=device, progress=bar.update)
+        alignments = group_cka_models([(sample.matrix, sample.stimuli) for sample in per_subject.values()],
+                                      {model: models[model].rows(union) for model in model_rdms}, union,
+                                      settings.cka_permutations, named_rng(settings.seed, kind, "cka"), device,
+                                      progress=bar.update)
+        kind_groups = comparison.group_rows({"cka": alignments})
+        group_rows += [{"comparison": f"{kind}: {row['model']}", "fmri": kind, **row} for row in kind_groups]
+        subject_rows += [{"fmri": kind, **row} for row in comparison.subject_rows({"cka": alignments})]
+        metrics.update({f"rsa.{kind}.noise_ceiling_lower": comparison.ceiling[0],
+                        f"rsa.{kind}.noise_ceiling_upper": comparison.ceiling[1],
+                        f"rsa.{kind}.components": float(np.mean([r.meta["components"] for r in kind_rdms])),
+                        f"rsa.{kind}.variance": float(np.mean([r.meta["variance"] for r in kind_rdms]))})
+        for row in kind_groups:
+            metrics.update({f"rsa.{kind}.{row['model']}.{name}": row[name] for name in summaries.RSA_STATISTICS})
+    bar.close()
+    for model, model_rdm in model_rdms.items():
+        metrics[f"rsa.{model}.components"] = float(model_rdm.meta["components"])
+        metrics[f"rsa.{model}.variance"] = float(model_rdm.meta["variance"])
+    metrics.update({"rsa.subjects": len(next(iter(fmri.values()))), "rsa.permutations": settings.permutations,
+                    "rsa.stimuli_per_subject": float(np.mean([r["stimuli"] for r in subject_rows]))})
+
+    rdms = fmri_rdms + list(model_rdms.values())
+    log.info("rsa: writing %d RDMs of %d stimuli at most, then drawing the figures", len(rdms), len(union))
+    with atomic_dir(Path(paths.rdms)) as out:
+        save_rdms(rdms, out, categories=dict(zip(stimuli["image_name"], stimuli["category"])))
+    category = dict(zip(stimuli["image_name"], stimuli["category"]))
+    first = [r for r in fmri_rdms if r.meta["subject"] == fmri_rdms[0].meta["subject"]]
+    first += [m.subset(first[0].stimuli) for m in model_rdms.values()]
+    with atomic_dir(Path(paths.plots)) as out:
+        pd.DataFrame(group_rows).to_csv(out / "group.csv", index=False)
+        pd.DataFrame(subject_rows).to_csv(out / "subjects.csv", index=False)
+        figures.rdm_heatmaps(first, category, out / "rdms.png")
+        figures.rsa_bars(pd.DataFrame(group_rows), out / "rsa_per_model.png", settings.compare, settings.ci)
+        figures.mds_scatter(first, category, out / "mds.png")
+        layers = image_layers(paths.images)  # embed.layers: a curve per transformer when it has indexed layers
+        if (layers["layer"].astype(str) != "last").any():
+            figures.rsa_layers(pd.DataFrame(group_rows).merge(layers, on="model").assign(
+                compare=settings.compare, ci=settings.ci), out / "layers.png")
+    write_metrics(metrics, paths.metrics)
+    tracking.log_artifacts(sorted(Path(paths.plots).glob("*.png")) + sorted(Path(paths.plots).glob("*.svg")), "rsa")
+    tracking.log_table(pd.DataFrame(group_rows), "rsa/group.json")
+    tracking.log_table(pd.DataFrame(subject_rows), "rsa/subjects.json")
+    return metrics

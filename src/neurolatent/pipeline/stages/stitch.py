@@ -1,0 +1,207 @@
+"""Stage ``stitch``: fMRI -> image latents (identify, reconstruct) and image -> fMRI (encode).
+
+Test stimuli (``stitch.test``) are BOLD5000's repeated images (the stimulus release's list of 113
+when present, else the images a subject saw more than once), or a seeded holdout when the
+selection has none; everything is fitted on the other images only. Per subject, each fMRI
+representation (``stitch.fmri``) is mapped onto each image model by each method
+(``stitch.methods``) and the held-out stimuli are identified among each other (2-way accuracy with
+a permutation null, top-1/top-5). With ``pooled``, one mapping is fitted on every subject's AE
+latents (the AE's space is shared) and tested on the images no subject trained on.
+
+Reconstruction: ridge from fMRI to the image AE's full latent (C x h x w), decoded by its decoder;
+pixel correlation, SSIM and 2-way identification in pixel space, beside the AE's own
+reconstruction of the same images (the ceiling of this route).
+
+Encoding: ridge from each image model to every voxel of the region (``volume``/``betas``
+samples), voxelwise r on the test images, its median, the same over the noise ceiling from
+repeats (``repeats`` split only), a shuffled-features control, and a brain map of r.
+
+Outputs: ``metrics/stitch.json`` (flat keys ``stitch.decode...``, ``stitch.reconstruct...``,
+``stitch.encode...``), ``plots/stitch/`` (identification.csv for ``dvc plots``,
+reconstructions.png, encoding_r.png); MLflow gets the metrics and figures.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from neurolatent.errors import NeurolatentError
+from neurolatent.io import bids
+from neurolatent.io.files import atomic_dir, write_metrics
+from neurolatent.io.images import load_stimuli
+from neurolatent.io.representations import fmri_latents, fmri_samples, fmri_trial_samples, image_models, planted_features
+from neurolatent.models.autoencoder import decode_latents, encode_pictures, load_model, network_input
+from neurolatent.pipeline import tracking
+from neurolatent.pipeline.numerics import torch_device
+from neurolatent.pipeline.outputs import figures, summaries
+from neurolatent.pipeline.progress import progress
+from neurolatent.science.mapping import RidgeMapping, build_mapping, identification, split_test_images
+from neurolatent.science.stats import named_rng
+from neurolatent.science.stimuli import StimulusMatrix
+from neurolatent.science.stitching import (GroupIdentification, encode_held_out, fit_on_training, identify_held_out,
+                                           picture_scores, pooled_latents)
+
+log = logging.getLogger(__name__)
+
+#: the line the stage ends with (its best model, CI, p)
+closing_line = summaries.stitch_line
+
+
+def _inputs(params: SimpleNamespace, paths: SimpleNamespace) -> tuple[dict, dict, dict, dict]:
+    """Trial samples {subject: matrix}, repeat-averaged samples, fMRI representations {kind:
+    {subject: matrix}} and image models {name: matrix}."""
+    stimuli = pd.read_parquet(paths.stimuli)
+    trial_samples = fmri_trial_samples(paths.samples, paths.trials, params.preprocess.lag_s, params.preprocess.anchor,
+                                       params.preprocess.rounding)
+    samples = fmri_samples(trial_samples)
+    fmri: dict[str, dict[str, StimulusMatrix]] = {}
+    if "ae" in params.stitch.fmri:
+        fmri["ae"] = fmri_latents(paths.fmri, paths.fmri_index)
+    if "samples" in params.stitch.fmri:
+        fmri["samples"] = samples
+    models = image_models(paths.images, stimuli)
+    planted = planted_features(paths.truth)
+    if planted is not None:
+        models["planted"] = planted
+    return trial_samples, samples, fmri, models
+
+
+def _decoding_rows(params: SimpleNamespace, fmri: dict, models: dict, test_of: dict[str, list[str]],
+                   all_test: set[str]) -> list[dict]:
+    """Identification per (fMRI kind, model, method), mean over subjects; and the pooled AE mapping."""
+    rows = []
+    pooled = params.pooled and "ae" in fmri
+    bar = progress(total=(len(fmri) + pooled) * len(models) * len(params.methods), desc="stitch", unit="mapping")
+
+    def mapping(method: str):
+        return build_mapping(method, params.procrustes_dims, params.anchors, params.seed)
+
+    for kind, per_subject in fmri.items():
+        for model, target in models.items():
+            for method in params.methods:
+                group = GroupIdentification.of_subjects([
+                    identify_held_out(mapping(method), per_subject[s], target, test_of[s], params.permutations,
+                                      named_rng(params.seed, f"{kind}/{model}/{method}/{s}")) for s in per_subject])
+                rows.append({"comparison": f"{kind} -> {model} ({method})", "fmri": kind, "model": model,
+                             "method": method, **group.row()})
+                bar.update()
+    if pooled:
+        train, test = pooled_latents(fmri["ae"], all_test)
+        for model, target in models.items():
+            for method in params.methods:
+                # train rows hold no test image of any subject (pooled_latents); names repeat across subjects
+                fitted = mapping(method).fit(train.matrix, target.rows(train.stimuli))
+                predicted, targets = fitted.transform(test.matrix, target.rows(test.stimuli))
+                ident = identification(predicted, targets, params.permutations,
+                                       named_rng(params.seed, "pooled", model, method))
+                rows.append({"comparison": f"pooled ae -> {model} ({method})", "fmri": "pooled", "model": model,
+                             "method": method, **GroupIdentification.of_one(ident).row()})
+                bar.update()
+    bar.close()
+    return rows
+
+
+def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
+    """The stage on its declared ``params`` and ``paths`` (the registry's files); returns its metrics."""
+    settings = params.stitch
+    device = torch_device(params.compute.device, params.compute.threads)
+    index = pd.read_parquet(paths.fmri_index)
+    listed = Path(paths.raw) / bids.REPEATED_LIST
+    repeated = set(listed.read_text().split()) if listed.is_file() else None
+    try:
+        is_test = split_test_images(index, settings.test, settings.test_fraction, settings.min_test, settings.seed,
+                                    repeated)
+    except ValueError as exc:
+        raise NeurolatentError(f"stitch.test: {exc}") from None
+    test_of = {s: list(rows.loc[is_test[rows.index], "image_name"]) for s, rows in index.groupby("subject")}
+    trial_samples, samples, fmri, models = _inputs(params, paths)
+
+    metrics: dict[str, float] = {
+        "stitch.decode.n_test": float(np.mean([len(t) for t in test_of.values()])),
+        "stitch.decode.chance.two_way": 0.5,
+        "stitch.decode.chance.top1": float(np.mean([1 / len(t) for t in test_of.values()])),
+        "stitch.decode.chance.top5": float(np.mean([min(5, len(t)) / len(t) for t in test_of.values()]))}
+    rows = _decoding_rows(settings, fmri, models, test_of, set(index.loc[is_test, "image_name"]))
+    for row in rows:
+        metrics.update({f"stitch.decode.{row['fmri']}.{row['model']}.{row['method']}.{name}": row[name]
+                        for name in GroupIdentification.STATISTICS})
+    drawings: dict[str, object] = {}
+    if settings.reconstruct:
+        metrics.update(reconstruct(settings, fmri, test_of, paths, device, drawings))
+    if settings.encode:
+        if params.preprocess.method == "rendered":
+            log.info("stitch: encoding skipped: rendered samples are pictures, not voxels (use volume or betas)")
+        else:
+            metrics.update(encode(settings, models, samples, trial_samples, test_of, Path(paths.samples), drawings))
+    with atomic_dir(Path(paths.plots)) as out:
+        pd.DataFrame(rows).to_csv(out / "identification.csv", index=False)
+        for name, draw in drawings.items():
+            draw(out / name)
+    write_metrics(metrics, paths.metrics)
+    tracking.log_artifacts([Path(paths.plots) / name for name in drawings], "stitch")
+    tracking.log_table(pd.DataFrame(rows), "stitch/identification.json")
+    return metrics
+
+
+def reconstruct(params: SimpleNamespace, fmri: dict, test_of: dict[str, list[str]], paths: SimpleNamespace,
+                device: str, drawings: dict) -> dict:
+    """Ridge fMRI -> full image-AE latents, decoded; scores per fMRI kind (mean over subjects)."""
+    model, config = load_model(paths.image_ae, device)
+    stimuli, pictures = load_stimuli(paths.stimuli, paths.raw, config["input_shape"][-1])
+    latents = encode_pictures(model, pictures, device)
+    shape = list(latents.shape[1:])
+    target = StimulusMatrix("image_ae_full", latents.reshape(len(latents), -1).numpy(), tuple(stimuli["image_name"]))
+    row_of = pd.Series(np.arange(len(stimuli)), index=stimuli["image_name"])
+    out: dict[str, float] = {}
+    shown = None
+    for kind, per_subject in fmri.items():
+        scores = []
+        for subject, x in per_subject.items():
+            test = test_of[subject]
+            mapping = fit_on_training(RidgeMapping(), x, target, x.stimuli, test)
+            decoded = decode_latents(model, mapping.predict(x.rows(test)), shape, device)
+            originals = network_input(pictures[row_of.loc[test].to_numpy()]).numpy()
+            scores.append(picture_scores(decoded, originals, params.permutations,
+                                         named_rng(params.seed, f"reconstruct/{kind}/{subject}")))
+            if shown is None:
+                own = decode_latents(model, target.rows(test), shape, device)
+                shown = (f"{kind}, {subject}", originals[:8], own[:8], decoded[:8])
+                ceiling = picture_scores(own, originals, params.permutations,
+                                         named_rng(params.seed, f"reconstruct/ceiling/{subject}"))
+                out.update({f"stitch.reconstruct.ceiling.{k}": v for k, v in ceiling.items()})
+        for field in scores[0]:
+            out[f"stitch.reconstruct.{kind}.{field}"] = float(np.mean([s[field] for s in scores]))
+    if shown is not None:
+        drawings["reconstructions.png"] = lambda path: figures.decoded_stimuli(*shown, path)
+    return out
+
+
+def encode(params: SimpleNamespace, models: dict[str, StimulusMatrix], samples: dict[str, StimulusMatrix],
+           trial_samples: dict[str, StimulusMatrix], test_of: dict[str, list[str]], samples_dir: Path,
+           drawings: dict) -> dict:
+    """Voxelwise encoding models from each image model; medians over the region, mean over subjects."""
+    out: dict[str, float] = {}
+    best = None
+    for model, features in models.items():
+        scores = [encode_held_out(features, voxels, test_of[subject],
+                                  named_rng(params.seed, "encode-null", model, subject),
+                                  trial_samples[subject] if params.test == "repeats" else None)
+                  for subject, voxels in samples.items()]
+        for subject, score in zip(samples, scores):
+            if best is None or (model == "planted" and best[0] != "planted"):
+                best = (model, subject, score.r)
+        normalised = [score.median_r_normalised for score in scores] if params.test == "repeats" else []
+        out[f"stitch.encode.{model}.median_r"] = float(np.mean([score.median_r for score in scores]))
+        out[f"stitch.encode.{model}.median_r_shuffled"] = float(np.mean([score.median_r_shuffled for score in scores]))
+        out[f"stitch.encode.{model}.median_r_normalised"] = float(np.mean(normalised)) if normalised else float("nan")
+    if best is not None:
+        model, subject, r = best
+        mask_path = Path(samples_dir) / f"mask_sub-{subject}.nii.gz"
+        if mask_path.is_file():
+            drawings["encoding_r.png"] = lambda path: figures.encoding_brain_map(r, mask_path, f"{model} -> {subject}", path)
+    return out

@@ -1,0 +1,149 @@
+"""One fMRI representation against every model, as the rsa stage reports it: :func:`compare_models`
+runs the group Mantel test (shared relabellings for all models), a group bootstrap per model, the
+study's Pearson r and the noise ceiling, and returns a :class:`RepresentationComparison` whose
+rows name every statistic once (:data:`ModelComparison.STATISTICS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from neurolatent.science.constraints import Count, Fraction, Seed, check_values
+from neurolatent.science.rsa.compare import Comparison, Triangle, compare, naive_p
+from neurolatent.science.rsa.inference import (GroupBootstrapResult, GroupPermutationResult, group_bootstrap,
+                                               group_mantel_models, noise_ceiling)
+from neurolatent.science.rsa.rdm import RDM, union_vectors
+from neurolatent.science.stats import named_rng
+
+
+@dataclass(frozen=True)
+class ModelComparison:
+    """One fMRI representation against one model: the group (mean over subjects) and each subject.
+
+    test : the group Mantel test (:func:`group_mantel_models`); boot : the group bootstrap
+    (:func:`group_bootstrap`); r_pearson : (n_subjects,) the study's Pearson r per subject; cells :
+    (n_subjects,) RDM cells compared per subject; stimuli : (n_subjects,) images per subject; ci : the
+    confidence level of the intervals.
+    """
+
+    model: str
+    subjects: tuple[str, ...]
+    stimuli: np.ndarray
+    test: GroupPermutationResult
+    boot: GroupBootstrapResult
+    r_pearson: np.ndarray
+    cells: np.ndarray
+    ci: float
+
+    #: the statistics of every row, group and subject, in the order tables list them:
+    #: r (the comparison), p (permutation), the CI, the study's Pearson r and its naive p (cells
+    #: counted as independent: the study's wrong degrees of freedom)
+    STATISTICS = ("r", "p", "ci_low", "ci_high", "r_pearson", "p_naive_wrong_df")
+
+    def _interval(self, replicates: np.ndarray) -> tuple[float, float]:
+        tail = (1 - self.ci) / 2
+        return float(np.quantile(replicates, tail)), float(np.quantile(replicates, 1 - tail))
+
+    def group_row(self) -> dict[str, float | str]:
+        """The group's statistics (:data:`STATISTICS`): r and p of the mean over subjects, its
+        bootstrap CI, the mean Pearson r and its naive p over every subject's cells."""
+        low, high = self._interval(self.boot.replicates)
+        pearson = float(np.mean(self.r_pearson))
+        return {"model": self.model, "r": self.test.statistic, "p": self.test.p, "ci_low": low, "ci_high": high,
+                "r_pearson": pearson, "p_naive_wrong_df": naive_p(pearson, int(self.cells.sum()))}
+
+    def subject_rows(self) -> list[dict[str, float | str]]:
+        """Each subject's statistics (:data:`STATISTICS`, from its part of the shared permutations and
+        resamples), with its subject, stimuli and cells."""
+        rows = []
+        for s, subject in enumerate(self.subjects):
+            low, high = self._interval(self.boot.subject_replicates[s])
+            rows.append({"model": self.model, "subject": subject, "stimuli": int(self.stimuli[s]),
+                         "r": float(self.test.subject_statistics[s]), "p": float(self.test.subject_p[s]),
+                         "ci_low": low, "ci_high": high, "r_pearson": float(self.r_pearson[s]),
+                         "p_naive_wrong_df": naive_p(float(self.r_pearson[s]), int(self.cells[s])),
+                         "cells": int(self.cells[s])})
+        return rows
+
+
+@dataclass(frozen=True)
+class RepresentationComparison:
+    """Every model against one fMRI representation's subject RDMs, with its noise ceiling.
+
+    models : {model name: :class:`ModelComparison`}, in the order given; ceiling : (lower, upper)
+    noise ceiling of the representation (NaN with one subject).
+    """
+
+    models: dict[str, ModelComparison]
+    ceiling: tuple[float, float]
+
+    def group_rows(self, extra: dict[str, dict[str, GroupPermutationResult]] | None = None) -> list[dict]:
+        """One row per model: its group statistics, the noise ceiling, and for each ``extra`` test
+        (``{"cka": {model: result}}``) columns ``<name>`` and ``<name>_p``."""
+        rows = []
+        for model, comparison in self.models.items():
+            row = comparison.group_row()
+            for name, results in (extra or {}).items():
+                row |= {name: results[model].statistic, f"{name}_p": results[model].p}
+            rows.append(row | {"noise_ceiling_lower": self.ceiling[0], "noise_ceiling_upper": self.ceiling[1]})
+        return rows
+
+    def subject_rows(self, extra: dict[str, dict[str, GroupPermutationResult]] | None = None) -> list[dict]:
+        """One row per model and subject (:meth:`ModelComparison.subject_rows`), with ``extra``
+        tests' subject statistics as in :meth:`group_rows`."""
+        rows = []
+        for model, comparison in self.models.items():
+            for s, row in enumerate(comparison.subject_rows()):
+                cells = row.pop("cells")
+                for name, results in (extra or {}).items():
+                    row |= {name: float(results[model].subject_statistics[s]),
+                            f"{name}_p": float(results[model].subject_p[s])}
+                rows.append(row | {"cells": cells})
+        return rows
+
+
+def compare_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM], *, method: Comparison, permutations: int,
+                   bootstrap: int, ci: float, seed: int, name: str, triangle: Triangle = "upper",
+                   device: str = "cpu", progress: Callable[[int], object] | None = None) -> RepresentationComparison:
+    """Every model against the subjects' RDMs of one fMRI representation: the group Mantel test of
+    all models under shared relabellings (:func:`group_mantel_models`), a group bootstrap per
+    model (:func:`group_bootstrap`), the study's Pearson r per subject, and the noise ceiling on the
+    image pairs the subjects share.
+
+    Parameters
+    ----------
+    fmri_rdms : one RDM per subject (``meta["subject"]`` names it), over the images it saw
+    model_rdms : {name: RDM over (at least) the union of those images}
+    method, triangle, device : as :func:`group_mantel_models`
+    permutations, bootstrap : numbers of relabellings and of resamples
+    ci : the confidence level of the intervals, in (0, 1)
+    seed, name : the random streams: the permutations draw from ``named_rng(seed, name)``, each
+        model's bootstrap from ``named_rng(seed, name, model)``
+    progress : called with the number of replicates done (permutations, then each model's resamples)
+    """
+    check_values(permutations=(permutations, Count), bootstrap=(bootstrap, Count), ci=(ci, Fraction),
+                 seed=(seed, Seed))
+    if len(fmri_rdms) >= 2:
+        order = list(dict.fromkeys(stimulus for rdm in fmri_rdms for stimulus in rdm.stimuli))
+        first = next(iter(model_rdms.values()))
+        order = [stimulus for stimulus in first.stimuli if stimulus in set(order)]
+        ceiling = noise_ceiling(union_vectors(fmri_rdms, order), method)
+    else:
+        ceiling = (float("nan"), float("nan"))
+    tests = group_mantel_models(fmri_rdms, model_rdms, method, permutations, named_rng(seed, name), device=device,
+                                triangle=triangle, progress=progress)
+    subjects = tuple(str(rdm.meta.get("subject", rdm.name)) for rdm in fmri_rdms)
+    stimuli = np.array([rdm.n for rdm in fmri_rdms])
+    cells = np.array([rdm.n ** 2 if triangle == "full" else len(rdm.upper) for rdm in fmri_rdms])
+    results = {}
+    for model, model_rdm in model_rdms.items():
+        boot = group_bootstrap(fmri_rdms, model_rdm, method, bootstrap, named_rng(seed, name, model), triangle=triangle)
+        pearson = np.array([compare(model_rdm.subset(rdm.stimuli).upper, rdm.upper, "pearson", triangle)
+                            for rdm in fmri_rdms])
+        results[model] = ModelComparison(model, subjects, stimuli, tests[model], boot, pearson, cells, ci)
+        if progress is not None:
+            progress(bootstrap)
+    return RepresentationComparison(results, ceiling)

@@ -1,0 +1,392 @@
+"""`dvc repro` for real: a throwaway git + DVC project made from this one, on small params."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _run(cmd: list[str], cwd: Path, unset: tuple[str, ...] = ()) -> str:
+    """Run ``cmd`` in ``cwd`` with this environment's tools first on PATH, without the ``unset`` variables."""
+    env = {k: v for k, v in os.environ.items() if k not in unset} | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A git clone-alike of this project (tracked files only) with small data params."""
+    dest = tmp_path_factory.mktemp("project")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        if (ROOT / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
+    (dest / "dvc.lock").unlink(missing_ok=True)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params["data"].update(subjects=["CSI1", "CSI2"], runs=[1])
+    params["data"]["synthetic"].update(voxel_size_mm=4, image_size=64)
+    params["fmri_ae"].update(train_subjects=["CSI1"], test_subjects=["CSI2"])
+    params["fmri_ae"]["train"]["epochs"] = 2
+    params["image_ae"]["train"]["epochs"] = 2
+    params["rsa"].update(permutations=500, bootstrap=200)
+    params["stitch"].update(permutations=200)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _run(["git", "init", "-q"], dest)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], dest)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], dest)
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{dest}/mlflow.db")
+    return dest
+
+
+def _out_hashes(project: Path) -> dict[str, str]:
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
+
+
+@pytest.mark.slow
+def test_dvc_repro_runs_and_reruns_identically(project):
+    _run(["dvc", "repro"], project)
+    trials = pd.read_parquet(project / "data/interim/trials.parquet")
+    assert len(trials) == 2 * 37 and set(trials["subject"]) == {"CSI1", "CSI2"}
+    assert (project / "data/raw/truth/truth.json").is_file()
+    first = _out_hashes(project)
+    assert set(first) >= {"data/raw/bold5000", "data/raw/truth", "data/interim/trials.parquet",
+                          "data/interim/stimuli.parquet", "data/processed/fmri", "models/fmri_ae",
+                          "metrics/fmri_ae.json", "plots/fmri_ae_loss.csv", "data/embeddings/fmri.npy",
+                          "models/image_ae", "data/embeddings/images", "data/rdms", "metrics/rsa.json",
+                          "plots/rsa", "metrics/stitch.json", "plots/stitch"}
+    rsa = json.loads((project / "metrics/rsa.json").read_text())
+    assert rsa["rsa.samples.planted.p"] < 0.01 and rsa["rsa.samples.planted.r"] > 0.3
+    stitch = json.loads((project / "metrics/stitch.json").read_text())
+    assert stitch["stitch.decode.samples.planted.ridge.two_way"] > stitch["stitch.decode.samples.planted.ridge.chance_high"]
+    assert stitch["stitch.encode.planted.median_r"] > stitch["stitch.encode.planted.median_r_shuffled"]
+    assert (project / "plots/stitch/reconstructions.png").is_file() and (project / "plots/stitch/encoding_r.png").is_file()
+    first_execution = _lineage(project, first, {"dataset", "trials", "fmri", "fmri_ae", "embed_fmri", "image_ae",
+                                                 "embed_images", "rsa", "stitch", "summary"})
+    # rerun a training and the permutation tests (the rest is covered by tests/pipeline/test_numerics.py)
+    _run(["dvc", "repro", "-f", "-s", "image_ae", "rsa"], project)
+    assert _out_hashes(project) == first
+    assert "up to date" in _run(["dvc", "status"], project)
+    second = _lineage(project, first, {"image_ae", "rsa"}, skip={first_execution})
+    # rsa's input came from DVC's workspace/cache this time: the README's search finds the run that made it
+    import mlflow
+
+    fmri = second["rsa"].data.tags["dvc.in.data/embeddings/fmri.npy"]
+    made_it = mlflow.search_runs(experiment_names=["neurolatent"], output_format="list",
+                                 filter_string=f"tags.`dvc.out.data/embeddings/fmri.npy` = '{fmri}'")
+    assert [run.info.run_name for run in made_it] == ["embed_fmri"]
+    assert made_it[0].data.tags["mlflow.parentRunId"] == first_execution
+
+
+def _lineage(project: Path, hashes: dict[str, str], stages: set[str], skip: set[str] = frozenset()) -> dict | str:
+    """The pipeline run of the newest `dvc repro` (not in ``skip``) must parent exactly ``stages``,
+    each tagged with dvc.lock's hashes of its inputs and outputs; returns its id, or (with ``skip``)
+    its stage runs by name."""
+    import mlflow
+
+    commit = _run(["git", "rev-parse", "HEAD"], project).strip()
+    parents = [run for run in mlflow.search_runs(
+        experiment_names=["neurolatent"], output_format="list",
+        filter_string=f"tags.`neurolatent.role` = 'pipeline' and attributes.run_name = 'repro {commit[:7]}'")
+        if run.info.run_id not in skip]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    children = {run.info.run_name: run for run in mlflow.search_runs(
+        experiment_names=["neurolatent"], output_format="list",
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")}
+    assert set(children) == stages
+    for run in children.values():
+        tags = {key.removeprefix("dvc.out."): value for key, value in run.data.tags.items() if key.startswith("dvc.out.")}
+        assert tags and all(hashes[path] == value for path, value in tags.items()), run.info.run_name
+        inputs = {key.removeprefix("dvc.in."): value for key, value in run.data.tags.items() if key.startswith("dvc.in.")}
+        assert all(hashes[path] == value for path, value in inputs.items() if path in hashes), run.info.run_name
+    if "summary" in stages:
+        assert parent.data.metrics["ae.r"] == pytest.approx(json.loads((project / "metrics/summary.json").read_text())["ae.r"], rel=1e-5)
+        assert mlflow.get_run(children["rsa"].info.run_id).inputs.dataset_inputs[0].dataset.name.startswith("BOLD5000 synthetic")
+        model = mlflow.pytorch.load_model(f"runs:/{children['fmri_ae'].info.run_id}/fmri_ae")
+        assert model is not None
+    return children if skip else parent.info.run_id
+
+
+def _output_files(project: Path) -> dict[str, bytes]:
+    """Every file of every stage output in dvc.lock, by path relative to the project."""
+    files = {}
+    for path in _out_hashes(project):
+        target = project / path
+        for item in ([target] if target.is_file() else sorted(p for p in target.rglob("*") if p.is_file())):
+            files[str(item.relative_to(project))] = item.read_bytes()
+    return files
+
+
+def _failing(cmd: list[str], cwd: Path) -> str:
+    """Run ``cmd``, which must fail; its stdout and stderr."""
+    env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode != 0, f"{' '.join(cmd)} succeeded:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def _user_files(project: Path) -> dict[str, str]:
+    """SHA-1 of every file the pipeline made or keeps (data, models, metrics, plots, dvc.lock)."""
+    import hashlib
+
+    return {str(path.relative_to(project)): hashlib.sha1(path.read_bytes()).hexdigest()
+            for folder in ("data", "models", "metrics", "plots") for path in sorted((project / folder).rglob("*"))
+            if path.is_file()} | {"dvc.lock": hashlib.sha1((project / "dvc.lock").read_bytes()).hexdigest()}
+
+
+def _edit_params(project: Path, key: str, value) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    *sections, last = key.split(".")
+    node = params
+    for section in sections:
+        node = node.setdefault(section, {})
+    node[last] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+#: one bad value per params.yaml section, an unknown key, a cross-section inconsistency and a path that
+#: does not exist: (key set, value, the key the one-line error names)
+BAD_PARAMS = [
+    ("compute.threads", 0, "compute.threads"),
+    ("data.synthetic.snr", -1, "data.synthetic.snr"),
+    ("preprocess.method", "betaz", "preprocess.method"),
+    ("fmri_ae.train.batch_size", 0, "fmri_ae.train.batch_size"),
+    ("image_ae.size", 63, "image_ae.size"),
+    ("embed.tokens", "first", "embed.tokens"),
+    ("rsa.compare", "spearmann", "rsa.compare"),
+    ("stitch.methods", ["ridge", "lasso"], "stitch.methods"),
+    ("rsa.compar", "pearson", "rsa.compar"),
+    ("preprocess.space", "raw", "preprocess.mask"),
+    ("data", {"source": "bids", "bids_root": "/nonexistent/ds001499", "stimuli_root": "/nonexistent/stimuli",
+              "forms": ["T1w"]}, "data.bids_root"),
+]
+
+
+@pytest.fixture(scope="module")
+def reproduced(project) -> Path:
+    """The project after a complete `dvc repro` (a no-op when the first test ran it)."""
+    _run(["dvc", "repro"], project)
+    _run(["git", "checkout", "--", "params.yaml"], project)
+    return project
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key, value, named", BAD_PARAMS, ids=[case[0] for case in BAD_PARAMS])
+def test_a_bad_param_stops_dvc_repro_and_every_file_keeps_its_bytes(reproduced, key, value, named):
+    before = _user_files(reproduced)
+    if key == "data":
+        params = yaml.safe_load((reproduced / "params.yaml").read_text())
+        params["data"].update(value)
+        (reproduced / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    else:
+        _edit_params(reproduced, key, value)
+    try:
+        output = _failing(["dvc", "repro"], reproduced)
+    finally:
+        _run(["git", "checkout", "--", "params.yaml"], reproduced)
+    ours = [line for line in output.splitlines() if line.startswith("neurolatent ") and ": error: " in line]
+    assert len(ours) == 1 and named in ours[0], output
+    assert _user_files(reproduced) == before
+
+
+@pytest.mark.slow
+def test_a_yaml_syntax_error_names_its_line_and_column(reproduced):
+    before = _user_files(reproduced)
+    text = (reproduced / "params.yaml").read_text()
+    (reproduced / "params.yaml").write_text(text.replace("\n  seed: 0", "\n\tseed: 0", 1))
+    line = next(number for number, row in enumerate(text.splitlines(), 1) if row == "  seed: 0")
+    try:
+        dvc = _failing(["dvc", "repro"], reproduced)
+        ours = _failing(["neurolatent", "rsa"], reproduced)
+    finally:
+        _run(["git", "checkout", "--", "params.yaml"], reproduced)
+    assert f"line {line}, column 1" in dvc
+    assert ours.strip().splitlines()[-1] == (f"neurolatent rsa: error: params.yaml: line {line}, column 1: not valid "
+                                             "YAML (found character '\\t' that cannot start any token)")
+    assert _user_files(reproduced) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setting, named", [("rsa.compare=spearmann", "rsa.compare"),
+                                            ("rsa.permutation=100", "rsa.permutation")], ids=["value", "key"])
+def test_a_typo_in_dvc_exp_run_set_param_loses_nothing(reproduced, setting, named):
+    """A value DVC writes and the stage refuses, and a key DVC itself refuses (its own message)."""
+    before = _user_files(reproduced)
+    try:
+        output = _failing(["dvc", "exp", "run", "-S", setting], reproduced)
+    finally:
+        _run(["git", "checkout", "--", "params.yaml"], reproduced)
+    first = next(line for line in output.splitlines() if "error" in line.lower())
+    assert named in first, output
+    assert _user_files(reproduced) == before
+
+
+@pytest.mark.slow
+def test_outputs_travel_through_a_local_remote_to_a_fresh_clone(project, tmp_path):
+    _run(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote")], project)
+    _run(["git", "add", "-A"], project)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "results and remote"], project)
+    _run(["dvc", "push"], project)
+    clone = tmp_path / "clone"
+    _run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+    _run(["dvc", "pull"], clone)
+    assert "up to date" in _run(["dvc", "status"], clone)
+    theirs, ours = _output_files(clone), _output_files(project)
+    assert theirs.keys() == ours.keys() and len(ours) > 20
+    assert all(theirs[name] == ours[name] for name in ours)
+
+
+@pytest.mark.slow
+def test_mlflow_run_uses_the_mlproject_and_parents_the_stage_run(project, monkeypatch):
+    import mlflow
+
+    # mlflow.set_experiment (run by stages in this process) exports the id; `mlflow run` takes a name or an id
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    _run(["mlflow", "run", ".", "--env-manager", "local", "-e", "trials", "--experiment-name", "neurolatent"], project)
+    runs = mlflow.search_runs(experiment_names=["neurolatent"], output_format="list")
+    launchers = {r.info.run_id for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "trials"}
+    children = [r for r in runs if r.data.tags.get("neurolatent.stage") == "trials"
+                and r.data.tags.get("mlflow.parentRunId") in launchers]
+    assert launchers and children and children[0].info.status == "FINISHED"
+    assert "up to date" in _run(["dvc", "status"], project)  # the stage rewrote the same bytes
+
+
+@pytest.fixture
+def s3_server(monkeypatch):
+    """moto's S3 server on 127.0.0.1 with a bucket, and fake credentials in the environment."""
+    pytest.importorskip("dvc_s3", reason="the dvc-s3 plugin is not installed")
+    pytest.importorskip("moto", reason="moto (S3-compatible test server) is not installed")
+    import boto3
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="neurolatent")
+                break
+            except Exception:  # the server is still starting
+                time.sleep(0.3)
+        else:
+            pytest.fail("moto's S3 server did not start")
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_outputs_travel_through_an_s3_remote(project, tmp_path, s3_server):
+    _run(["dvc", "remote", "add", "s3", "s3://neurolatent/dvc"], project)
+    _run(["dvc", "remote", "modify", "s3", "endpointurl", s3_server], project)
+    _run(["git", "add", ".dvc/config"], project)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "s3 remote"], project)
+    _run(["dvc", "push", "-r", "s3"], project)
+    clone = tmp_path / "clone"
+    _run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+    _run(["dvc", "pull", "-r", "s3"], clone)
+    assert "up to date" in _run(["dvc", "status"], clone)
+    theirs, ours = _output_files(clone), _output_files(project)
+    assert theirs.keys() == ours.keys() and all(theirs[name] == ours[name] for name in ours)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overrides", [
+    ["preprocess.method=volume", "preprocess.space=T1w"],
+    ["preprocess.method=rendered", "preprocess.space=raw", "preprocess.mask=brain", "preprocess.render.engine=fast",
+     "preprocess.render.size=32", "fmri_ae.channels=[3,8,16]"],
+], ids=["volume-T1w", "rendered-raw"])
+def test_dvc_exp_run_per_method(project, overrides):
+    _run(["dvc", "exp", "run", *(word for o in overrides for word in ("-S", o))], project)
+    method = overrides[0].split("=")[1]
+    meta = (project / "data/processed/fmri/samples.json").read_text()
+    assert f'"method": "{method}"' in meta
+    columns = _run(["dvc", "exp", "show", "--no-pager", "--csv"], project).splitlines()[0].split(",")
+    # the headline only: metrics/summary.json's numbers (no noise ceiling here: CSI1 and CSI2 share no
+    # image in run 1, so it is null and DVC drops the column); the detail is in the stages' files
+    for metric in ("fmri_ae.loss", "ae.r", "ae.p", "samples.hi", "2way", "enc.r"):
+        assert metric in columns, (metric, columns)
+    assert "rsa.ae.planted.r" not in columns and not any(column.startswith("stitch.decode") for column in columns)
+    assert "rsa.ae.planted.r" in json.loads((project / "metrics/rsa.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_copy_with_only_events_stimuli_and_the_glmsingle_release_runs_end_to_end(project, tmp_path):
+    """The real-data path of most BOLD5000 users: no runs at all, only the events files, the stimuli
+    and release 2.0 (laid out flat, as figshare serves it), through every stage."""
+    synthetic = project / "data/raw/bold5000"
+    copy, release = tmp_path / "ds001499", tmp_path / "BOLD5000_GLMsingle"
+    for path in synthetic.rglob("*"):
+        rel = path.relative_to(synthetic)
+        if path.is_file() and (path.name.endswith("_events.tsv") or rel.parts[0] == "BOLD5000_Stimuli"):
+            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, copy / rel)
+    (release / "BOLD5000_GLMsingle_ROI_betas/py").mkdir(parents=True)
+    for path in (synthetic / "derivatives/glmsingle").rglob("*"):
+        if path.is_file() and not path.name.endswith("_schedule.tsv"):
+            target = release / ("BOLD5000_GLMsingle_ROI_betas/py" if path.suffix == ".npy" else "") / path.name
+            shutil.copy(path, target)
+    _run(["dvc", "exp", "run", "-n", "glmsingle-only", "-S", "data.source=bids", "-S", f"data.bids_root={copy}",
+          "-S", f"data.stimuli_root={copy}/BOLD5000_Stimuli", "-S", f"data.glmsingle_root={release}",
+          "-S", "data.forms=[glmsingle]", "-S", "preprocess.method=glmsingle"], project)
+    assert '"method": "glmsingle"' in (project / "data/processed/fmri/samples.json").read_text()
+    assert not list((project / "data/raw/bold5000").rglob("*_bold.nii.gz"))
+    rsa_metrics = json.loads((project / "metrics/rsa.json").read_text())
+    # a real copy has no planted truth: the image models alone, each with a finite statistic
+    assert "rsa.samples.planted.r" not in rsa_metrics
+    assert all(np.isfinite(rsa_metrics[f"rsa.samples.{model}.r"]) for model in ("pixels", "image_ae"))
+
+
+@pytest.mark.slow
+def test_two_queued_experiments_run_in_parallel_and_both_reach_the_projects_store(project):
+    """With no MLFLOW_TRACKING_URI (the README's default), the runs of experiments that DVC runs in
+    its temporary copies of the project reach the project's own mlflow.db."""
+    from mlflow import MlflowClient
+
+    _run(["git", "checkout", "--", "."], project)  # the experiments branch from the committed default
+    names = ["perm300", "perm400"]  # both differ from the project's 500 / 200, so rsa and stitch rerun
+    default = ("MLFLOW_TRACKING_URI",)
+    for name, count in zip(names, (300, 400)):
+        _run(["dvc", "exp", "run", "--queue", "-n", name, "-S", f"rsa.permutations={count}",
+              "-S", f"stitch.permutations={count}"], project, default)
+    _run(["dvc", "queue", "start", "-j", "2"], project, default)
+    deadline = time.time() + 900
+    while time.time() < deadline:
+        status = _run(["dvc", "queue", "status"], project, default)
+        if not any(word in status for word in ("Queued", "Running")):
+            break
+        time.sleep(5)
+    assert "Failed" not in status, status
+    shown = _run(["dvc", "exp", "show", "--no-pager", "--csv"], project)
+    assert all(name in shown for name in names), shown
+    client = MlflowClient(tracking_uri=f"sqlite:///{project}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("neurolatent").experiment_id])
+    for name in names:
+        stages = {r.data.tags.get("neurolatent.stage") for r in runs if r.data.tags.get("dvc.exp_name") == name}
+        assert {"rsa", "stitch"} <= stages, (name, stages)
+        finished = [r for r in runs if r.data.tags.get("dvc.exp_name") == name and r.info.status == "FINISHED"
+                    and r.data.tags.get("neurolatent.stage") in ("rsa", "stitch")]
+        assert all(any(k.startswith(r.data.tags["neurolatent.stage"] + ".") for k in r.data.metrics) for r in finished)

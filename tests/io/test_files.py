@@ -1,0 +1,51 @@
+"""neurolatent.io.files: outputs appear whole or not at all, with the user's permissions."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from neurolatent.io.files import allocate_npy, atomic_dir, atomic_file, finite_or_none, write_metrics
+
+
+def test_a_folder_replaces_the_old_one_only_when_written_whole(tmp_path):
+    final = tmp_path / "out"
+    final.mkdir()
+    (final / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(final) as temp:
+            (temp / "new.txt").write_text("half")
+            raise RuntimeError("stopped")
+    assert sorted(p.name for p in final.iterdir()) == ["old.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary sibling left
+    with atomic_dir(final) as temp:
+        (temp / "new.txt").write_text("whole")
+    assert sorted(p.name for p in final.iterdir()) == ["new.txt"]
+
+
+def test_a_file_gets_the_umask_permissions_and_a_killed_writers_leftover_goes(tmp_path):
+    dead = tmp_path / ".metrics.json.tmp-999999999-x"  # a pid that does not run
+    dead.write_text("{}")
+    old = os.umask(0o027)
+    try:
+        with atomic_file(tmp_path / "metrics.json") as temp:
+            temp.write_text("{}")
+    finally:
+        os.umask(old)
+    assert oct((tmp_path / "metrics.json").stat().st_mode & 0o777) == oct(0o640)
+    assert not dead.exists()
+
+
+def test_metrics_keep_every_digit_and_nan_becomes_null(tmp_path):
+    write_metrics({"rsa.p": 1 / 10001, "rsa.nc": float("nan")}, tmp_path / "m.json")
+    assert json.loads((tmp_path / "m.json").read_text()) == {"rsa.nc": None, "rsa.p": 1 / 10001}
+    assert finite_or_none(float("inf")) is None and finite_or_none(3) == 3
+
+
+def test_an_allocated_npy_is_zeros_of_its_shape(tmp_path):
+    allocate_npy(tmp_path / "s.npy", np.float32, (4, 3))
+    array = np.load(tmp_path / "s.npy")
+    assert array.shape == (4, 3) and array.dtype == np.float32 and not array.any()

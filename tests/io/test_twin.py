@@ -1,0 +1,240 @@
+"""The synthetic BOLD5000: layout, determinism, planted truth; and the real-copy selector."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from neurolatent.pipeline.params import validate_params
+from neurolatent.errors import NeurolatentError
+from neurolatent.io import bids
+from conftest import write_dataset
+from neurolatent.io.events import build_tables
+from neurolatent.science import synthetic
+
+from conftest import REAL_EVENTS, small_data_params, write_small
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_layout_matches_bold5000(small_dataset):
+    raw, truth = small_dataset
+    for subject in ("CSI1", "CSI4"):
+        for run in (1, 7):
+            stem = raw / bids.func_dir(subject, 1) / bids.run_stem(subject, 1, run)
+            for suffix in ("_bold.nii.gz", "_bold.json", "_events.tsv"):
+                assert Path(f"{stem}{suffix}").is_file()
+            assert json.loads(Path(f"{stem}_bold.json").read_text())["RepetitionTime"] == 2.0
+            assert (raw / bids.preproc_path(subject, 1, run)).is_file()
+            assert (raw / bids.preproc_mask_path(subject, 1, run)).is_file()
+    # CSI1's events files are byte for byte the real ones (13 columns, CRLF, rep_ typing)
+    for run in (1, 7):
+        rel = bids.events_path("CSI1", 1, run)
+        assert (raw / rel).read_bytes() == (REAL_EVENTS / rel).read_bytes()
+    # raw runs: BOLD5000's native grid (106 x 106 x 69 at 2 mm, here 4 mm), oblique
+    image = nib.load(raw / bids.bold_path("CSI1", 1, 1))
+    assert image.shape == (53, 53, 34, bids.N_VOLUMES) and image.header.get_zooms() == pytest.approx((4, 4, 4, 2))
+    assert image.get_data_dtype() == np.int16
+    assert abs(image.affine[1, 2]) > 0.1  # tilted about x: not a diagonal affine
+    # fMRIPrep's runs: the subject's T1w grid (71 x 89 x 72 at 2 mm), a different grid from the raw runs
+    preproc = nib.load(raw / bids.preproc_path("CSI1", 1, 1))
+    assert preproc.shape == (36, 44, 36, bids.N_VOLUMES) and preproc.header.get_zooms()[3] == 2.0
+    # the SPM ROI masks, on the T1w grid, named as on OpenNeuro for each subject (CSI2's and CSI3's typos)
+    for subject in ("CSI1", "CSI4"):
+        for hemisphere in bids.HEMISPHERES:
+            for roi in bids.ROIS:
+                mask = nib.load(raw / bids.roi_mask_path(subject, hemisphere, roi))
+                assert mask.shape == preproc.shape[:3] or subject == "CSI4"
+                assert np.asanyarray(mask.dataobj).any()
+    assert bids.roi_mask_path("CSI2", "RH", "RSC").name == "sub-CSI2_mask-RHRRSC.nii.gz"
+    assert bids.roi_mask_path("CSI3", "LH", "LOC").name == "sub-CSI3_mask-LHLO.nii.gz"
+    # GLMsingle release 2.0's files
+    release = raw / bids.GLMSINGLE_DIR
+    assert np.load(release / bids.GLMSINGLE_ROI_DIR / bids.glmsingle_roi_name("CSI1", "LH", "EarlyVis")).shape[0] == 74
+    session = nib.load(release / "CSI1" / bids.glmsingle_session_name("CSI1", 1))
+    assert session.shape == preproc.shape[:3] + (74,) and np.allclose(session.affine, np.eye(4))
+    assert np.allclose(nib.load(release / "CSI1" / "CSI1_brainmask.nii.gz").affine, preproc.affine)
+    listed = (release / "CSI1" / "CSI1_imgnames.txt").read_text().split()
+    assert len(listed) == 74 and any(name.startswith("rep_") for name in listed)  # the second showing of 488558
+    assert len((raw / bids.REPEATED_LIST).read_text().split()) == 113
+    extensions = {p.suffix for p in (raw / bids.STIMULI_DIR).rglob("*.*")}
+    assert extensions <= {".jpg", ".JPEG", ".jpeg"} and {".jpg", ".JPEG"} <= extensions
+    for folder in ("COCO", "ImageNet", "Scene"):
+        assert any((raw / bids.STIMULI_DIR / folder).iterdir())
+    # each image file written once, however often it is shown
+    trials, stimuli = build_tables(raw)
+    n_files = sum(1 for p in (raw / bids.STIMULI_DIR).rglob("*") if p.is_file())
+    assert n_files == len(stimuli) == trials["image_name"].nunique() < len(trials)
+    truth_stimuli = pd.read_csv(truth / "stimuli.tsv", sep="\t")
+    assert truth_stimuli["image_name"].tolist() == stimuli["image_name"].tolist()
+    assert not (raw / "truth").exists() and not any(raw.rglob("patterns*"))
+
+
+def test_the_head_moves_between_sessions_and_within_a_run():
+    first, second = synthetic.head_motion(0, "CSI1", 1, 1, 194), synthetic.head_motion(0, "CSI1", 2, 1, 194)
+    shift = np.linalg.norm(first[0, :3, 3] - second[0, :3, 3])
+    assert 1.0 < shift < 40.0  # sessions put the head in different places
+    drift = np.linalg.norm(first[-1, :3, 3] - first[0, :3, 3])
+    assert 0.0 < drift < 2.0  # a slow drift within a run
+
+
+def test_trilinear_sampling_equals_scipy():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    volume = rng.normal(size=(12, 10, 8)).astype(np.float32)
+    mapping = synthetic.rigid(np.array([4.0, -3.0, 2.0]), np.array([0.3, -0.5, 0.2]), 0.9)
+    ours = synthetic.sample_trilinear(volume, mapping, (11, 9, 7))
+    theirs = ndimage.affine_transform(volume, mapping, output_shape=(11, 9, 7), order=1, mode="constant", cval=0.0)
+    inside = ndimage.affine_transform(np.ones_like(volume), mapping, output_shape=(11, 9, 7), order=1) > 0.999
+    np.testing.assert_allclose(ours[inside], theirs[inside], atol=1e-5)
+
+
+def test_images_differ_by_category():
+    coco = synthetic.draw_image("COCO_train2014_000000000001.jpg", "coco", 96)
+    imagenet = synthetic.draw_image("n00000001_1.JPEG", "imagenet", 96)
+    scene = synthetic.draw_image("field1.jpg", "scenes", 96)
+    assert coco.shape == imagenet.shape == scene.shape == (96, 96, 3)
+    assert not np.array_equal(coco, synthetic.draw_image("COCO_train2014_000000000002.jpg", "coco", 96))
+    np.testing.assert_array_equal(coco, synthetic.draw_image("COCO_train2014_000000000001.jpg", "coco", 96))
+    # scenes have a horizon: the top half differs from the bottom half far more than in objects
+    def top_bottom(img):
+        return abs(img[:40].astype(float).mean() - img[56:].astype(float).mean())
+    names = [f"scene{i}.jpg" for i in range(20)]
+    assert np.mean([top_bottom(synthetic.draw_image(n, "scenes", 96)) for n in names]) > \
+        np.mean([top_bottom(synthetic.draw_image(f"n0_{i}.JPEG", "imagenet", 96)) for i in range(20)])
+
+
+def test_regeneration_is_byte_identical(small_dataset, tmp_path):
+    raw, truth = write_small(tmp_path, snr=4.0)
+    assert tree_digest(raw) == tree_digest(small_dataset[0])
+    assert tree_digest(truth) == tree_digest(small_dataset[1])
+
+
+def _trial_estimates(raw: Path, truth: Path, subject: str):
+    """Least-squares single-trial amplitudes of the planted region's voxels in fMRIPrep's T1w runs,
+    run by run (LSA). Returns (estimated, planted): two arrays (n_trials, n_region_voxels)."""
+    mask = nib.load(truth / f"region_sub-{subject}.nii.gz").get_fdata() > 0
+    patterns = np.load(truth / f"patterns_sub-{subject}.npy")
+    row_of = {n: i for i, n in enumerate(pd.read_csv(truth / "stimuli.tsv", sep="\t")["image_name"])}
+    estimated, planted = [], []
+    for run in (1, 7):
+        events = pd.read_csv(raw / bids.events_path(subject, 1, run), sep="\t")
+        design = synthetic.trial_regressors(events["onset"].to_numpy(), events["duration"].to_numpy(), 194, 2.0)
+        drift = synthetic.drift_basis(194, 2.0)
+        X = np.column_stack([design, drift, np.ones(194)])
+        Y = nib.load(raw / bids.preproc_path(subject, 1, run)).get_fdata()[mask].T
+        beta = np.linalg.lstsq(X, Y, rcond=None)[0][: design.shape[1]]
+        estimated.append(beta)
+        planted.append(patterns[[row_of[n] for n in events["ImgName"]]])
+    return np.concatenate(estimated), np.concatenate(planted)
+
+
+def test_planted_signal_is_there_at_high_snr_and_absent_at_zero(small_dataset, null_dataset):
+    for subject in ("CSI1", "CSI4"):
+        est, true = _trial_estimates(*small_dataset, subject)
+        r = np.corrcoef(est.ravel(), true.ravel())[0, 1]
+        # SNR 4 per trial, LSA estimates of 37 overlapping trials: r well above 0.5 is expected
+        assert r > 0.6, r
+        est0, true0 = _trial_estimates(*null_dataset, subject)
+        r0 = np.corrcoef(est0.ravel(), true0.ravel())[0, 1]
+        # ~74 trials x ~220 voxels correlated values; |r| under 0.05 is a loose null bound
+        assert abs(r0) < 0.05, r0
+
+
+def test_truth_files(small_dataset):
+    raw, truth = small_dataset
+    meta = json.loads((truth / "truth.json").read_text())
+    n_images = len(pd.read_csv(truth / "stimuli.tsv", sep="\t"))
+    features = np.load(truth / "features.npy")
+    assert features.shape == (n_images, len(synthetic.FEATURE_NAMES)) == (n_images, len(meta["feature_names"]))
+    assert np.load(truth / "feature_rdm.npy").shape == (n_images * (n_images - 1) // 2,)
+    for subject in ("CSI1", "CSI4"):
+        region = nib.load(truth / f"region_sub-{subject}.nii.gz").get_fdata() > 0
+        assert np.load(truth / f"patterns_sub-{subject}.npy").shape == (n_images, region.sum())
+        assert region.sum() == meta["region_voxels"][subject]
+        # the planted region is exactly the union of the subject's ten SPM ROI masks
+        union = np.zeros_like(region)
+        for hemisphere in bids.HEMISPHERES:
+            for roi in bids.ROIS:
+                union |= nib.load(raw / bids.roi_mask_path(subject, hemisphere, roi)).get_fdata() > 0
+        assert (union == region).all()
+
+
+def test_bids_source_links_the_subset(small_dataset, tmp_path):
+    """The real-copy path on a copy with BOLD5000's layout (the synthetic data have every form)."""
+    real, _ = small_dataset
+    data = validate_params({"data": {
+        "source": "bids", "subjects": ["CSI1"], "sessions": [1], "runs": [7], "forms": ["raw", "T1w"],
+        "bids_root": str(real), "stimuli_root": str(real / "BOLD5000_Stimuli"),
+    }}).data
+    write_dataset(data, tmp_path / "raw", tmp_path / "truth")
+    out = tmp_path / "raw"
+    for rel in (bids.bold_path("CSI1", 1, 7), bids.preproc_path("CSI1", 1, 7), bids.preproc_mask_path("CSI1", 1, 7),
+                bids.roi_mask_path("CSI1", "RH", "PPA"), bids.REPEATED_LIST):
+        assert (out / rel).stat().st_ino == (real / rel).stat().st_ino, rel  # hard links, no copies
+    assert not (out / bids.bold_path("CSI1", 1, 1)).exists() and not (out / bids.GLMSINGLE_DIR).exists()
+    for space in ("raw", "T1w"):
+        trials, stimuli = build_tables(out, space)
+        assert len(trials) == 37 and set(trials["run"]) == {7}
+    assert json.loads((tmp_path / "truth" / "truth.json").read_text())["planted"] is False
+
+
+def flat_release(real: Path, folder: Path) -> Path:
+    """The GLMsingle release as figshare serves it: ROI betas under BOLD5000_GLMsingle_ROI_betas/py,
+    the rest side by side in one folder (from the synthetic copy's derivatives/glmsingle)."""
+    source = real / bids.GLMSINGLE_DIR
+    shutil.copytree(source / bids.GLMSINGLE_ROI_DIR, folder / bids.GLMSINGLE_ROI_DIR)
+    for path in source.glob("CSI*/*"):
+        if not path.name.endswith("_schedule.tsv"):  # not the release's: the dataset stage writes it
+            shutil.copy(path, folder / path.name)
+    return folder
+
+
+def test_bids_source_links_the_glmsingle_release(small_dataset, tmp_path):
+    real, _ = small_dataset
+    release = flat_release(real, tmp_path / "release")
+    data = validate_params({"preprocess": {"method": "glmsingle"}, "data": {
+        "source": "bids", "subjects": ["CSI1", "CSI4"], "sessions": [1], "runs": [1, 7], "forms": ["glmsingle"],
+        "bids_root": str(real), "stimuli_root": str(real / "BOLD5000_Stimuli"), "glmsingle_root": str(release),
+    }}).data
+    write_dataset(data, tmp_path / "raw", tmp_path / "truth")
+    out = tmp_path / "raw" / bids.GLMSINGLE_DIR
+    assert (out / "CSI4" / bids.glmsingle_session_name("CSI4", 1)).is_file()
+    schedule = pd.read_csv(out / "CSI1" / "CSI1_schedule.tsv", sep="\t")
+    assert len(schedule) == 74 and list(schedule.columns) == ["session", "run", "trial", "image_name"]
+    assert not list((tmp_path / "raw").rglob("*_bold.nii.gz")) and not list((tmp_path / "raw").rglob("*preproc*"))
+    (release / "CSI4_imgnames.txt").unlink()
+    with pytest.raises(NeurolatentError, match="no CSI4_imgnames.txt in the GLMsingle release"):
+        write_dataset(data, tmp_path / "raw2", tmp_path / "truth2")
+
+
+def test_bids_source_errors(small_dataset, tmp_path):
+    real, _ = small_dataset
+    base = {"source": "bids", "subjects": ["CSI1"], "sessions": [1], "runs": [1], "forms": ["raw", "T1w"]}
+    with pytest.raises(NeurolatentError, match="data.bids_root is not a folder"):
+        write_dataset(validate_params({"data": {**base, "bids_root": str(tmp_path / "nope"),
+                                              "stimuli_root": str(tmp_path)}}).data, tmp_path / "o", tmp_path / "t")
+    with pytest.raises(NeurolatentError, match="must be the BOLD5000_Stimuli folder"):
+        write_dataset(validate_params({"data": {**base, "bids_root": str(real),
+                                              "stimuli_root": str(tmp_path)}}).data, tmp_path / "o", tmp_path / "t")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "t").exists()
+
+
+def test_failed_generation_leaves_the_old_output(small_dataset, tmp_path):
+    out, truth = tmp_path / "raw", tmp_path / "truth"
+    out.mkdir()
+    (out / "keep.txt").write_text("the user's")
+    data = small_data_params(roi_radius_mm=0.5)  # no voxel within 0.5 mm of the centres on a 4 mm grid
+    with pytest.raises(NeurolatentError, match="roi_radius_mm"):
+        write_dataset(data, out, truth)
+    assert (out / "keep.txt").read_text() == "the user's" and not truth.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["raw"]

@@ -1,0 +1,71 @@
+"""The sweep's commands and the comparison report, on experiments with known numbers."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from neurolatent.errors import NeurolatentError
+from neurolatent.pipeline.experiments.report import false_positive_rates, results_table, write_report
+from neurolatent.pipeline.experiments.sweep import Point, exp_run_args, read_config, set_flags
+
+
+def test_configurations_become_dvc_set_flags_in_order(tmp_path):
+    (tmp_path / "study.yaml").write_text("preprocess.lag_s: 0\ndata.forms: [raw]\nrsa.components: null\n")
+    (tmp_path / "scale.yaml").write_text("preprocess.lag_s: 2\n")
+    args = exp_run_args(Point("s", "study", 0.5, 2), [tmp_path / "study.yaml"], [tmp_path / "scale.yaml"])
+    assert args[:7] == ["dvc", "exp", "run", "--queue", "--force", "-n", "s-study-snr0.5-seed2"]
+    flags = dict(pair.split("=", 1) for pair in args[8::2])
+    assert flags["preprocess.lag_s"] == "2" and flags["data.forms"] == "[raw]" and flags["rsa.components"] == "null"
+    assert flags["data.synthetic.snr"] == "0.5" and flags["rsa.seed"] == "2" and flags["data.synthetic.seed"] == "2"
+    # each value reads back as the YAML it was
+    assert all(yaml.safe_load(v) == yaml.safe_load(yaml.safe_dump(yaml.safe_load(v))) for v in flags.values())
+    assert set_flags({"embed.image_models": ["untrained:resources/vit-tiny"]}) == [
+        "-S", "embed.image_models=['untrained:resources/vit-tiny']"]
+    (tmp_path / "bad.yaml").write_text("- a list\n")
+    with pytest.raises(NeurolatentError, match="bad.yaml"):
+        read_config(tmp_path / "bad.yaml")
+
+
+def _experiments():
+    """Two configurations x SNR {0, 1} x 4 seeds: 'study' sees little, 'corrected' the planted truth;
+    at SNR 0 the study's naive p is always tiny and its permutation p is not."""
+    rng = np.random.default_rng(0)
+    out = []
+    for config, snr, seed in itertools.product(("study", "corrected"), (0.0, 1.0), range(4)):
+        r = (0.02 if config == "study" else 0.8) * snr + rng.normal(0, 0.005)
+        metrics = {"rsa.stimuli_per_subject": 100.0, "rsa.ae.noise_ceiling_lower": 0.9, "rsa.ae.noise_ceiling_upper": 1.0}
+        for model in ("planted", "pixels"):
+            metrics.update({f"rsa.ae.{model}.r": r, f"rsa.ae.{model}.p": 0.5 if snr == 0 else 0.001,
+                            f"rsa.ae.{model}.ci_low": r - 0.05, f"rsa.ae.{model}.ci_high": r + 0.05,
+                            f"rsa.ae.{model}.r_pearson": r, f"rsa.ae.{model}.cka": r, f"rsa.ae.{model}.cka_p": 0.5,
+                            f"rsa.ae.{model}.p_naive_wrong_df": 1e-6 if config == "study" else 0.5,
+                            f"stitch.decode.ae.{model}.ridge.two_way": 0.5 + r / 2,
+                            f"stitch.decode.ae.{model}.ridge.chance_high": 0.6})
+        out.append({"name": f"cmp-{config}-snr{snr:g}-seed{seed}", "rev": "x", "params": {}, "metrics": metrics})
+    out.append({"name": "other-experiment", "rev": "y", "params": {}, "metrics": {}})
+    return out
+
+
+def test_report_tables_count_false_positives_and_read_the_names():
+    table = results_table(_experiments())
+    assert len(table) == 2 * 2 * 4 * 2 and set(table["config"]) == {"study", "corrected"}
+    rates = false_positive_rates(table).set_index("config")
+    assert rates.loc["study", "naive_p"] == 1.0 and rates.loc["study", "permutation_p"] == 0.0
+    assert rates.loc["corrected", "naive_p"] == 0.0 and rates.loc["study", "tests"] == 8
+
+
+def test_report_is_written_with_its_figures(tmp_path):
+    path = write_report(_experiments(), tmp_path / "compare", "cmp", notes=["a note"])
+    text = path.read_text()
+    assert "| study | ae | planted |" in text and "a note" in text and "0.0167" in text
+    assert "naive p is below 0.05 in 4 of 8 tests" not in text and "below 0.05 in 8 of 8 tests" in text
+    for name in ("rsa_vs_snr.png", "two_way_vs_snr.png"):
+        with Image.open(tmp_path / "compare" / name) as picture:
+            assert picture.size[0] > 800
+    assert len(pd.read_csv(tmp_path / "compare" / "results.csv")) == 32

@@ -1,0 +1,92 @@
+"""Figures drawn from plain tables (figures imports nothing from the package)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from neurolatent.pipeline.outputs import figures
+
+
+def _layer_table() -> pd.DataFrame:
+    """Group rows of two networks' layers against two fMRI representations, as the rsa stage merges
+    them with the manifest's layers (the deeper one with a subset of its 13 hidden states)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for kind, ceiling in (("ae", (0.30, 0.42)), ("samples", (np.nan, np.nan))):
+        for network, count, layers in (("google/vit-base-patch16-224-in21k", 13, ["last", 0, 3, 6, 9, 12]),
+                                       ("untrained:resources/vit-tiny", 3, [0, 1, 2, "last"])):
+            for layer in layers:
+                r = float(rng.uniform(0.0, 0.3))
+                rows.append({"fmri": kind, "model": f"{network}@layer{layer}", "network": network, "layer": layer,
+                             "hidden_states": count, "r": r, "ci_low": r - 0.05, "ci_high": r + 0.04,
+                             "noise_ceiling_lower": ceiling[0], "noise_ceiling_upper": ceiling[1]})
+    return pd.DataFrame(rows).assign(compare="spearman", ci=0.95)
+
+
+def test_rsa_layers_writes_a_300_dpi_png(tmp_path):
+    path = tmp_path / "layers.png"
+    figures.rsa_layers(_layer_table(), path)
+    with Image.open(path) as picture:
+        assert picture.format == "PNG"
+        assert round(picture.info["dpi"][0]) == 300 and picture.size[0] > 2000  # two panels at 300 dpi
+
+
+def test_rsa_layers_one_panel_without_optional_columns_or_last(tmp_path):
+    """One fMRI representation, no compare or ci column, no last entries, and a network with only
+    last (no curve: left out)."""
+    table = _layer_table().drop(columns=["compare", "ci"])
+    table = table[(table["fmri"] == "samples") & (table["layer"].astype(str) != "last")]
+    only_last = table.iloc[:1].assign(network="other", layer="last", model="other")
+    figures.rsa_layers(pd.concat([table, only_last], ignore_index=True), tmp_path / "layers.png")
+    with Image.open(tmp_path / "layers.png") as picture:
+        assert picture.format == "PNG"
+
+
+def _rdms():
+    from neurolatent.science.rsa.rdm import RDM
+
+    rng = np.random.default_rng(1)
+    names = tuple(f"img{i:02d}.jpg" for i in range(12))
+    category = {name: ("coco", "imagenet", "scene")[i % 3] for i, name in enumerate(names)}
+    rdms = []
+    for label in ("ae/CSI1", "pixels"):
+        upper = rng.uniform(0.2, 1.8, size=12 * 11 // 2)
+        rdms.append(RDM(upper, names, "correlation", label, {"subject": "CSI1"}))
+    return rdms, category
+
+
+def test_every_figure_is_a_300_dpi_png_with_an_svg_and_the_same_bytes_twice(tmp_path):
+    rdms, category = _rdms()
+    for attempt in ("first", "second"):
+        (tmp_path / attempt).mkdir()
+        figures.rdm_heatmaps(rdms, category, tmp_path / attempt / "rdms.png")
+        figures.mds_scatter(rdms, category, tmp_path / attempt / "mds.png")
+    for name in ("rdms", "mds"):
+        png, svg = tmp_path / "first" / f"{name}.png", tmp_path / "first" / f"{name}.svg"
+        assert round(Image.open(png).info["dpi"][0]) == 300
+        assert svg.read_text().lstrip().startswith("<?xml") and "<svg" in svg.read_text()
+        for suffix in ("png", "svg"):  # plots/ is in git: a rerun must not change a byte
+            assert (tmp_path / "first" / f"{name}.{suffix}").read_bytes() == (tmp_path / "second" / f"{name}.{suffix}").read_bytes()
+    # the RDM figure says what its colours mean; the MDS its axes
+    assert "dissimilarity percentile (%)" in (tmp_path / "first" / "rdms.svg").read_text()
+    assert "MDS dimension 1" in (tmp_path / "first" / "mds.svg").read_text()
+
+
+def test_rsa_bars_name_the_comparison_and_the_ci_level(tmp_path):
+    group = pd.DataFrame({"fmri": ["ae", "ae"], "model": ["pixels", "planted"], "r": [0.1, 0.6], "p": [0.3, 1e-4],
+                          "ci_low": [0.0, 0.5], "ci_high": [0.2, 0.7], "noise_ceiling_lower": [0.7, 0.7],
+                          "noise_ceiling_upper": [0.8, 0.8]})
+    figures.rsa_bars(group, tmp_path / "bars.png", "kendall_tau_a", 0.9)
+    svg = (tmp_path / "bars.svg").read_text()
+    assert "Kendall tau-a r of RDMs" in svg and "90% bootstrap CI" in svg
+
+
+def test_classical_mds_equals_scikit_learn():
+    from scipy.spatial.distance import pdist, squareform
+    from sklearn.manifold import ClassicalMDS
+
+    square = squareform(pdist(np.random.default_rng(3).normal(size=(60, 5)), "correlation"))
+    np.testing.assert_allclose(figures.classical_mds(square),
+                               ClassicalMDS(2, metric="precomputed").fit_transform(square), atol=1e-10)
