@@ -76,6 +76,11 @@ def test_dvc_repro_runs_and_reruns_identically(project):
     assert stitch["stitch.decode.samples.planted.ridge.two_way"] > stitch["stitch.decode.samples.planted.ridge.chance_high"]
     assert stitch["stitch.encode.planted.median_r"] > stitch["stitch.encode.planted.median_r_shuffled"]
     assert (project / "plots/stitch/reconstructions.png").is_file() and (project / "plots/stitch/encoding_r.png").is_file()
+    # per ROI: the rsa table, and decoding and encoding from each ROI
+    rois = pd.read_csv(project / "plots/rsa/rois.csv")
+    assert {"union", "EarlyVis", "LOC", "PPA"} <= set(rois["roi"]) and rois["p_fwe"].between(0, 1).all()
+    assert "stitch.decode.samples.LOC.planted_object.ridge.two_way" in stitch
+    assert "stitch.encode.pixels.EarlyVis.median_r" in stitch
     first_execution = _lineage(project, first, {"dataset", "trials", "fmri", "fmri_ae", "embed_fmri", "image_ae",
                                                  "embed_images", "rsa", "stitch", "summary"})
     # rerun a training and the permutation tests (the rest is covered by tests/pipeline/test_numerics.py)

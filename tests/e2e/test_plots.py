@@ -63,7 +63,14 @@ def test_rsa_per_model_has_ci_and_noise_ceiling(shown):
     assert any("lower" in f and "upper" in f for f in fields)
 
 
-@pytest.mark.parametrize("name", ["identification", "rsa_per_model", "fmri_ae_loss"])
+def test_the_roi_heatmap_is_a_grid_of_regions_by_models_with_corrected_stars(shown):
+    spec = shown["roi_heatmap"][0]["content"]
+    marks = {layer["mark"]["type"] for layer in _layers(spec)}
+    assert marks == {"rect", "text"} and "p_fwe" in json.dumps(spec["transform"])
+    assert spec["facet"]["row"]["field"] == "fmri"
+
+
+@pytest.mark.parametrize("name", ["identification", "rsa_per_model", "fmri_ae_loss", "roi_heatmap"])
 def test_the_vega_lite_specs_render(shown, name, artifacts):
     import vl_convert
 

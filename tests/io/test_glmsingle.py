@@ -31,8 +31,9 @@ def test_rows_follow_the_schedule_and_the_repeat_prefix_is_dropped(release):
     assert read_presentation_list(folder / "CSI1" / "CSI1_imgnames.txt") == ["a.jpg", "b.jpg", "a.jpg", "c.jpg"]
     rows = release_rows(folder, "CSI1", trials.iloc[[3, 0]])
     np.testing.assert_array_equal(rows, [3, 0])
-    betas = roi_betas(folder, "CSI1", ["LOC"], rows)  # LH's two voxels, then RH's
+    betas, labels = roi_betas(folder, "CSI1", ["LOC"], rows)  # LH's two voxels, then RH's
     np.testing.assert_array_equal(betas, [[3, 4, 13, 14], [0, 1, 10, 11]])
+    assert labels == [("LH", "LOC"), ("LH", "LOC"), ("RH", "LOC"), ("RH", "LOC")]
 
 
 def test_a_shifted_presentation_list_names_the_first_trial_that_differs(release):

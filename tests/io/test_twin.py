@@ -98,19 +98,42 @@ def test_trilinear_sampling_equals_scipy():
     np.testing.assert_allclose(ours[inside], theirs[inside], atol=1e-5)
 
 
-def test_images_differ_by_category():
-    coco = synthetic.draw_image("COCO_train2014_000000000001.jpg", "coco", 96)
+def test_images_differ_by_category_and_each_family_is_what_was_drawn():
+    coco, drawn = synthetic.draw_stimulus("COCO_train2014_000000000001.jpg", "coco", 96)
     imagenet = synthetic.draw_image("n00000001_1.JPEG", "imagenet", 96)
     scene = synthetic.draw_image("field1.jpg", "scenes", 96)
     assert coco.shape == imagenet.shape == scene.shape == (96, 96, 3)
     assert not np.array_equal(coco, synthetic.draw_image("COCO_train2014_000000000002.jpg", "coco", 96))
     np.testing.assert_array_equal(coco, synthetic.draw_image("COCO_train2014_000000000001.jpg", "coco", 96))
-    # scenes have a horizon: the top half differs from the bottom half far more than in objects
-    def top_bottom(img):
-        return abs(img[:40].astype(float).mean() - img[56:].astype(float).mean())
-    names = [f"scene{i}.jpg" for i in range(20)]
-    assert np.mean([top_bottom(synthetic.draw_image(n, "scenes", 96)) for n in names]) > \
-        np.mean([top_bottom(synthetic.draw_image(f"n0_{i}.JPEG", "imagenet", 96)) for i in range(20)])
+    objects, scene_family = synthetic.object_features(drawn), synthetic.scene_features(drawn)
+    assert objects.shape == (len(synthetic.OBJECT_NAMES),) and scene_family.shape == (len(synthetic.SCENE_NAMES),)
+    assert objects[0] == len(drawn.objects) and objects[-3:].tolist() == [1.0, 0.0, 0.0]  # COCO, one-hot
+    assert scene_family[0] == drawn.horizon and scene_family[2] == len(drawn.structures)
+    # an ImageNet-like image's first object is its large centred one; scenes have more structures
+    drawings = {c: [synthetic.draw_stimulus(f"{c}{i}.jpg", c, 96)[1] for i in range(30)]
+                for c in ("coco", "imagenet", "scenes")}
+    assert all(d.objects[0, 2] >= 0.25 for d in drawings["imagenet"])
+    assert np.mean([len(d.structures) for d in drawings["scenes"]]) > np.mean([len(d.structures) for d in
+                                                                            drawings["imagenet"]])
+    assert np.mean([len(d.objects) for d in drawings["coco"]]) > np.mean([len(d.objects) for d in drawings["scenes"]])
+
+
+def test_the_families_are_distinct_enough_to_tell_apart():
+    """Each family's RDM correlates with the others' far below 1 (they share what images share)."""
+    from scipy.stats import spearmanr
+
+    from neurolatent.science.rsa.rdm import rdm_upper
+    from neurolatent.science.stats import zscore
+
+    rows = {name: [] for name in synthetic.FAMILIES}
+    for i in range(120):
+        pixels, drawn = synthetic.draw_stimulus(f"img{i}.jpg", ("coco", "imagenet", "scenes")[i % 3], 64)
+        rows["lowlevel"].append(synthetic.image_features(pixels))
+        rows["object"].append(synthetic.object_features(drawn))
+        rows["scene"].append(synthetic.scene_features(drawn))
+    rdms = {name: rdm_upper(zscore(np.array(values))) for name, values in rows.items()}
+    for first, second in (("lowlevel", "object"), ("lowlevel", "scene"), ("object", "scene")):
+        assert spearmanr(rdms[first], rdms[second])[0] < 0.6, (first, second)
 
 
 def test_regeneration_is_byte_identical(small_dataset, tmp_path):
@@ -154,87 +177,22 @@ def test_truth_files(small_dataset):
     raw, truth = small_dataset
     meta = json.loads((truth / "truth.json").read_text())
     n_images = len(pd.read_csv(truth / "stimuli.tsv", sep="\t"))
-    features = np.load(truth / "features.npy")
-    assert features.shape == (n_images, len(synthetic.FEATURE_NAMES)) == (n_images, len(meta["feature_names"]))
+    for family, names in synthetic.FAMILIES.items():
+        assert np.load(truth / f"features_{family}.npy").shape == (n_images, len(names)) == (n_images,
+                                                                                             len(meta["families"][family]))
+    assert meta["rois"]["EarlyVis"]["family"] == "lowlevel" and meta["rois"]["LOC"]["family"] == "object"
+    assert meta["rois"]["PPA"]["family"] == "scene"
     assert np.load(truth / "feature_rdm.npy").shape == (n_images * (n_images - 1) // 2,)
+    codes = {int(code): key for code, key in meta["region_codes"].items()}
     for subject in ("CSI1", "CSI4"):
-        region = nib.load(truth / f"region_sub-{subject}.nii.gz").get_fdata() > 0
+        labels = nib.load(truth / f"region_sub-{subject}.nii.gz").get_fdata().astype(int)
+        region = labels > 0
         assert np.load(truth / f"patterns_sub-{subject}.npy").shape == (n_images, region.sum())
         assert region.sum() == meta["region_voxels"][subject]
-        # the planted region is exactly the union of the subject's ten SPM ROI masks
-        union = np.zeros_like(region)
+        # the planted region is exactly the union of the subject's ten SPM ROI masks, each voxel its ROI's code
         for hemisphere in bids.HEMISPHERES:
             for roi in bids.ROIS:
-                union |= nib.load(raw / bids.roi_mask_path(subject, hemisphere, roi)).get_fdata() > 0
-        assert (union == region).all()
-
-
-def test_bids_source_links_the_subset(small_dataset, tmp_path):
-    """The real-copy path on a copy with BOLD5000's layout (the synthetic data have every form)."""
-    real, _ = small_dataset
-    data = validate_params({"data": {
-        "source": "bids", "subjects": ["CSI1"], "sessions": [1], "runs": [7], "forms": ["raw", "T1w"],
-        "bids_root": str(real), "stimuli_root": str(real / "BOLD5000_Stimuli"),
-    }}).data
-    write_dataset(data, tmp_path / "raw", tmp_path / "truth")
-    out = tmp_path / "raw"
-    for rel in (bids.bold_path("CSI1", 1, 7), bids.preproc_path("CSI1", 1, 7), bids.preproc_mask_path("CSI1", 1, 7),
-                bids.roi_mask_path("CSI1", "RH", "PPA"), bids.REPEATED_LIST):
-        assert (out / rel).stat().st_ino == (real / rel).stat().st_ino, rel  # hard links, no copies
-    assert not (out / bids.bold_path("CSI1", 1, 1)).exists() and not (out / bids.GLMSINGLE_DIR).exists()
-    for space in ("raw", "T1w"):
-        trials, stimuli = build_tables(out, space)
-        assert len(trials) == 37 and set(trials["run"]) == {7}
-    assert json.loads((tmp_path / "truth" / "truth.json").read_text())["planted"] is False
-
-
-def flat_release(real: Path, folder: Path) -> Path:
-    """The GLMsingle release as figshare serves it: ROI betas under BOLD5000_GLMsingle_ROI_betas/py,
-    the rest side by side in one folder (from the synthetic copy's derivatives/glmsingle)."""
-    source = real / bids.GLMSINGLE_DIR
-    shutil.copytree(source / bids.GLMSINGLE_ROI_DIR, folder / bids.GLMSINGLE_ROI_DIR)
-    for path in source.glob("CSI*/*"):
-        if not path.name.endswith("_schedule.tsv"):  # not the release's: the dataset stage writes it
-            shutil.copy(path, folder / path.name)
-    return folder
-
-
-def test_bids_source_links_the_glmsingle_release(small_dataset, tmp_path):
-    real, _ = small_dataset
-    release = flat_release(real, tmp_path / "release")
-    data = validate_params({"preprocess": {"method": "glmsingle"}, "data": {
-        "source": "bids", "subjects": ["CSI1", "CSI4"], "sessions": [1], "runs": [1, 7], "forms": ["glmsingle"],
-        "bids_root": str(real), "stimuli_root": str(real / "BOLD5000_Stimuli"), "glmsingle_root": str(release),
-    }}).data
-    write_dataset(data, tmp_path / "raw", tmp_path / "truth")
-    out = tmp_path / "raw" / bids.GLMSINGLE_DIR
-    assert (out / "CSI4" / bids.glmsingle_session_name("CSI4", 1)).is_file()
-    schedule = pd.read_csv(out / "CSI1" / "CSI1_schedule.tsv", sep="\t")
-    assert len(schedule) == 74 and list(schedule.columns) == ["session", "run", "trial", "image_name"]
-    assert not list((tmp_path / "raw").rglob("*_bold.nii.gz")) and not list((tmp_path / "raw").rglob("*preproc*"))
-    (release / "CSI4_imgnames.txt").unlink()
-    with pytest.raises(NeurolatentError, match="no CSI4_imgnames.txt in the GLMsingle release"):
-        write_dataset(data, tmp_path / "raw2", tmp_path / "truth2")
-
-
-def test_bids_source_errors(small_dataset, tmp_path):
-    real, _ = small_dataset
-    base = {"source": "bids", "subjects": ["CSI1"], "sessions": [1], "runs": [1], "forms": ["raw", "T1w"]}
-    with pytest.raises(NeurolatentError, match="data.bids_root is not a folder"):
-        write_dataset(validate_params({"data": {**base, "bids_root": str(tmp_path / "nope"),
-                                              "stimuli_root": str(tmp_path)}}).data, tmp_path / "o", tmp_path / "t")
-    with pytest.raises(NeurolatentError, match="must be the BOLD5000_Stimuli folder"):
-        write_dataset(validate_params({"data": {**base, "bids_root": str(real),
-                                              "stimuli_root": str(tmp_path)}}).data, tmp_path / "o", tmp_path / "t")
-    assert not (tmp_path / "o").exists() and not (tmp_path / "t").exists()
-
-
-def test_failed_generation_leaves_the_old_output(small_dataset, tmp_path):
-    out, truth = tmp_path / "raw", tmp_path / "truth"
-    out.mkdir()
-    (out / "keep.txt").write_text("the user's")
-    data = small_data_params(roi_radius_mm=0.5)  # no voxel within 0.5 mm of the centres on a 4 mm grid
-    with pytest.raises(NeurolatentError, match="roi_radius_mm"):
-        write_dataset(data, out, truth)
-    assert (out / "keep.txt").read_text() == "the user's" and not truth.exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["raw"]
+                mask = nib.load(raw / bids.roi_mask_path(subject, hemisphere, roi)).get_fdata() > 0
+                assert (labels[mask] == next(c for c, k in codes.items() if k == f"{hemisphere}{roi}")).all()
+                region &= ~mask
+        assert not region.any()

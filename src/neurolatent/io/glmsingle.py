@@ -65,10 +65,12 @@ def release_rows(folder: Path, subject: str, trials: pd.DataFrame) -> np.ndarray
     return rows
 
 
-def roi_betas(folder: Path, subject: str, rois: list[str], rows: np.ndarray) -> np.ndarray:
+def roi_betas(folder: Path, subject: str, rois: list[str], rows: np.ndarray
+              ) -> tuple[np.ndarray, list[tuple[str, str]]]:
     """The ROI betas of ``rows``: every ROI of ``rois`` in both hemispheres, columns concatenated
-    (LH then RH per ROI, each file's voxel order). Returns (len(rows), n_voxels) float32."""
-    parts = []
+    (LH then RH per ROI, each file's voxel order). Returns ((len(rows), n_voxels) float32, the
+    (hemisphere, roi) of each column)."""
+    parts, labels = [], []
     for roi in rois:
         for hemisphere in bids.HEMISPHERES:
             path = _need(Path(folder) / bids.GLMSINGLE_ROI_DIR / bids.glmsingle_roi_name(subject, hemisphere, roi))
@@ -77,7 +79,8 @@ def roi_betas(folder: Path, subject: str, rois: list[str], rows: np.ndarray) -> 
                 raise NeurolatentError(f"{path}: shape {betas.shape}, expected (trials, voxels) with at least "
                                        f"{rows.max() + 1} trials")
             parts.append(np.asarray(betas[rows], dtype=np.float32))
-    return np.concatenate(parts, axis=1)
+            labels += [(hemisphere, roi)] * betas.shape[1]
+    return np.concatenate(parts, axis=1), labels
 
 
 def brain_mask(folder: Path, subject: str) -> nib.Nifti1Image:

@@ -33,22 +33,47 @@ def _on_grid(mask: nib.Nifti1Image, reference: nib.Nifti1Image, label: str) -> n
     return resample_to_img(mask, target, interpolation="nearest", force_resample=True, copy_header=True)
 
 
-def region_mask(root: Path, subject: str, rois: list[str], reference: nib.Nifti1Image) -> nib.Nifti1Image:
-    """The union of the subject's SPM ROI masks ``rois`` (both hemispheres) on ``reference``'s T1w grid.
+def roi_masks(root: Path, subject: str, rois: list[str], reference: nib.Nifti1Image) -> dict[tuple[str, str], np.ndarray]:
+    """The subject's SPM ROI masks ``rois`` (both hemispheres) on ``reference``'s T1w grid:
+    {(hemisphere, roi): (X, Y, Z) bool}, in the order of ``rois``, each LH then RH.
 
     root : the BOLD5000-layout folder; reference : a T1w-space run (or image) of the subject.
     """
-    data = np.zeros(reference.shape[:3], dtype=bool)
+    masks = {}
     for roi in rois:
         for hemisphere in bids.HEMISPHERES:
             path = Path(root) / bids.roi_mask_path(subject, hemisphere, roi)
             if not path.is_file():
                 raise NeurolatentError(f"{path}: ROI mask missing (preprocess.rois names {roi})")
-            data |= np.asanyarray(_on_grid(load_image(path), reference, path.name).dataobj) > 0
+            masks[hemisphere, roi] = np.asanyarray(_on_grid(load_image(path), reference, path.name).dataobj) > 0
+    return masks
+
+
+def region_mask(masks: dict[tuple[str, str], np.ndarray], affine: np.ndarray, subject: str) -> nib.Nifti1Image:
+    """The union of ROI masks (:func:`roi_masks`), as a NIfTI on ``affine``; an error if it is empty."""
+    data = np.any(np.stack(list(masks.values())), axis=0)
     if not data.any():
-        raise NeurolatentError(f"{Path(root) / 'derivatives' / 'spm' / f'sub-{subject}'}: the ROI masks of "
-                               f"sub-{subject} select no voxel of its runs' grid")
-    return nib.Nifti1Image(data.astype(np.uint8), reference.affine)
+        raise NeurolatentError(f"derivatives/spm/sub-{subject}: the ROI masks of sub-{subject} select no voxel of "
+                               "its runs' grid")
+    return nib.Nifti1Image(data.astype(np.uint8), affine)
+
+
+def voxel_rois(masks: dict[tuple[str, str], np.ndarray], region: np.ndarray) -> list[tuple[str, str]]:
+    """The (hemisphere, roi) of each voxel of ``region`` (X, Y, Z bool), in C order: the first mask
+    of ``masks`` that holds it (BOLD5000's masks can overlap by a few voxels; the log says how many)."""
+    labels: list[tuple[str, str] | None] = [None] * int(region.sum())
+    taken = np.zeros(int(region.sum()), dtype=bool)
+    overlap = 0
+    for key, mask in masks.items():
+        inside = mask[region]
+        overlap += int((inside & taken).sum())
+        for column in np.flatnonzero(inside & ~taken):
+            labels[column] = key
+        taken |= inside
+    if overlap:
+        log.info("%d voxels lie in two ROI masks: each is counted in the first (%s)", overlap,
+                 ", ".join(f"{h}{r}" for h, r in masks))
+    return labels  # every region voxel is in some mask: the region is their union
 
 
 def brain_mask(root: Path, space: str, first_run: tuple[str, int, int], reference: nib.Nifti1Image) -> nib.Nifti1Image:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from neurolatent.errors import NeurolatentError
 from neurolatent.io.samples import FmriSamples
+from neurolatent.science.stats import zscore
 from neurolatent.science.stimuli import StimulusMatrix, average_repeats
 
 FMRI_KINDS = ("ae", "samples")
@@ -105,10 +106,36 @@ def image_layers(images_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "network", "layer", "hidden_states"])
 
 
-def planted_features(truth_dir: Path) -> StimulusMatrix | None:
-    """The synthetic data's planted image features (n_images, 18), or None for real data."""
-    features, table = Path(truth_dir) / "features.npy", Path(truth_dir) / "stimuli.tsv"
-    if not (features.is_file() and table.is_file()):
-        return None
+def planted_features(truth_dir: Path) -> dict[str, StimulusMatrix]:
+    """The synthetic data's planted truth as image models, or {} for real data: ``planted_<family>``
+    for each feature family a ROI's responses were planted from (``truth.json``'s ``families``), and
+    ``planted``, every family's z-scored features side by side (the whole truth)."""
+    truth_json, table = Path(truth_dir) / "truth.json", Path(truth_dir) / "stimuli.tsv"
+    if not (truth_json.is_file() and table.is_file()) or not json.loads(truth_json.read_text()).get("planted"):
+        return {}
     names = tuple(pd.read_csv(table, sep="\t")["image_name"])
-    return StimulusMatrix("planted", np.load(features).astype(np.float32), names)
+    families = {family: np.load(Path(truth_dir) / f"features_{family}.npy")
+                for family in json.loads(truth_json.read_text())["families"]}
+    models = {f"planted_{family}": StimulusMatrix(f"planted_{family}", values.astype(np.float32), names)
+              for family, values in families.items()}
+    every = np.hstack([zscore(values) for values in families.values()]).astype(np.float32)
+    return {"planted": StimulusMatrix("planted", every, names), **models}
+
+
+def voxel_labels(samples_dir: Path) -> pd.DataFrame | None:
+    """Which ROI and hemisphere each sample column of each subject is (columns subject, column, roi,
+    hemisphere), from the fmri stage's ``voxels.parquet``; None where the samples carry no ROI labels
+    (a brain mask, rendered pictures)."""
+    path = Path(samples_dir) / "voxels.parquet"
+    return pd.read_parquet(path) if path.is_file() else None
+
+
+def roi_columns(samples: dict[str, StimulusMatrix], labels: pd.DataFrame, roi: str) -> dict[str, StimulusMatrix]:
+    """Each subject's ``samples`` restricted to the columns of ``roi`` (both hemispheres)."""
+    out = {}
+    for subject, matrix in samples.items():
+        own = labels[(labels["subject"] == subject) & (labels["roi"] == roi)]["column"].to_numpy()
+        if own.size == 0:
+            raise NeurolatentError(f"voxels.parquet: sub-{subject} has no voxel of {roi}")
+        out[subject] = StimulusMatrix(f"{matrix.name}/{roi}", matrix.matrix[:, own], matrix.stimuli)
+    return out

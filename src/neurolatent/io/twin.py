@@ -25,6 +25,7 @@ from neurolatent.io.nifti import write_nifti_gz
 from neurolatent.io.schedule import events_text, load_schedule
 from neurolatent.science import synthetic
 from neurolatent.science.rsa.rdm import rdm_upper
+from neurolatent.science.stats import zscore
 
 DATASET_DESCRIPTION = {
     "Name": "BOLD5000 layout (neurolatent)",
@@ -75,25 +76,30 @@ def write_top_files(root: Path, subjects: list[str]) -> None:
 
 
 def write_stimuli(stimuli: pd.DataFrame, root: Path, size: int,
-                  progress: Callable[..., Iterable] | None = None) -> np.ndarray:
+                  progress: Callable[..., Iterable] | None = None) -> dict[str, np.ndarray]:
     """Draw and write every image of ``stimuli`` (image_name, category) once under ``root``, as
-    BOLD5000 names them (``size`` x ``size`` px JPEG); return features of the pixels as written.
+    BOLD5000 names them (``size`` x ``size`` px JPEG); return each feature family of every image
+    (:data:`neurolatent.science.synthetic.FAMILIES`): the low-level one of the pixels as written
+    (JPEG-decoded), the object and scene ones of what was drawn.
 
     ``progress`` wraps the images' iterable to show progress (a tqdm-like callable taking ``desc``
     and ``unit``), or None.
 
-    Returns ndarray, shape (n_images, 18), rows in ``stimuli`` order.
+    Returns {family: ndarray (n_images, n_features_of_family)}, rows in ``stimuli`` order.
     """
-    features = np.empty((len(stimuli), len(synthetic.FEATURE_NAMES)))
+    families = {name: np.empty((len(stimuli), len(names))) for name, names in synthetic.FAMILIES.items()}
     pairs = stimuli[["image_name", "category"]].to_numpy()
     for i, (name, category) in enumerate(pairs if progress is None else progress(pairs, desc="stimuli", unit="img")):
         path = root / bids.stimulus_path(category, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         encoded = io.BytesIO()
-        Image.fromarray(synthetic.draw_image(name, category, size)).save(encoded, format="JPEG", quality=90)
+        pixels, drawing = synthetic.draw_stimulus(name, category, size)
+        Image.fromarray(pixels).save(encoded, format="JPEG", quality=90)
         path.write_bytes(encoded.getvalue())
-        features[i] = synthetic.image_features(np.asarray(Image.open(encoded).convert("RGB")))
-    return features
+        families["lowlevel"][i] = synthetic.image_features(np.asarray(Image.open(encoded).convert("RGB")))
+        families["object"][i] = synthetic.object_features(drawing)
+        families["scene"][i] = synthetic.scene_features(drawing)
+    return families
 
 
 def repeated_images() -> list[str]:
@@ -111,6 +117,7 @@ class Subject:
     noise_sd: np.ndarray  # (n_brain,) intensity units
     patterns: np.ndarray  # (n_images, n_region_voxels), unit sd per voxel
     region_columns: np.ndarray  # (n_region_voxels,) positions of the region's voxels among the brain voxels
+    region_rois: np.ndarray  # (n_region_voxels,) the ROI each region voxel is in ("LHEarlyVis", ...)
 
 
 def nifti_image(data: np.ndarray, affine: np.ndarray, tr_s: float | None = None) -> nib.Nifti1Image:
@@ -216,10 +223,12 @@ def write_glmsingle(schedule: pd.DataFrame, root: Path, subject: Subject, name: 
                              folder / name / f"{name}_schedule.tsv")
 
 
-def plant_subject(name: str, template: tuple[np.ndarray, np.ndarray, np.ndarray], features_z: np.ndarray,
+def plant_subject(name: str, template: tuple[np.ndarray, np.ndarray, np.ndarray], families_z: dict[str, np.ndarray],
                   params: synthetic.TwinSettings) -> Subject:
     """Subject ``name``'s anatomy (from the MNI ``template`` of :func:`mni_template`), its voxels'
-    baselines and noise, and its planted responses to the images (rows of ``features_z``)."""
+    baselines and noise, and its planted responses to the images: each ROI's voxels a random linear
+    map of the z-scored feature family ``params.families`` assigns that ROI (``families_z``: {family:
+    (n_images, k)}), unit sd per voxel; both hemispheres of a ROI take its family."""
     anatomy = synthetic.subject_anatomy(*template, name, params.seed, params.voxel_size_mm, params.roi_radius_mm)
     region_columns = np.flatnonzero(anatomy.region[anatomy.brain])
     if region_columns.size == 0:
@@ -227,13 +236,20 @@ def plant_subject(name: str, template: tuple[np.ndarray, np.ndarray, np.ndarray]
     rng = np.random.default_rng(synthetic.name_seed("subject", params.seed, name))
     baseline = 1000.0 * anatomy.intensity[anatomy.brain]
     noise_sd = params.noise_percent / 100 * baseline * np.exp(rng.normal(0, 0.25, baseline.shape))
-    patterns = synthetic.planted_patterns(features_z, region_columns.size, rng)
-    return Subject(anatomy, baseline, noise_sd, patterns, region_columns)
+    in_region = anatomy.region[anatomy.brain]
+    rois = np.full(region_columns.size, "", dtype=object)
+    patterns = np.zeros((len(next(iter(families_z.values()))), region_columns.size))
+    for key, mask in anatomy.rois.items():  # disjoint spheres, each its family's map
+        columns = np.flatnonzero(mask[anatomy.brain][in_region])
+        rois[columns] = key
+        if columns.size:
+            patterns[:, columns] = synthetic.planted_patterns(families_z[params.families[key[2:]]], columns.size, rng)
+    return Subject(anatomy, baseline, noise_sd, patterns, region_columns, rois.astype(str))
 
 
 def write_subject(root: Path, truth: Path, name: str, subject: Subject) -> None:
     """Subject ``name``'s SPM ROI masks (on its T1w grid, BOLD5000's typos included) under ``root``,
-    and its planted patterns, region noise and region mask under ``truth``."""
+    and its planted patterns, region noise and region labels under ``truth``."""
     anatomy = subject.anatomy
     for key, mask in anatomy.rois.items():
         path = root / bids.roi_mask_path(name, key[:2], key[2:])
@@ -241,29 +257,45 @@ def write_subject(root: Path, truth: Path, name: str, subject: Subject) -> None:
         write_nifti_gz(nifti_image(mask.astype(np.uint8), anatomy.t1w_affine), path)
     save_npy(subject.patterns.astype(np.float32), truth / f"patterns_sub-{name}.npy")
     save_npy(subject.noise_sd[subject.region_columns].astype(np.float32), truth / f"noise_sd_sub-{name}.npy")
-    write_nifti_gz(nifti_image(anatomy.region.astype(np.uint8), anatomy.t1w_affine), truth / f"region_sub-{name}.nii.gz")
+    labels = np.zeros(anatomy.brain.shape, dtype=np.uint8)
+    for code, key in enumerate(region_codes(), start=1):
+        labels[anatomy.rois[key]] = code
+    write_nifti_gz(nifti_image(labels, anatomy.t1w_affine), truth / f"region_sub-{name}.nii.gz")
 
 
-def write_truth(truth: Path, stimuli: pd.DataFrame, features: np.ndarray, features_z: np.ndarray,
-                params: synthetic.TwinSettings, forms: list[str], region_sizes: dict[str, int]) -> None:
-    """The planted truth's files and ``truth.json``, which says what each holds."""
+def region_codes() -> list[str]:
+    """The ROI of each code of ``region_sub-X.nii.gz`` (code 1 first; 0 is outside the region)."""
+    return [f"{hemisphere}{roi}" for hemisphere in bids.HEMISPHERES for roi in bids.ROIS]
+
+
+def write_truth(truth: Path, stimuli: pd.DataFrame, families: dict[str, np.ndarray], params: synthetic.TwinSettings,
+                forms: list[str], region_sizes: dict[str, int]) -> None:
+    """The planted truth's files and ``truth.json``, which says what each holds: which feature family
+    drives which ROI, and how strongly."""
     stimuli.to_csv(truth / "stimuli.tsv", sep="\t", index=False)
-    save_npy(features, truth / "features.npy")
-    save_npy(rdm_upper(features_z, "correlation").astype(np.float32), truth / "feature_rdm.npy")
+    for name, values in families.items():
+        save_npy(values, truth / f"features_{name}.npy")
+    every = np.hstack([zscore(values) for values in families.values()])
+    save_npy(rdm_upper(every, "correlation").astype(np.float32), truth / "feature_rdm.npy")
     write_json({
         "planted": True,
         "snr": params.snr,
         "seed": params.seed,
         "forms": list(forms),
-        "feature_names": list(synthetic.FEATURE_NAMES),
+        "families": {name: list(names) for name, names in synthetic.FAMILIES.items()},
+        "rois": {roi: {"family": family, "snr": params.snr} for roi, family in params.families.items()},
+        "region_codes": {str(code): key for code, key in enumerate(region_codes(), start=1)},
         "region_voxels": region_sizes,
         "files": {
             "stimuli.tsv": "image_name, category; row order of every array here (sorted image name)",
-            "features.npy": "(n_images, 18) planted features of each image's pixels",
-            "feature_rdm.npy": "(n_images*(n_images-1)/2,) 1 - Pearson r of z-scored features, upper triangle",
-            "patterns_sub-X.npy": "(n_images, n_region_voxels) subject X's planted response, unit sd per voxel",
+            "features_F.npy": "(n_images, k) feature family F of each image: lowlevel (its pixels), object (the drawn "
+                              "objects and the category), scene (the drawn layout); names in families",
+            "feature_rdm.npy": "(n_images*(n_images-1)/2,) 1 - Pearson r of every family's z-scored features side by "
+                               "side (the whole truth), upper triangle",
+            "patterns_sub-X.npy": "(n_images, n_region_voxels) subject X's planted response, unit sd per voxel: each "
+                                  "ROI's voxels a random linear map of its family's z-scored features (rois)",
             "noise_sd_sub-X.npy": "(n_region_voxels,) noise sd of each region voxel, intensity units",
-            "region_sub-X.nii.gz": "subject X's planted region on its T1w grid (the union of its ten ROI masks); "
-                                   "its voxels in C order are the pattern columns",
+            "region_sub-X.nii.gz": "subject X's planted region on its T1w grid, each voxel its ROI's code "
+                                   "(region_codes; 0 outside); its voxels in C order are the pattern columns",
         },
     }, truth / "truth.json")

@@ -29,6 +29,8 @@ Subject = Literal[SUBJECTS]
 #: derivatives with the SPM ROI masks, the GLMsingle single-trial betas of release 2.0
 Form = Literal["raw", "T1w", "glmsingle"]
 Roi = Literal[ROIS]
+#: the feature families the synthetic twin can plant a ROI's responses from (science.synthetic.FAMILIES)
+Family = Literal["lowlevel", "object", "scene"]
 
 
 def about(text: str, **bounds: Any) -> Any:
@@ -68,7 +70,21 @@ class SyntheticParams(_Section):
                                              "voxels).", le=50)] = 1.0
     drift_scale: Annotated[NonNegative, about("Amplitude of the slow scanner drift, in units of each voxel's noise sd.",
                                               le=100)] = 2.0
+    families: Annotated[dict[Roi, Family], about("""The feature family each ROI's responses are planted from (both
+        hemispheres): lowlevel (colour, contrast, oriented edges, layout and fine detail of the pixels), object (the
+        drawn objects' number, size, shape and position, and the image's category) or scene (the horizon, openness,
+        structures, road and ground texture of the drawn layout). The default is the visual hierarchy: EarlyVis
+        lowlevel, LOC object, OPA, PPA and RSC scene; planting one family everywhere is the control with no
+        ROI x model interaction.""")] = {"EarlyVis": "lowlevel", "LOC": "object", "OPA": "scene", "PPA": "scene",
+                                         "RSC": "scene"}
     jobs: Annotated[Count, about("Processes writing runs in parallel.", le=64)] = 2
+
+    @model_validator(mode="after")
+    def _check_families(self) -> "SyntheticParams":
+        missing = [roi for roi in ROIS if roi not in self.families]
+        if missing:
+            raise ValueError(f"families: {missing[0]} has no family (every ROI needs one)")
+        return self
 
 
 class DataParams(_Section):
@@ -491,6 +507,8 @@ def _kind(annotation: Any, metadata: list | None = None) -> str:
         text = " or ".join(_kind(a) for a in options) + (", or null" if len(options) < len(args) else "")
     elif origin is list:
         text = f"list of ({_kind(args[0])})"
+    elif origin is dict:
+        text = f"a mapping of ({_kind(args[0])}) to ({_kind(args[1])})"
     elif origin is tuple:
         text = f"a pair [{', '.join(_kind(a) for a in args)}]" if len(set(args)) == 1 and len(args) == 2 \
             else f"[{', '.join(_kind(a) for a in args)}]"

@@ -62,7 +62,8 @@ class TwinSettings:
 
     seed : every random stream's; snr : a region voxel's trial-response sd over its noise sd;
     voxel_size_mm : of the grids; image_size : stimulus side, pixels; roi_radius_mm : of each ROI
-    sphere; noise_percent : noise sd, % of baseline; drift_scale : slow drift sd, in noise sds.
+    sphere; noise_percent : noise sd, % of baseline; drift_scale : slow drift sd, in noise sds;
+    families : {ROI: feature family} (the visual hierarchy by default).
     """
 
     seed: int
@@ -72,6 +73,8 @@ class TwinSettings:
     roi_radius_mm: float
     noise_percent: float
     drift_scale: float
+    #: the feature family (a key of :data:`FAMILIES`) each ROI's responses are planted from
+    families: dict[str, str]
 
 
 def name_seed(*parts: object) -> int:
@@ -84,73 +87,117 @@ def _colour(rng: np.random.Generator, low: int = 0, high: int = 256) -> tuple[in
     return tuple(int(v) for v in rng.integers(low, high, size=3))
 
 
-def _blob(draw: ImageDraw.ImageDraw, rng: np.random.Generator, centre, radius, fill) -> None:
+def _blob(draw: ImageDraw.ImageDraw, rng: np.random.Generator, centre, radius, fill) -> bool:
+    """Draw an ellipse or a polygon (half the time each) of about ``radius``; True for a polygon."""
     cx, cy = centre
     if rng.random() < 0.5:
         rx, ry = radius * rng.uniform(0.6, 1.0), radius * rng.uniform(0.6, 1.0)
         draw.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=fill)
+        return False
     else:
         n = int(rng.integers(3, 8))
         angles = np.sort(rng.uniform(0, 2 * np.pi, n))
         radii = radius * rng.uniform(0.5, 1.0, n)
         draw.polygon([(cx + r * np.cos(a), cy + r * np.sin(a)) for a, r in zip(angles, radii)], fill=fill)
+        return True
 
 
-def draw_image(image_name: str, category: str, size: int) -> np.ndarray:
-    """Draw one stimulus, deterministically from its name.
+@dataclass(frozen=True)
+class Drawing:
+    """What :func:`draw_stimulus` drew, in fractions of the image side (positions from the top left).
+
+    objects : (n, 7) rows (x, y, radius, polygon 0/1, red, green, blue: colour in [0, 1]) of the objects (an ImageNet-like image's large
+        centred one first); horizon : where the ground meets the sky or backdrop; structures : (m, 3)
+        rows (x, width, height) of the buildings, trees and walls on the horizon; road : a path in
+        perspective (a depth cue); ground_texture : the ground's texture amplitude (0: smooth)
+    """
+
+    category: str
+    objects: np.ndarray
+    horizon: float
+    structures: np.ndarray
+    road: bool
+    ground_texture: float
+
+
+#: how each category is drawn: horizon height (fraction from the top), number of structures on the
+#: horizon and their height, the chance of a road, the ground's texture amplitude, the number of
+#: objects on the ground and their radius. The ranges overlap, so every family varies within a
+#: category as much as between categories (scenes are not all alike, nor are COCO images)
+CATEGORY_DRAWING = {
+    "scenes": {"horizon": (0.3, 0.7), "structures": (1, 8), "height": (0.1, 0.5), "road": 0.5, "texture": (0, 25),
+               "objects": (0, 4), "radius": (0.03, 0.12)},
+    "coco": {"horizon": (0.1, 0.5), "structures": (0, 5), "height": (0.05, 0.3), "road": 0.3, "texture": (5, 40),
+             "objects": (1, 7), "radius": (0.06, 0.2)},
+    "imagenet": {"horizon": (0.35, 0.85), "structures": (0, 4), "height": (0.05, 0.3), "road": 0.15, "texture": (0, 20),
+                 "objects": (0, 3), "radius": (0.04, 0.12)},
+}
+
+
+def draw_stimulus(image_name: str, category: str, size: int) -> tuple[np.ndarray, Drawing]:
+    """Draw one stimulus, deterministically from its name; return its pixels and what was drawn.
+
+    Every image is a view of a sky (or backdrop) over a textured ground, with structures on the
+    horizon, a road in perspective some of the time, and objects on the ground, each drawn from its
+    category's ranges (:data:`CATEGORY_DRAWING`): scene-like images a sky/ground view with many
+    structures; COCO-like ones several objects on a textured ground seen from above (a high
+    horizon); ImageNet-like ones, in addition, one large centred object before a low horizon.
 
     Parameters
     ----------
-    image_name : str
-        BOLD5000 image name; it alone seeds the drawing.
-    category : {"coco", "imagenet", "scenes"}
-    size : int
-        Side of the square image, pixels.
+    image_name : BOLD5000 image name; it alone seeds the drawing.
+    category : "coco", "imagenet" or "scenes"
+    size : side of the square image, pixels.
 
     Returns
     -------
-    ndarray, shape (size, size, 3), uint8 RGB
+    (ndarray (size, size, 3) uint8 RGB, :class:`Drawing`)
     """
-    rng = np.random.default_rng(name_seed("image", image_name))
-    s = size
-    if category == "scenes":
-        horizon = int(s * rng.uniform(0.35, 0.7))
-        sky = np.linspace(_colour(rng, 90, 230), _colour(rng, 150, 256), horizon)
-        ground = np.linspace(_colour(rng, 40, 160), _colour(rng, 0, 90), s - horizon)
-        pixels = np.concatenate([sky, ground])[:, None, :].repeat(s, axis=1).astype(np.uint8)
-        image = Image.fromarray(pixels)
-        draw = ImageDraw.Draw(image)
-        for _ in range(int(rng.integers(2, 9))):  # buildings, trees, walls on the horizon
-            x0 = rng.uniform(0, s)
-            width, height = rng.uniform(0.04, 0.25) * s, rng.uniform(0.1, 0.6) * s
-            draw.rectangle([x0, horizon - height, x0 + width, horizon], fill=_colour(rng, 20, 200))
-        if rng.random() < 0.5:  # a road or path in perspective
-            draw.polygon([(s * 0.45, horizon), (s * 0.55, horizon), (s * 0.9, s), (s * 0.1, s)],
-                         fill=_colour(rng, 60, 140))
-    elif category == "imagenet":
-        background = np.array(_colour(rng, 100, 256), dtype=float)
-        pixels = np.clip(background + rng.normal(0, 6, (s, s, 3)), 0, 255).astype(np.uint8)
-        image = Image.fromarray(pixels)
-        draw = ImageDraw.Draw(image)
-        centre = (s * rng.uniform(0.4, 0.6), s * rng.uniform(0.4, 0.6))
-        _blob(draw, rng, centre, s * rng.uniform(0.25, 0.42), _colour(rng, 0, 200))
-        _blob(draw, rng, centre, s * rng.uniform(0.05, 0.15), _colour(rng))
-    elif category == "coco":
-        noise = rng.normal(0, 1, (s // 8 + 1, s // 8 + 1, 3))
-        texture = np.kron(noise, np.ones((8, 8, 1)))[:s, :s]
-        pixels = np.clip(np.array(_colour(rng, 60, 200)) + 25 * texture, 0, 255).astype(np.uint8)
-        image = Image.fromarray(pixels)
-        draw = ImageDraw.Draw(image)
-        for _ in range(int(rng.integers(3, 8))):
-            _blob(draw, rng, (s * rng.uniform(0.1, 0.9), s * rng.uniform(0.1, 0.9)),
-                  s * rng.uniform(0.06, 0.2), _colour(rng))
-    else:
+    if category not in CATEGORY_DRAWING:
         raise ValueError(f"unknown category {category!r}")
-    return np.asarray(image.filter(ImageFilter.SMOOTH), dtype=np.uint8)
+    rng = np.random.default_rng(name_seed("image", image_name))
+    ranges, s = CATEGORY_DRAWING[category], size
+    horizon = max(1, int(s * rng.uniform(*ranges["horizon"])))
+    texture = float(rng.uniform(*ranges["texture"]))
+    sky = np.linspace(_colour(rng, 90, 230), _colour(rng, 150, 256), horizon)
+    ground = np.linspace(_colour(rng, 40, 180), _colour(rng, 0, 120), s - horizon)
+    pixels = np.concatenate([sky, ground])[:, None, :].repeat(s, axis=1)
+    noise = rng.normal(0, 1, (s // 8 + 1, s // 8 + 1, 3))
+    pixels[horizon:] += texture * np.kron(noise, np.ones((8, 8, 1)))[:s - horizon, :s]
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    structures, objects = [], []
+    for _ in range(int(rng.integers(*ranges["structures"]))):  # buildings, trees, walls on the horizon
+        x0, width, height = rng.uniform(0, s), rng.uniform(0.04, 0.25) * s, rng.uniform(*ranges["height"]) * s
+        draw.rectangle([x0, horizon - height, x0 + width, horizon], fill=_colour(rng, 20, 200))
+        structures.append((x0 / s, width / s, height / s))
+    road = bool(rng.random() < ranges["road"])
+    if road:
+        draw.polygon([(s * 0.45, horizon), (s * 0.55, horizon), (s * 0.9, s), (s * 0.1, s)], fill=_colour(rng, 60, 140))
+    if category == "imagenet":  # the one large centred object, with a detail on it
+        centre = (s * rng.uniform(0.4, 0.6), s * rng.uniform(0.4, 0.6))
+        radius, fill = s * rng.uniform(0.25, 0.42), _colour(rng, 0, 200)
+        objects.append((centre[0] / s, centre[1] / s, radius / s, float(_blob(draw, rng, centre, radius, fill)),
+                        *(np.array(fill) / 255)))
+        _blob(draw, rng, centre, s * rng.uniform(0.05, 0.15), _colour(rng))
+    top = max(0.1, horizon / s)
+    for _ in range(int(rng.integers(*ranges["objects"]))):  # objects on the ground
+        centre = (s * rng.uniform(0.1, 0.9), s * rng.uniform(top, 0.95))
+        radius, fill = s * rng.uniform(*ranges["radius"]), _colour(rng)
+        objects.append((centre[0] / s, centre[1] / s, radius / s, float(_blob(draw, rng, centre, radius, fill)),
+                        *(np.array(fill) / 255)))
+    drawing = Drawing(category, np.array(objects, dtype=float).reshape(-1, 7), horizon / s,
+                      np.array(structures, dtype=float).reshape(-1, 3), road, texture)
+    return np.asarray(image.filter(ImageFilter.SMOOTH), dtype=np.uint8), drawing
+
+
+def draw_image(image_name: str, category: str, size: int) -> np.ndarray:
+    """The pixels of :func:`draw_stimulus`: (size, size, 3) uint8 RGB."""
+    return draw_stimulus(image_name, category, size)[0]
 
 
 def image_features(rgb: np.ndarray) -> np.ndarray:
-    """The planted feature vector of one image: a fixed function of its pixels.
+    """The low-level family of one image (:data:`FEATURE_NAMES`): a fixed function of its pixels.
 
     The image is resized to 64x64 (bilinear) and scaled to [0, 1]; luminance is
     0.299 R + 0.587 G + 0.114 B. Features, in :data:`FEATURE_NAMES` order:
@@ -177,6 +224,46 @@ def image_features(rgb: np.ndarray) -> np.ndarray:
     layout = [lum[np.ix_(r, c)].mean() for r in thirds for c in thirds]
     laplacian = np.abs(4 * lum[1:-1, 1:-1] - lum[:-2, 1:-1] - lum[2:, 1:-1] - lum[1:-1, :-2] - lum[1:-1, 2:]).mean()
     return np.array([*x.reshape(-1, 3).mean(axis=0), lum.std(), dx, d45, dy, d135, *layout, laplacian])
+
+
+#: what each feature family holds, in order
+OBJECT_NAMES: tuple[str, ...] = ("objects", "mean_size", "largest_size", "polygon_share", "mean_x", "mean_y",
+                                 "spread", "red", "green", "blue", "is_coco", "is_imagenet", "is_scene")
+SCENE_NAMES: tuple[str, ...] = ("horizon", "openness", "structures", "structure_height", "road", "ground_texture")
+#: the feature families a ROI's responses can be planted from: low-level image statistics (pixels),
+#: the drawn objects (number, size, shape, position) and the image's category, the scene layout
+FAMILIES: dict[str, tuple[str, ...]] = {"lowlevel": FEATURE_NAMES, "object": OBJECT_NAMES, "scene": SCENE_NAMES}
+
+
+def object_features(drawing: Drawing) -> np.ndarray:
+    """The object family (:data:`OBJECT_NAMES`) of one drawn image: the number of objects, their
+    mean and largest radius, the share drawn as polygons, their mean position and its spread
+    (fractions of the side; 0.5 and 0 without objects), their mean colour (0-1; 0.5 without), and
+    the category (one-hot).
+
+    Returns ndarray, shape (13,), float64."""
+    objects = drawing.objects
+    if len(objects):
+        position = objects[:, :2]
+        summary = [len(objects), objects[:, 2].mean(), objects[:, 2].max(), objects[:, 3].mean(), *position.mean(axis=0),
+                   float(np.sqrt(position.var(axis=0).sum())), *objects[:, 4:7].mean(axis=0)]
+    else:
+        summary = [0.0, 0.0, 0.0, 0.0, 0.5, 0.5, 0.0, 0.5, 0.5, 0.5]
+    category = [float(drawing.category == name) for name in ("coco", "imagenet", "scenes")]
+    return np.array(summary + category, dtype=np.float64)
+
+
+def scene_features(drawing: Drawing) -> np.ndarray:
+    """The scene family (:data:`SCENE_NAMES`) of one drawn image: the horizon's height, the openness
+    (the sky's share of the image less what structures cover of it), the number and mean height of
+    the structures, the road (0/1), the ground's texture amplitude.
+
+    Returns ndarray, shape (6,), float64."""
+    structures = drawing.structures
+    covered = float(np.sum(np.minimum(structures[:, 1], 1.0) * np.minimum(structures[:, 2], drawing.horizon))) \
+        if len(structures) else 0.0
+    return np.array([drawing.horizon, max(drawing.horizon - covered, 0.0), len(structures),
+                     structures[:, 2].mean() if len(structures) else 0.0, float(drawing.road), drawing.ground_texture])
 
 
 def planted_patterns(features_z: np.ndarray, n_voxels: int, rng: np.random.Generator) -> np.ndarray:

@@ -10,18 +10,19 @@ from neurolatent.pipeline.outputs import figures
 
 
 def _layer_table() -> pd.DataFrame:
-    """Group rows of two networks' layers against two fMRI representations, as the rsa stage merges
-    them with the manifest's layers (the deeper one with a subset of its 13 hidden states)."""
+    """ROI rows of two networks' layers against two fMRI representations (the samples' union and two
+    ROIs), as the rsa stage merges them with the manifest's layers (the deeper one with a subset of
+    its 13 hidden states)."""
     rng = np.random.default_rng(0)
     rows = []
-    for kind, ceiling in (("ae", (0.30, 0.42)), ("samples", (np.nan, np.nan))):
-        for network, count, layers in (("google/vit-base-patch16-224-in21k", 13, ["last", 0, 3, 6, 9, 12]),
-                                       ("untrained:resources/vit-tiny", 3, [0, 1, 2, "last"])):
-            for layer in layers:
-                r = float(rng.uniform(0.0, 0.3))
-                rows.append({"fmri": kind, "model": f"{network}@layer{layer}", "network": network, "layer": layer,
-                             "hidden_states": count, "r": r, "ci_low": r - 0.05, "ci_high": r + 0.04,
-                             "noise_ceiling_lower": ceiling[0], "noise_ceiling_upper": ceiling[1]})
+    for kind, regions in (("ae", ["union"]), ("samples", ["union", "EarlyVis", "LOC"])):
+        for roi in regions:
+            for network, count, layers in (("google/vit-base-patch16-224-in21k", 13, ["last", 0, 3, 6, 9, 12]),
+                                           ("untrained:resources/vit-tiny", 3, [0, 1, 2, "last"])):
+                for layer in layers:
+                    r = float(rng.uniform(0.0, 0.3))
+                    rows.append({"roi": roi, "fmri": kind, "model": f"{network}@layer{layer}", "network": network,
+                                 "layer": layer, "hidden_states": count, "r": r, "ci_low": r - 0.05, "ci_high": r + 0.04})
     return pd.DataFrame(rows).assign(compare="spearman", ci=0.95)
 
 
@@ -30,7 +31,22 @@ def test_rsa_layers_writes_a_300_dpi_png(tmp_path):
     figures.rsa_layers(_layer_table(), path)
     with Image.open(path) as picture:
         assert picture.format == "PNG"
-        assert round(picture.info["dpi"][0]) == 300 and picture.size[0] > 2000  # two panels at 300 dpi
+        assert round(picture.info["dpi"][0]) == 300 and picture.size[0] > 2000  # four panels at 300 dpi
+
+
+def test_the_roi_heatmap_marks_corrected_significance_and_the_bars_draw(tmp_path):
+    rng = np.random.default_rng(2)
+    rows = [{"roi": roi, "fmri": kind, "model": model, "r": float(rng.uniform(-0.1, 0.8)),
+             "p_fwe": float(rng.uniform(0, 0.1)), "ceiling_low": 0.8 if kind == "samples" else float("nan")}
+            for kind, regions in (("ae", ["union"]), ("samples", ["union", "EarlyVis", "LOC", "PPA"]))
+            for roi in regions for model in ("pixels", "planted_lowlevel", "category")]
+    figures.roi_heatmap(pd.DataFrame(rows), tmp_path / "rois.png")
+    figures.roi_bars(pd.DataFrame(rows).rename(columns={"r": "two_way"}), "two_way", "2-way", tmp_path / "bars.png",
+                     chance=0.5)
+    for name in ("rois", "bars"):
+        with Image.open(tmp_path / f"{name}.png") as picture:
+            assert picture.format == "PNG" and round(picture.info["dpi"][0]) == 300
+        assert (tmp_path / f"{name}.svg").read_text().count("<svg") == 1
 
 
 def test_rsa_layers_one_panel_without_optional_columns_or_last(tmp_path):

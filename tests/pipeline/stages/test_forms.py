@@ -22,7 +22,7 @@ from nilearn.image import resample_to_img
 
 from neurolatent.pipeline.cli import main
 from neurolatent.io import bids
-from neurolatent.io.masks import region_mask
+from neurolatent.io.masks import region_mask, roi_masks
 from neurolatent.io.nifti import load_run
 from neurolatent.science.rsa.compare import compare
 from neurolatent.science.rsa.rdm import rdm_upper
@@ -93,6 +93,20 @@ def test_roi_samples_are_the_planted_voxels(small_dataset, tmp_path):
             values, images = subject_values(x, index, subject, len(order))
             r = np.corrcoef(values.ravel(), planted(truth, subject, images)[:, order].ravel())[0, 1]
             assert r > 0.7, (label, subject, r)
+            # each column's recorded ROI is the ROI its voxel lies in (the truth's region codes)
+            labels = pd.read_parquet(tmp_path / label / "fmri" / "voxels.parquet")
+            own = labels[labels["subject"] == subject].sort_values("column")
+            codes = nib.load(truth / f"region_sub-{subject}.nii.gz").get_fdata().astype(int)[region][order]
+            keys = [f"{h}{roi}" for h in bids.HEMISPHERES for roi in bids.ROIS]
+            assert (own["hemisphere"] + own["roi"]).tolist() == [keys[code - 1] for code in codes]
+
+
+def test_samples_without_roi_masks_say_they_hold_the_union_only(small_dataset, tmp_path):
+    raw, _ = small_dataset
+    samples(raw, tmp_path, method="glmsingle", mask="brain")
+    meta = pd.read_json(tmp_path / "fmri" / "samples.json", typ="series")
+    assert meta["rois"] is None and "union only" in meta["rois_note"]
+    assert not (tmp_path / "fmri" / "voxels.parquet").exists()
 
 
 def test_raw_runs_with_roi_masks_carried_over_by_affine_recover_less(small_dataset, tmp_path):
@@ -108,7 +122,8 @@ def test_raw_runs_with_roi_masks_carried_over_by_affine_recover_less(small_datas
     for subject in ("CSI1", "CSI4"):
         own = trials[trials["subject"] == subject]
         first_raw = raw / bids.bold_path(subject, 1, int(own["run"].iloc[0]))
-        masks = region_mask(raw, subject, list(bids.ROIS), nib.load(raw / own["bold_path"].iloc[0]))
+        reference = nib.load(raw / own["bold_path"].iloc[0])
+        masks = region_mask(roi_masks(raw, subject, list(bids.ROIS), reference), reference.affine, subject)
         carried = np.asanyarray(resample_to_img(masks, nib.load(first_raw), interpolation="nearest",
                                                 force_resample=True, copy_header=True).dataobj) > 0
         parts = []

@@ -43,8 +43,8 @@ def _rsa(inputs, out, **rsa) -> dict:
 def test_pairing_by_position_loses_the_planted_truth_that_pairing_by_name_finds(planted_inputs, tmp_path):
     by_name = _rsa(planted_inputs, tmp_path / "name")
     by_position = _rsa(planted_inputs, tmp_path / "position", pairing="position")
-    assert by_name["rsa.samples.planted.r"] > 0.8 and by_name["rsa.samples.planted.p"] < 0.01
-    assert by_name["rsa.samples.planted.cka"] > 0.5 and by_name["rsa.samples.planted.cka_p"] < 0.01
+    assert by_name["rsa.samples.planted.r"] > 0.5 and by_name["rsa.samples.planted.p"] < 0.01
+    assert by_name["rsa.samples.planted.cka"] > 0.3 and by_name["rsa.samples.planted.cka_p"] < 0.01
     # the same data and models: only which image row meets which fMRI row differs
     assert abs(by_position["rsa.samples.planted.r"]) < 0.1 and by_position["rsa.samples.planted.p"] > 0.05
     assert abs(by_position["rsa.samples.planted.cka"]) < 0.1 and by_position["rsa.samples.planted.cka_p"] > 0.05

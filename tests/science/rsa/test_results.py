@@ -23,7 +23,7 @@ def test_compare_models_names_every_statistic_once_for_the_group_and_each_subjec
                            name="samples")
     tests = group_mantel_models(subjects, models, "spearman", 99, named_rng(3, "samples"))
     for model in models:
-        boot = group_bootstrap(subjects, models[model], "spearman", 50, named_rng(3, "samples", model))
+        boot = group_bootstrap(subjects, models[model], "spearman", 50, named_rng(3, "samples", "bootstrap"))
         row = found.models[model].group_row()
         assert (row["r"], row["p"]) == (tests[model].statistic, tests[model].p)
         assert row["ci_low"] == np.quantile(boot.replicates, (1 - 0.9) / 2)

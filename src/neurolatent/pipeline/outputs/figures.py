@@ -121,28 +121,26 @@ def rsa_bars(group: pd.DataFrame, path: Path, compare: str = "spearman", ci: flo
 
 
 def rsa_layers(table: pd.DataFrame, path: Path) -> None:
-    """Group RSA r against layer: a panel per fMRI representation, a line per network (bootstrap CI
-    as error bars), the noise ceiling as a band; 300 dpi.
+    """Group RSA r against layer: a panel per fMRI representation and network, a line per region (the
+    union of the ROIs and each ROI), error bars the bootstrap CI.
 
-    table : the rsa stage's group rows of layer entries, columns fmri, network, layer (a hidden
-    state's index, or ``last``), hidden_states (how many the network has), r, ci_low, ci_high,
-    noise_ceiling_lower, noise_ceiling_upper, and optionally compare (``rsa.compare``) and ci (its
-    level). ``last`` (``last_hidden_state``: the last block's output after the final layernorm) is
-    drawn apart from the line, as an open diamond at x = hidden_states, one step past the deepest
-    index (its tick labelled last where no indexed point shares it); a network without indexed layers is left out."""
-    kinds = list(dict.fromkeys(table["fmri"]))
-    networks = list(dict.fromkeys(table["network"]))
-    colours = dict(zip(networks, plt.cm.tab10(np.arange(len(networks)) % 10)))
-    figure, axes = plt.subplots(1, len(kinds), figsize=(max(6.4, 4.6 * len(kinds)), 3.8), squeeze=False,
+    table : the rsa stage's ROI rows of layer entries, columns roi, fmri, network, layer (a hidden
+    state's index, or ``last``), hidden_states (how many the network has), r, ci_low, ci_high, and
+    optionally compare (``rsa.compare``) and ci (its level). ``last`` (``last_hidden_state``: the last
+    block's output after the final layernorm) is drawn apart from the line, as an open diamond at
+    x = hidden_states, one step past the deepest index (its tick labelled last where no indexed point
+    shares it); a network without indexed layers is left out."""
+    panels = [(kind, network) for kind in dict.fromkeys(table["fmri"]) for network in dict.fromkeys(table["network"])
+              if (table[(table["fmri"] == kind) & (table["network"] == network)]["layer"].astype(str) != "last").any()]
+    regions = list(dict.fromkeys(table["roi"]))
+    colours = dict(zip(regions, plt.cm.tab10(np.arange(len(regions)) % 10)))
+    figure, axes = plt.subplots(1, len(panels), figsize=(max(6.4, 4.6 * len(panels)), 3.8), squeeze=False,
                                 sharey=True)
-    for ax, kind in zip(axes[0], kinds):
-        own = table[table["fmri"] == kind]
-        lower, upper = own["noise_ceiling_lower"].iloc[0], own["noise_ceiling_upper"].iloc[0]
-        if np.isfinite(lower):
-            ax.axhspan(lower, upper, color="grey", alpha=0.3, label="noise ceiling")
+    for ax, (kind, network) in zip(axes[0], panels):
+        own = table[(table["fmri"] == kind) & (table["network"] == network)]
         indices, lasts = set(), set()
-        for network in networks:
-            rows = own[own["network"] == network]
+        for region in regions:
+            rows = own[own["roi"] == region]
             is_last = rows["layer"].astype(str) == "last"
             indexed = rows[~is_last].astype({"layer": int}).sort_values("layer")
             if indexed.empty:
@@ -150,13 +148,13 @@ def rsa_layers(table: pd.DataFrame, path: Path) -> None:
             indices.update(indexed["layer"])
             ax.errorbar(indexed["layer"], indexed["r"], yerr=[indexed["r"] - indexed["ci_low"],
                                                               indexed["ci_high"] - indexed["r"]],
-                        marker="o", ms=4, capsize=2, lw=1.2, color=colours[network], label=network)
+                        marker="o", ms=4, capsize=2, lw=1.2, color=colours[region], label=region)
             last = rows[is_last]
             if len(last) and pd.notna(last["hidden_states"].iloc[0]):
                 x, r = int(last["hidden_states"].iloc[0]), float(last["r"].iloc[0])
                 lasts.add(x)
                 ax.errorbar([x], [r], yerr=[[r - last["ci_low"].iloc[0]], [last["ci_high"].iloc[0] - r]], marker="D",
-                            ms=5, mfc="white", ls="none", capsize=2, color=colours[network])
+                            ms=5, mfc="white", ls="none", capsize=2, color=colours[region])
         # integer ticks up to the deepest index drawn, and "last" under a diamond no indexed point shares
         deepest = max(indices, default=0)
         ticks = [int(t) for t in matplotlib.ticker.MaxNLocator(integer=True).tick_values(0, deepest)
@@ -164,7 +162,7 @@ def rsa_layers(table: pd.DataFrame, path: Path) -> None:
         extra = sorted(x for x in lasts if x not in ticks)
         ax.set_xticks(ticks + extra, [str(t) for t in ticks] + [str(x) if x in indices else "last" for x in extra])
         ax.axhline(0, color="black", lw=0.6)
-        ax.set_title(f"fMRI {kind}", fontsize=9)
+        ax.set_title(f"fMRI {kind}: {network}", fontsize=9)
         ax.set_xlabel("layer (hidden state index)", fontsize=8)
         ax.tick_params(labelsize=7)
     compare = table["compare"].iloc[0] if "compare" in table else None
@@ -172,13 +170,77 @@ def rsa_layers(table: pd.DataFrame, path: Path) -> None:
                           else "RSA r (mean over subjects)", fontsize=8)
     handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
     handles["last (last_hidden_state)"] = plt.Line2D([], [], marker="D", mfc="white", color="black", ls="none")
-    columns = min(3, len(handles))
+    columns = min(4, len(handles))
     figure.legend(handles.values(), handles.keys(), loc="lower center", ncol=columns, fontsize=7)
     level = f"{table['ci'].iloc[0]:.0%} " if "ci" in table else ""
-    figure.suptitle(f"RSA by layer, error bars the {level}bootstrap CI over stimuli\n0 = the patch embeddings, "
-                    "k = after block k, last = last_hidden_state (after the final layernorm)", fontsize=8)
+    figure.suptitle(f"RSA by layer and region, error bars the {level}bootstrap CI over stimuli\n0 = the patch "
+                    "embeddings, k = after block k, last = last_hidden_state (after the final layernorm)", fontsize=8)
     legend_rows = -(-len(handles) // columns)
     figure.tight_layout(rect=(0, 0.05 + 0.05 * legend_rows, 1, 1))
+    save_figure(figure, path)
+
+
+def roi_heatmap(rois: pd.DataFrame, path: Path, compare: str = "spearman") -> None:
+    """RSA per region and model at a glance: a panel per fMRI representation, a row per region (the
+    union of the ROIs, then each ROI), a column per model; the colour is r over the region's lower
+    noise ceiling (the share of the explainable structure a model reaches; r itself where the ceiling
+    is undefined), each cell printed with its r, * where the family-wise corrected p < 0.05.
+    rois : the rsa stage's ROI table (columns roi, fmri, model, r, p_fwe, ceiling_low)."""
+    kinds = list(dict.fromkeys(rois["fmri"]))
+    models = list(dict.fromkeys(rois["model"]))
+    heights = [len(dict.fromkeys(rois[rois["fmri"] == kind]["roi"])) for kind in kinds]
+    figure, axes = plt.subplots(len(kinds), 1, figsize=(1.6 + 0.9 * len(models), 2.2 + 0.42 * sum(heights)),
+                                squeeze=False, gridspec_kw={"height_ratios": heights})
+    for ax, kind in zip(axes[:, 0], kinds):
+        own = rois[rois["fmri"] == kind]
+        regions = list(dict.fromkeys(own["roi"]))
+        table = own.pivot(index="roi", columns="model").reindex(index=regions)
+        r = table["r"].reindex(columns=models).to_numpy(dtype=float)
+        ceiling = table["ceiling_low"].reindex(columns=models).to_numpy(dtype=float)
+        usable = np.isfinite(ceiling) & (ceiling > 0.05)
+        shown = np.where(usable, r / np.where(usable, ceiling, 1.0), r)
+        image = ax.imshow(shown, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+        significant = table["p_fwe"].reindex(columns=models).to_numpy(dtype=float) < 0.05
+        for (row, column), value in np.ndenumerate(r):
+            ax.text(column, row, f"{value:.2f}{'*' if significant[row, column] else ''}", ha="center", va="center",
+                    fontsize=7, color="white" if abs(shown[row, column]) > 0.6 else "black")
+        ax.set_yticks(range(len(regions)), regions, fontsize=8)
+        ax.set_xticks(range(len(models)), models if ax is axes[-1, 0] else [], rotation=30, ha="right", fontsize=7)
+        ax.set_ylabel(f"fMRI {kind}", fontsize=8)
+    figure.subplots_adjust(left=0.12, right=0.86, top=0.9, bottom=0.22, hspace=0.15)
+    bar = figure.colorbar(image, ax=axes[:, 0].tolist(), fraction=0.03, pad=0.02)
+    bar.set_label("r / lower noise ceiling", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
+    figure.suptitle(f"RSA per region and model ({_COMPARE_NAMES.get(compare, compare)} r in each cell, "
+                    "* family-wise corrected p < 0.05 over every region and model)", fontsize=8)
+    save_figure(figure, path)
+
+
+def roi_bars(table: pd.DataFrame, value: str, label: str, path: Path, chance: float | None = None) -> None:
+    """``value`` per ROI, a bar per model in each ROI's group (a panel per fMRI representation);
+    the chance level as a dashed line. table : columns fmri, roi, model and ``value``."""
+    kinds = list(dict.fromkeys(table["fmri"]))
+    models = list(dict.fromkeys(table["model"]))
+    colours = dict(zip(models, plt.cm.tab10(np.arange(len(models)) % 10)))
+    figure, axes = plt.subplots(1, len(kinds), figsize=(1.2 + 0.35 * len(models) * table["roi"].nunique(), 3.4),
+                                squeeze=False, sharey=True)
+    for ax, kind in zip(axes[0], kinds):
+        own = table[table["fmri"] == kind]
+        regions = list(dict.fromkeys(own["roi"]))
+        width = 0.8 / len(models)
+        for m, model in enumerate(models):
+            values = own[own["model"] == model].set_index("roi")[value].reindex(regions)
+            ax.bar(np.arange(len(regions)) + (m - (len(models) - 1) / 2) * width, values, width, color=colours[model],
+                   label=model)
+        if chance is not None:
+            ax.axhline(chance, color="black", ls="--", lw=0.8, label="chance")
+        ax.set_xticks(range(len(regions)), regions, fontsize=8)
+        ax.set_title(f"fMRI {kind}", fontsize=9)
+        ax.tick_params(labelsize=7)
+    axes[0, 0].set_ylabel(label, fontsize=8)
+    handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
+    figure.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(5, len(handles)), fontsize=7)
+    figure.tight_layout(rect=(0, 0.12, 1, 1))
     save_figure(figure, path)
 
 

@@ -14,8 +14,11 @@ import re
 
 from neurolatent.science.rsa.results import ModelComparison
 
-#: the synthetic data's planted truth: a reference, never a candidate for "best model"
+#: the synthetic data's planted truth: a reference, never a candidate for "best model"; its feature
+#: families are ``planted_<family>`` (references too)
 TRUTH = "planted"
+#: the category hypothesis RDM: a reference, not an image model
+CATEGORY = "category"
 #: the statistics of each RSA comparison in metrics/rsa.json (``rsa.<fmri>.<model>.<statistic>``):
 #: the comparison's (:class:`neurolatent.science.rsa.results.ModelComparison`) and linear CKA's
 RSA_STATISTICS = (*ModelComparison.STATISTICS, "cka", "cka_p")
@@ -25,25 +28,33 @@ def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
+def is_reference(model: str) -> bool:
+    """The planted truth (and its families) and the category model: references a reader compares
+    image models with, never the "best model" themselves."""
+    return model == TRUTH or model.startswith(f"{TRUTH}_") or model == CATEGORY
+
+
 def rsa_models(details: dict, fmri: str) -> list[str]:
-    """The image models compared with fMRI representation ``fmri`` (``ae``, ``samples``)."""
-    pattern = re.compile(rf"^rsa\.{re.escape(fmri)}\.(.+)\.r$")
+    """The models compared with fMRI representation ``fmri`` (``ae``, ``samples``) over the union of
+    the ROIs (``rsa.<fmri>.<model>.r``; a ROI's are ``rsa.<fmri>.<roi>.<model>.r``)."""
+    pattern = re.compile(rf"^rsa\.{re.escape(fmri)}\.([^.]+)\.r$")
     return sorted({m.group(1) for key in details if (m := pattern.match(key))})
 
 
 def best_rsa_model(details: dict, fmri: str) -> str | None:
-    """The image model (not the planted truth) with the highest group RSA r for ``fmri``."""
+    """The image model (no reference: :func:`is_reference`) with the highest group RSA r for ``fmri``."""
     scored = [(details[f"rsa.{fmri}.{model}.r"], model) for model in rsa_models(details, fmri)
-              if model != TRUTH and _finite(details.get(f"rsa.{fmri}.{model}.r"))]
+              if not is_reference(model) and _finite(details.get(f"rsa.{fmri}.{model}.r"))]
     return max(scored)[1] if scored else None
 
 
 def best_decoding(details: dict) -> str | None:
-    """The ``stitch.decode.<fmri>.<model>.<method>`` prefix with the highest 2-way accuracy
-    (image models only, not the planted truth)."""
+    """The ``stitch.decode.<fmri>.<model>.<method>`` prefix with the highest 2-way accuracy (image
+    models only, no reference; the union of the ROIs, not one ROI's)."""
+    pattern = re.compile(r"^stitch\.decode\.([^.]+)\.([^.]+)\.([^.]+)\.two_way$")
     scored = [(value, key[:-len(".two_way")]) for key, value in details.items()
-              if key.startswith("stitch.decode.") and key.endswith(".two_way") and ".chance." not in key
-              and f".{TRUTH}." not in key and _finite(value)]
+              if (m := pattern.match(key)) and m.group(1) != "chance" and not is_reference(m.group(2))
+              and _finite(value)]
     return max(scored)[1] if scored else None
 
 
@@ -65,8 +76,9 @@ def headline(details: dict) -> dict[str, float]:
     if decoding is not None:
         out["2way"] = details[f"{decoding}.two_way"]
         out["top1"] = details[f"{decoding}.top1"]
-    encoding = [value for key, value in details.items() if re.fullmatch(r"stitch\.encode\.(.+)\.median_r", key)
-                and f".{TRUTH}." not in key and _finite(value)]
+    encoding = [value for key, value in details.items()
+                if (m := re.fullmatch(r"stitch\.encode\.([^.]+)\.median_r", key)) and not is_reference(m.group(1))
+                and _finite(value)]
     if encoding:
         out["enc.r"] = max(encoding)
     for stage in ("fmri_ae", "image_ae"):
@@ -114,8 +126,9 @@ def stitch_line(metrics: dict) -> str:
     if decoding is not None:
         parts.append(f"best decoding {decoding.removeprefix('stitch.decode.')}: 2-way "
                      f"{metrics[f'{decoding}.two_way']:.3f} (chance 0.5), top-1 {metrics[f'{decoding}.top1']:.3f}")
-    encoding = {key: value for key, value in metrics.items() if re.fullmatch(r"stitch\.encode\.(.+)\.median_r", key)
-                and f".{TRUTH}." not in key and _finite(value)}
+    encoding = {key: value for key, value in metrics.items()
+                if (m := re.fullmatch(r"stitch\.encode\.([^.]+)\.median_r", key)) and not is_reference(m.group(1))
+                and _finite(value)}
     if encoding:
         best = max(encoding, key=encoding.get)
         parts.append(f"best encoding {best.removeprefix('stitch.encode.').removesuffix('.median_r')}: "

@@ -37,17 +37,17 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
 def _write_twin(data: SimpleNamespace, compute: SimpleNamespace, out_dir: Path, truth_dir: Path) -> dict:
     """Every form of ``data.forms`` drawn from one planted truth; the runs written in parallel, in
     ``data.synthetic.jobs`` processes or on a Dask cluster (``compute.scheduler``)."""
-    settings = TwinSettings(**data.synthetic.model_dump(exclude={"jobs"}))
+    settings = TwinSettings(**data.synthetic.model_dump(exclude={"jobs"}, mode="json"))
     schedule = twin.selected_schedule(list(data.subjects), data.sessions, data.runs, settings.seed)
     stimuli = twin.stimulus_table(schedule)
     image_row = pd.Series(np.arange(len(stimuli)), index=stimuli["image_name"])
     template = twin.mni_template(settings.voxel_size_mm)
     with atomic_dir(out_dir) as root, atomic_dir(truth_dir) as truth:
         twin.write_top_files(root, list(data.subjects))
-        features = twin.write_stimuli(stimuli, root, settings.image_size, progress)
+        families = twin.write_stimuli(stimuli, root, settings.image_size, progress)
         (root / bids.REPEATED_LIST).write_text("\n".join(twin.repeated_images()) + "\n")
-        features_z = zscore(features)
-        subjects = {name: twin.plant_subject(name, template, features_z, settings) for name in data.subjects}
+        families_z = {name: zscore(values) for name, values in families.items()}
+        subjects = {name: twin.plant_subject(name, template, families_z, settings) for name in data.subjects}
         for name, subject in subjects.items():
             twin.write_subject(root, truth, name, subject)
         runs = [rows for _, rows in schedule.groupby(["subject", "session", "run"], sort=True)]
@@ -59,6 +59,6 @@ def _write_twin(data: SimpleNamespace, compute: SimpleNamespace, out_dir: Path, 
             for name, rows in schedule.groupby("subject", sort=True):
                 twin.write_glmsingle(rows.reset_index(drop=True), root, subjects[name], name, image_row, settings)
         region_sizes = {name: int(subject.region_columns.size) for name, subject in subjects.items()}
-        twin.write_truth(truth, stimuli, features, features_z, settings, list(data.forms), region_sizes)
+        twin.write_truth(truth, stimuli, families, settings, list(data.forms), region_sizes)
     return {"runs": len(runs), "trials": len(schedule), "images": len(stimuli),
             "region_voxels": int(np.mean(list(region_sizes.values())))}

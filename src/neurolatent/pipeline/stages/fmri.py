@@ -35,7 +35,7 @@ from neurolatent.errors import NeurolatentError
 from neurolatent.io import bids, glmsingle
 from neurolatent.io.bids import TR_S
 from neurolatent.io.files import allocate_npy, atomic_dir, write_json
-from neurolatent.io.masks import brain_mask, region_mask
+from neurolatent.io.masks import brain_mask, region_mask, roi_masks, voxel_rois
 from neurolatent.io.nifti import load_run
 from neurolatent.pipeline.parallel import parallel_map
 from neurolatent.science.render import render_volumes
@@ -92,37 +92,57 @@ def _tr_index(run_trials: pd.DataFrame, key: tuple[str, int, int], n_volumes: in
 
 
 def _masks(preprocess: SimpleNamespace, raw: Path, first_runs: dict[str, tuple[str, int, int]],
-           references: dict[str, nib.Nifti1Image], out: Path) -> dict[str, np.ndarray]:
+           references: dict[str, nib.Nifti1Image], out: Path) -> tuple[dict[str, np.ndarray], dict[str, list]]:
     """Each subject's voxel mask on its runs' grid (the ROI region, or the brain), also written
-    into ``out`` as ``mask_sub-X.nii.gz``."""
-    masks = {}
+    into ``out`` as ``mask_sub-X.nii.gz``; and, for the region, the (hemisphere, roi) of each of its
+    voxels in C order (the samples' column order)."""
+    masks, labels = {}, {}
     for subject, reference in references.items():
         if preprocess.mask == "region":
-            mask_image = region_mask(raw, subject, preprocess.rois, reference)
+            rois = roi_masks(raw, subject, preprocess.rois, reference)
+            mask_image = region_mask(rois, reference.affine, subject)
         else:
             mask_image = brain_mask(raw, preprocess.space, first_runs[subject], reference)
         masks[subject] = np.asanyarray(mask_image.dataobj) > 0
+        if preprocess.mask == "region":
+            labels[subject] = voxel_rois(rois, masks[subject])
         nib.save(nib.Nifti1Image(masks[subject].astype(np.uint8), reference.affine), out / f"mask_sub-{subject}.nii.gz")
-    return masks
+    return masks, labels
 
 
-def _glmsingle_samples(preprocess: SimpleNamespace, raw: Path, trials: pd.DataFrame, out: Path) -> tuple[dict, list]:
+def _glmsingle_samples(preprocess: SimpleNamespace, raw: Path, trials: pd.DataFrame, out: Path
+                       ) -> tuple[dict, dict]:
     """Each subject's release betas of its trials, z-scored per session: {subject: (n, voxels)
-    float32}. With mask: brain the release's brain masks are written into ``out`` (ROI betas carry
-    no voxel positions, so mask: region writes none)."""
+    float32}, and with mask: region the (hemisphere, roi) of each column. With mask: brain the
+    release's brain masks are written into ``out`` (ROI betas carry no voxel positions, so mask:
+    region writes none)."""
     folder = Path(raw) / bids.GLMSINGLE_DIR
-    values = {}
+    values, labels = {}, {}
     for subject, rows in trials.groupby("subject", sort=False):
         release = glmsingle.release_rows(folder, subject, rows)
         if preprocess.mask == "region":
-            betas = glmsingle.roi_betas(folder, subject, preprocess.rois, release)
+            betas, labels[subject] = glmsingle.roi_betas(folder, subject, preprocess.rois, release)
         else:
             mask_image = glmsingle.brain_mask(folder, subject)
             mask = np.asanyarray(mask_image.dataobj) > 0
             betas = glmsingle.brain_betas(folder, subject, rows, release, mask)
             nib.save(nib.Nifti1Image(mask.astype(np.uint8), mask_image.affine), out / f"mask_sub-{subject}.nii.gz")
         values[subject] = zscore_groups(betas, rows["session"].to_numpy())
-    return values
+    return values, labels
+
+
+def _write_labels(labels: dict[str, list[tuple[str, str]]], rois: list[str], out: Path, meta: dict) -> None:
+    """``voxels.parquet`` (subject, column, roi, hemisphere: each sample column's ROI) and the
+    samples.json entry that says which ROIs the samples resolve, or why only their union."""
+    if labels:
+        table = pd.DataFrame([{"subject": subject, "column": column, "roi": roi, "hemisphere": hemisphere}
+                              for subject, own in labels.items() for column, (hemisphere, roi) in enumerate(own)])
+        table.to_parquet(out / "voxels.parquet", index=False)
+        meta["rois"] = [roi for roi in rois if roi in set(table["roi"])]
+    else:
+        meta["rois"] = None
+        meta["rois_note"] = ("no ROI labels: rendered pictures have no voxels, and a brain mask no ROI masks; "
+                             "analyses see the union only")
 
 
 def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
@@ -137,6 +157,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     with atomic_dir(Path(paths.out)) as out:
         meta: dict = {"method": preprocess.method}
         masks: dict[str, np.ndarray] = {}
+        labels: dict[str, list[tuple[str, str]]] = {}
         row_of_run = {key: rows.index.to_numpy() for key, rows in runs}
         index = trials
         if preprocess.method == "rendered":
@@ -152,11 +173,11 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
                 index = pd.concat(parts, ignore_index=True)
             meta["render"] = preprocess.render.model_dump()
         elif preprocess.method == "glmsingle":
-            release = _glmsingle_samples(preprocess, Path(paths.raw), trials, out)
+            release, labels = _glmsingle_samples(preprocess, Path(paths.raw), trials, out)
             widths = {s: v.shape[1] for s, v in release.items()}
         else:
             first_runs = {s: tuple(rows[["subject", "session", "run"]].iloc[0]) for s, rows in trials.groupby("subject")}
-            masks = _masks(preprocess, Path(paths.raw), first_runs, references, out)
+            masks, labels = _masks(preprocess, Path(paths.raw), first_runs, references, out)
             widths = {s: int(m.sum()) for s, m in masks.items()}
         if preprocess.method != "rendered":
             shape, dtype = (max(widths.values()),), np.float32
@@ -189,6 +210,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
         columns = [c for c in ("subject", "session", "run", "trial", "volume", "onset", "image_name", "category")
                    if c in index.columns]
         index[columns].to_parquet(out / "index.parquet", index=False)
+        _write_labels(labels, list(preprocess.rois), out, meta)
         meta.update(sample_shape=list(shape), dtype=np.dtype(dtype).name, n_samples=len(index))
         write_json(meta, out / "samples.json")
     return {"fmri.samples": len(index), "fmri.sample_size": int(np.prod(shape)), "fmri.runs": len(runs)}

@@ -32,6 +32,7 @@ ceiling, an MDS of each space, and with indexed ``embed.layers`` RSA by layer, `
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
 from types import SimpleNamespace
@@ -40,21 +41,29 @@ import numpy as np
 import pandas as pd
 
 from neurolatent.errors import NeurolatentError
+from neurolatent.io import bids
 from neurolatent.io.files import atomic_dir, write_metrics
 from neurolatent.io.rdms import save_rdms
 from neurolatent.io.representations import (first_presentations, fmri_latents, fmri_samples, fmri_trial_samples,
-                                            image_layers, image_models, planted_features)
+                                            image_layers, image_models, planted_features, roi_columns, voxel_labels)
 from neurolatent.pipeline import tracking
 from neurolatent.pipeline.numerics import torch_device
 from neurolatent.pipeline.outputs import figures, summaries
 from neurolatent.pipeline.progress import progress
 from neurolatent.science.cka import group_cka_models
-from neurolatent.science.rsa.results import compare_models
-from neurolatent.science.rsa.rdm import RDM, reduced_rdm
+from neurolatent.science.rsa.inference import familywise_p
+from neurolatent.science.rsa.rdm import RDM, category_rdm, reduced_rdm
+from neurolatent.science.rsa.results import (RepresentationComparison, compare_models, interaction, model_difference,
+                                             subject_draws)
 from neurolatent.science.stats import named_rng
 from neurolatent.science.stimuli import StimulusMatrix, paired_by_position
 
 log = logging.getLogger(__name__)
+
+#: the region of every visual ROI together; with ROI labels each ROI is a region of its own too
+UNION = "union"
+#: the category model: the hypothesis RDM of COCO / ImageNet / Scene membership
+CATEGORY = "category"
 
 #: the line the stage ends with (its best model, CI, p)
 closing_line = summaries.rsa_line
@@ -70,8 +79,9 @@ def _rdm(matrix: np.ndarray, stimuli: tuple[str, ...], params: SimpleNamespace, 
     return item
 
 
-def _inputs(params: SimpleNamespace, paths: SimpleNamespace) -> tuple[dict, dict, pd.DataFrame]:
-    """fMRI representations {kind: {subject: matrix}}, image models {name: matrix}, stimuli."""
+def _inputs(params: SimpleNamespace, paths: SimpleNamespace) -> tuple[dict, dict, pd.DataFrame, pd.DataFrame | None]:
+    """fMRI representations {kind: {subject: matrix}}, image models {name: matrix} (with the planted
+    truth's), stimuli, and the samples' voxel labels (None without ROIs)."""
     stimuli = pd.read_parquet(paths.stimuli)
     fmri: dict[str, dict[str, StimulusMatrix]] = {}
     if "ae" in params.rsa.fmri:
@@ -79,53 +89,107 @@ def _inputs(params: SimpleNamespace, paths: SimpleNamespace) -> tuple[dict, dict
     if "samples" in params.rsa.fmri:
         fmri["samples"] = fmri_samples(fmri_trial_samples(paths.samples, paths.trials, params.preprocess.lag_s,
                                                           params.preprocess.anchor, params.preprocess.rounding))
+    labels = voxel_labels(paths.samples) if "samples" in fmri else None
     if params.rsa.pairing == "position":
         shown = first_presentations(pd.read_parquet(paths.trials))
         order = tuple(stimuli["image_name"])
         fmri = {kind: {subject: paired_by_position(sample, shown[subject], order)
                        for subject, sample in per_subject.items()} for kind, per_subject in fmri.items()}
-    models = image_models(paths.images, stimuli)
-    planted = planted_features(paths.truth)
-    if planted is not None:
-        models["planted"] = planted
-    return fmri, models, stimuli
+    models = image_models(paths.images, stimuli) | planted_features(paths.truth)
+    return fmri, models, stimuli, labels
+
+
+def _regions(kind: str, per_subject: dict[str, StimulusMatrix], labels: pd.DataFrame | None) -> dict[str, dict]:
+    """{region: {subject: matrix}}: the union of the visual ROIs, then each ROI (both hemispheres)
+    where the samples carry ROI labels (the AE's latents and unlabelled samples: the union only)."""
+    regions = {UNION: per_subject}
+    if kind == "samples" and labels is not None:
+        for roi in [roi for roi in bids.ROIS if roi in set(labels["roi"])]:  # early to late visual areas
+            regions[roi] = roi_columns(per_subject, labels, roi)
+    return regions
+
+
+def _model_tables(kind: str, comparisons: dict[str, RepresentationComparison], fwe: dict, draws: np.ndarray
+                  ) -> tuple[list[dict], list[dict], list[dict]]:
+    """The ROI table (a row per region x model), the pairwise model comparisons within each region,
+    and the ROI x model interactions between every two ROIs (not the union)."""
+    rois, pairs, interactions = [], [], []
+    for region, comparison in comparisons.items():
+        for model, found in comparison.models.items():
+            row = found.group_row()
+            rois.append({"roi": region, "fmri": kind, "model": model, "r": row["r"], "ci_low": row["ci_low"],
+                         "ci_high": row["ci_high"], "p": row["p"], "p_fwe": fwe[region, model],
+                         "ceiling_low": comparison.ceiling[0], "ceiling_high": comparison.ceiling[1]})
+        for first, second in itertools.combinations(comparison.models, 2):
+            difference = model_difference(comparison.models[first], comparison.models[second], draws)
+            pairs.append({"roi": region, "fmri": kind, "model_a": first, "model_b": second, **difference.row()})
+    areas = [region for region in comparisons if region != UNION]
+    for roi_a, roi_b in itertools.combinations(areas, 2):
+        first, second = comparisons[roi_a].models, comparisons[roi_b].models
+        for model_a, model_b in itertools.combinations(first, 2):
+            found = interaction(first[model_a], first[model_b], second[model_a], second[model_b], draws)
+            interactions.append({"fmri": kind, "roi_a": roi_a, "roi_b": roi_b, "model_a": model_a,
+                                 "model_b": model_b, **found.row()})
+    return rois, pairs, interactions
 
 
 def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     """The stage on its declared ``params`` and ``paths`` (the registry's files); returns its metrics."""
     settings = params.rsa
     device = torch_device(params.compute.device, params.compute.threads)
-    fmri, models, stimuli = _inputs(params, paths)
+    fmri, models, stimuli, labels = _inputs(params, paths)
     seen = set().union(*(sample.stimuli for per_subject in fmri.values() for sample in per_subject.values()))
     union = tuple(name for name in stimuli["image_name"] if name in seen)
+    category_of = dict(zip(stimuli["image_name"], stimuli["category"]))
     # one RDM per model, over every image any subject saw; each subject is compared with its rows
     model_rdms = {model: _rdm(features.rows(union), union, settings, model, "all") for model, features in models.items()}
+    model_rdms[CATEGORY] = category_rdm(union, [category_of[name] for name in union])
+    one_hot = pd.get_dummies(pd.Series([category_of[name] for name in union])).to_numpy(dtype=np.float64)
+    regions = {kind: _regions(kind, per_subject, labels) for kind, per_subject in fmri.items()}
     fmri_rdms: list[RDM] = []
-    subject_rows, group_rows, metrics = [], [], {}
-    # one bar over every permutation and resample: at BOLD5000's size the tests take minutes a kind
-    bar = progress(total=len(fmri) * (settings.permutations + settings.cka_permutations
-                                      + len(model_rdms) * settings.bootstrap), desc="rsa", unit="replicate")
-    for kind, per_subject in fmri.items():
-        kind_rdms = [_rdm(sample.matrix, sample.stimuli, settings, f"{kind}/{subject}", subject)
-                     for subject, sample in per_subject.items()]
-        fmri_rdms += kind_rdms
-        # every model under the same relabellings: one pass over the subjects' RDMs serves them all
-        comparison = compare_models(kind_rdms, model_rdms, method=settings.compare, permutations=settings.permutations,
-                                    bootstrap=settings.bootstrap, ci=settings.ci, seed=settings.seed, name=kind,
-                                    triangle=settings.triangle, device=device, progress=bar.update)
+    subject_rows, group_rows, roi_rows, pair_rows, interaction_rows, metrics = [], [], [], [], [], {}
+    # one bar over every permutation and resample: at BOLD5000's size the tests take minutes a region
+    bar = progress(total=sum(len(r) for r in regions.values()) * (settings.permutations
+                                                                    + len(model_rdms) * settings.bootstrap)
+                   + len(fmri) * settings.cka_permutations, desc="rsa", unit="replicate")
+    for kind, per_region in regions.items():
+        comparisons = {}
+        for region, per_subject in per_region.items():
+            label = kind if region == UNION else f"{kind}/{region}"
+            region_rdms = [_rdm(sample.matrix, sample.stimuli, settings, f"{label}/{subject}", subject)
+                           for subject, sample in per_subject.items()]
+            fmri_rdms += region_rdms
+            # every model and every region under the same relabellings and resamples (name=kind): one pass
+            # over a region's RDMs serves all models, and the family-wise maximum spans regions and models
+            comparisons[region] = compare_models(
+                region_rdms, model_rdms, method=settings.compare, permutations=settings.permutations,
+                bootstrap=settings.bootstrap, ci=settings.ci, seed=settings.seed, name=kind,
+                triangle=settings.triangle, device=device, progress=bar.update)
+            metrics.update({f"rsa.{label}.noise_ceiling_lower": comparisons[region].ceiling[0],
+                            f"rsa.{label}.noise_ceiling_upper": comparisons[region].ceiling[1],
+                            f"rsa.{label}.components": float(np.mean([r.meta["components"] for r in region_rdms])),
+                            f"rsa.{label}.variance": float(np.mean([r.meta["variance"] for r in region_rdms]))})
+        fwe = familywise_p({(region, model): found.test for region, comparison in comparisons.items()
+                            for model, found in comparison.models.items()})
+        union_comparison, per_subject = comparisons[UNION], per_region[UNION]
         alignments = group_cka_models([(sample.matrix, sample.stimuli) for sample in per_subject.values()],
-                                      {model: models[model].rows(union) for model in model_rdms}, union,
-                                      settings.cka_permutations, named_rng(settings.seed, kind, "cka"), device,
-                                      progress=bar.update)
-        kind_groups = comparison.group_rows({"cka": alignments})
+                                      {model: models[model].rows(union) if model in models else one_hot
+                                       for model in model_rdms}, union, settings.cka_permutations,
+                                      named_rng(settings.seed, kind, "cka"), device, progress=bar.update)
+        kind_groups = [row | {"p_fwe": fwe[UNION, row["model"]]} for row in union_comparison.group_rows({"cka": alignments})]
         group_rows += [{"comparison": f"{kind}: {row['model']}", "fmri": kind, **row} for row in kind_groups]
-        subject_rows += [{"fmri": kind, **row} for row in comparison.subject_rows({"cka": alignments})]
-        metrics.update({f"rsa.{kind}.noise_ceiling_lower": comparison.ceiling[0],
-                        f"rsa.{kind}.noise_ceiling_upper": comparison.ceiling[1],
-                        f"rsa.{kind}.components": float(np.mean([r.meta["components"] for r in kind_rdms])),
-                        f"rsa.{kind}.variance": float(np.mean([r.meta["variance"] for r in kind_rdms]))})
+        subject_rows += [{"fmri": kind, **row} for row in union_comparison.subject_rows({"cka": alignments})]
+        draws = subject_draws(len(per_subject), settings.bootstrap, named_rng(settings.seed, kind, "subjects"))
+        rois, pairs, interactions = _model_tables(kind, comparisons, fwe, draws)
+        roi_rows += rois
+        pair_rows += pairs
+        interaction_rows += interactions
         for row in kind_groups:
             metrics.update({f"rsa.{kind}.{row['model']}.{name}": row[name] for name in summaries.RSA_STATISTICS})
+        for row in rois:
+            if row["roi"] != UNION:
+                metrics.update({f"rsa.{kind}.{row['roi']}.{row['model']}.{name}": row[name]
+                                for name in ("r", "ci_low", "ci_high", "p", "p_fwe")})
     bar.close()
     for model, model_rdm in model_rdms.items():
         metrics[f"rsa.{model}.components"] = float(model_rdm.meta["components"])
@@ -143,12 +207,16 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     with atomic_dir(Path(paths.plots)) as out:
         pd.DataFrame(group_rows).to_csv(out / "group.csv", index=False)
         pd.DataFrame(subject_rows).to_csv(out / "subjects.csv", index=False)
+        pd.DataFrame(roi_rows).to_csv(out / "rois.csv", index=False)
+        pd.DataFrame(pair_rows).to_csv(out / "pairwise.csv", index=False)
+        pd.DataFrame(interaction_rows).to_csv(out / "interactions.csv", index=False)
+        figures.roi_heatmap(pd.DataFrame(roi_rows), out / "rois.png", settings.compare)
         figures.rdm_heatmaps(first, category, out / "rdms.png")
         figures.rsa_bars(pd.DataFrame(group_rows), out / "rsa_per_model.png", settings.compare, settings.ci)
         figures.mds_scatter(first, category, out / "mds.png")
         layers = image_layers(paths.images)  # embed.layers: a curve per transformer when it has indexed layers
         if (layers["layer"].astype(str) != "last").any():
-            figures.rsa_layers(pd.DataFrame(group_rows).merge(layers, on="model").assign(
+            figures.rsa_layers(pd.DataFrame(roi_rows).merge(layers, on="model").assign(
                 compare=settings.compare, ci=settings.ci), out / "layers.png")
     write_metrics(metrics, paths.metrics)
     tracking.log_artifacts(sorted(Path(paths.plots).glob("*.png")) + sorted(Path(paths.plots).glob("*.svg")), "rsa")

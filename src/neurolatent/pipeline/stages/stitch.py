@@ -34,7 +34,8 @@ from neurolatent.errors import NeurolatentError
 from neurolatent.io import bids
 from neurolatent.io.files import atomic_dir, write_metrics
 from neurolatent.io.images import load_stimuli
-from neurolatent.io.representations import fmri_latents, fmri_samples, fmri_trial_samples, image_models, planted_features
+from neurolatent.io.representations import (fmri_latents, fmri_samples, fmri_trial_samples, image_models,
+                                            planted_features, roi_columns, voxel_labels)
 from neurolatent.models.autoencoder import decode_latents, encode_pictures, load_model, network_input
 from neurolatent.pipeline import tracking
 from neurolatent.pipeline.numerics import torch_device
@@ -64,10 +65,7 @@ def _inputs(params: SimpleNamespace, paths: SimpleNamespace) -> tuple[dict, dict
         fmri["ae"] = fmri_latents(paths.fmri, paths.fmri_index)
     if "samples" in params.stitch.fmri:
         fmri["samples"] = samples
-    models = image_models(paths.images, stimuli)
-    planted = planted_features(paths.truth)
-    if planted is not None:
-        models["planted"] = planted
+    models = image_models(paths.images, stimuli) | planted_features(paths.truth)
     return trial_samples, samples, fmri, models
 
 
@@ -106,6 +104,21 @@ def _decoding_rows(params: SimpleNamespace, fmri: dict, models: dict, test_of: d
     return rows
 
 
+def _roi_decoding_rows(params: SimpleNamespace, samples: dict, labels: pd.DataFrame, models: dict,
+                       test_of: dict[str, list[str]]) -> list[dict]:
+    """2-way identification from each ROI's samples (ridge), mean over subjects, per model."""
+    rows = []
+    for roi in [roi for roi in bids.ROIS if roi in set(labels["roi"])]:  # early to late visual areas
+        per_subject = roi_columns(samples, labels, roi)
+        for model, target in models.items():
+            group = GroupIdentification.of_subjects([
+                identify_held_out(build_mapping("ridge", params.procrustes_dims, params.anchors, params.seed),
+                                  per_subject[s], target, test_of[s], params.permutations,
+                                  named_rng(params.seed, f"samples/{roi}/{model}/ridge/{s}")) for s in per_subject])
+            rows.append({"fmri": "samples", "roi": roi, "model": model, "method": "ridge", **group.row()})
+    return rows
+
+
 def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     """The stage on its declared ``params`` and ``paths`` (the registry's files); returns its metrics."""
     settings = params.stitch
@@ -131,15 +144,26 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
         metrics.update({f"stitch.decode.{row['fmri']}.{row['model']}.{row['method']}.{name}": row[name]
                         for name in GroupIdentification.STATISTICS})
     drawings: dict[str, object] = {}
+    labels = voxel_labels(paths.samples) if params.preprocess.method != "rendered" else None
+    roi_rows = _roi_decoding_rows(settings, samples, labels, models, test_of) if labels is not None else []
+    for row in roi_rows:
+        metrics.update({f"stitch.decode.samples.{row['roi']}.{row['model']}.ridge.{name}": row[name]
+                        for name in GroupIdentification.STATISTICS})
+    if roi_rows:
+        drawings["rois_decoding.png"] = lambda path: figures.roi_bars(
+            pd.DataFrame(roi_rows), "two_way", "2-way identification accuracy from each ROI (ridge)", path, chance=0.5)
     if settings.reconstruct:
         metrics.update(reconstruct(settings, fmri, test_of, paths, device, drawings))
     if settings.encode:
         if params.preprocess.method == "rendered":
             log.info("stitch: encoding skipped: rendered samples are pictures, not voxels (use volume or betas)")
         else:
-            metrics.update(encode(settings, models, samples, trial_samples, test_of, Path(paths.samples), drawings))
+            metrics.update(encode(settings, models, samples, trial_samples, test_of, Path(paths.samples), drawings,
+                                  labels))
     with atomic_dir(Path(paths.plots)) as out:
         pd.DataFrame(rows).to_csv(out / "identification.csv", index=False)
+        if roi_rows:
+            pd.DataFrame(roi_rows).to_csv(out / "rois.csv", index=False)
         for name, draw in drawings.items():
             draw(out / name)
     write_metrics(metrics, paths.metrics)
@@ -183,10 +207,12 @@ def reconstruct(params: SimpleNamespace, fmri: dict, test_of: dict[str, list[str
 
 def encode(params: SimpleNamespace, models: dict[str, StimulusMatrix], samples: dict[str, StimulusMatrix],
            trial_samples: dict[str, StimulusMatrix], test_of: dict[str, list[str]], samples_dir: Path,
-           drawings: dict) -> dict:
-    """Voxelwise encoding models from each image model; medians over the region, mean over subjects."""
+           drawings: dict, labels: pd.DataFrame | None = None) -> dict:
+    """Voxelwise encoding models from each image model; medians over the region and (with ROI
+    labels) over each ROI's voxels, mean over subjects."""
     out: dict[str, float] = {}
     best = None
+    per_roi: list[dict] = []
     for model, features in models.items():
         scores = [encode_held_out(features, voxels, test_of[subject],
                                   named_rng(params.seed, "encode-null", model, subject),
@@ -199,6 +225,14 @@ def encode(params: SimpleNamespace, models: dict[str, StimulusMatrix], samples: 
         out[f"stitch.encode.{model}.median_r"] = float(np.mean([score.median_r for score in scores]))
         out[f"stitch.encode.{model}.median_r_shuffled"] = float(np.mean([score.median_r_shuffled for score in scores]))
         out[f"stitch.encode.{model}.median_r_normalised"] = float(np.mean(normalised)) if normalised else float("nan")
+        for roi in [roi for roi in bids.ROIS if roi in set(labels["roi"])] if labels is not None else ():
+            medians = [np.nanmedian(score.r[labels[(labels["subject"] == subject) & (labels["roi"] == roi)]["column"]])
+                       for subject, score in zip(samples, scores)]
+            out[f"stitch.encode.{model}.{roi}.median_r"] = float(np.mean(medians))
+            per_roi.append({"fmri": "samples", "roi": roi, "model": model, "median_r": float(np.mean(medians))})
+    if per_roi:
+        drawings["rois_encoding.png"] = lambda path: figures.roi_bars(
+            pd.DataFrame(per_roi), "median_r", "encoding: median voxel r on test images, per ROI", path)
     if best is not None:
         model, subject, r = best
         mask_path = Path(samples_dir) / f"mask_sub-{subject}.nii.gz"

@@ -24,7 +24,7 @@ from neurolatent.science.rsa.compare import (KENDALL_MAX_STIMULI, Comparison, Tr
                                              full_square_map, rank, tau_a)
 from neurolatent.science.rsa.kernels import (Prepared, null_sums, prepare, resample_counts, resampled_comparison)
 from neurolatent.science.rsa.rdm import RDM, n_items
-from neurolatent.science.stats import permutation_p
+from neurolatent.science.stats import PERMUTATION_TOLERANCE, permutation_p
 
 
 @dataclass(frozen=True)
@@ -390,3 +390,23 @@ def noise_ceiling(subject_rdms: np.ndarray, method: Comparison = "spearman",
     if not lower:
         return float("nan"), float("nan")
     return float(np.mean(lower)), float(np.mean(upper))
+
+
+def familywise_p(tests: dict, tolerance: float = PERMUTATION_TOLERANCE) -> dict:
+    """Family-wise corrected p of every cell of a family of permutation tests (the max-statistic
+    method: Nichols & Holmes 2002): p_fwe = (1 + #{k : max over cells of null_k >= observed}) /
+    (1 + K), so the chance that any cell of a null family reaches p_fwe <= alpha is at most alpha.
+
+    Parameters
+    ----------
+    tests : {cell: GroupPermutationResult (or anything with ``statistic`` and ``null`` (K,))}, every
+        null drawn under the same K relabellings (:func:`group_mantel_models` with the same random
+        state and the same subjects' images: every ROI and model of one fMRI representation)
+
+    Returns
+    -------
+    {cell: p_fwe}
+    """
+    nulls = np.stack([np.asarray(test.null, dtype=np.float64) for test in tests.values()])
+    maximum = nulls.max(axis=0)
+    return {cell: permutation_p(test.statistic, maximum, tolerance) for cell, test in tests.items()}

@@ -212,3 +212,16 @@ def union_vectors(rdms: list[RDM], order: list[str]) -> np.ndarray:
         square[np.ix_(rows, rows)] = item.square()
         out[k] = square[upper]
     return out
+
+
+def category_rdm(stimuli: tuple[str, ...], categories: list[str] | tuple[str, ...], name: str = "category") -> RDM:
+    """The category model, a standard hypothesis RDM: 0 between two images of one category (COCO,
+    ImageNet, Scene), 1 between images of two; ``categories`` gives each stimulus's, in order."""
+    labels = np.asarray(categories)
+    if len(labels) != len(stimuli):
+        raise ValueError(f"{len(labels)} categories for {len(stimuli)} stimuli")
+    if len(set(labels)) < 2:
+        raise ValueError("a category model needs images of at least two categories")
+    upper = np.triu_indices(len(labels), k=1)
+    return RDM((labels[upper[0]] != labels[upper[1]]).astype(np.float64), tuple(stimuli), "category", name,
+               {"components": 0, "variance": 1.0})

@@ -1,7 +1,9 @@
 """One fMRI representation against every model, as the rsa stage reports it: :func:`compare_models`
-runs the group Mantel test (shared relabellings for all models), a group bootstrap per model, the
-study's Pearson r and the noise ceiling, and returns a :class:`RepresentationComparison` whose
-rows name every statistic once (:data:`ModelComparison.STATISTICS`).
+runs the group Mantel test (shared relabellings for all models), a group bootstrap per model (shared
+resamples), the study's Pearson r and the noise ceiling, and returns a :class:`RepresentationComparison`
+whose rows name every statistic once (:data:`ModelComparison.STATISTICS`). :func:`model_difference`
+and :func:`interaction` compare models within a ROI and across ROIs on the same resamples of images
+and subjects, as rsatoolbox's pairwise model tests do.
 """
 
 from __future__ import annotations
@@ -120,8 +122,10 @@ def compare_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM], *, method: 
     method, triangle, device : as :func:`group_mantel_models`
     permutations, bootstrap : numbers of relabellings and of resamples
     ci : the confidence level of the intervals, in (0, 1)
-    seed, name : the random streams: the permutations draw from ``named_rng(seed, name)``, each
-        model's bootstrap from ``named_rng(seed, name, model)``
+    seed, name : the random streams: the permutations draw from ``named_rng(seed, name)``, the
+        bootstrap from ``named_rng(seed, name, "bootstrap")``, the same resamples for every model (and
+        for every call with this name on the same subjects' images: every ROI of a representation),
+        so that differences between models and ROIs are paired (:func:`model_difference`)
     progress : called with the number of replicates done (permutations, then each model's resamples)
     """
     check_values(permutations=(permutations, Count), bootstrap=(bootstrap, Count), ci=(ci, Fraction),
@@ -140,10 +144,65 @@ def compare_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM], *, method: 
     cells = np.array([rdm.n ** 2 if triangle == "full" else len(rdm.upper) for rdm in fmri_rdms])
     results = {}
     for model, model_rdm in model_rdms.items():
-        boot = group_bootstrap(fmri_rdms, model_rdm, method, bootstrap, named_rng(seed, name, model), triangle=triangle)
+        boot = group_bootstrap(fmri_rdms, model_rdm, method, bootstrap, named_rng(seed, name, "bootstrap"),
+                               triangle=triangle)
         pearson = np.array([compare(model_rdm.subset(rdm.stimuli).upper, rdm.upper, "pearson", triangle)
                             for rdm in fmri_rdms])
         results[model] = ModelComparison(model, subjects, stimuli, tests[model], boot, pearson, cells, ci)
         if progress is not None:
             progress(bootstrap)
     return RepresentationComparison(results, ceiling)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A difference of comparisons with its bootstrap interval: estimate (the observed difference of
+    group r), ci_low and ci_high (percentile interval at the comparisons' level), p (two-sided: twice
+    the share of replicates on the other side of 0, with the observed one counted)."""
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    p: float
+
+    def row(self) -> dict[str, float]:
+        """{estimate, ci_low, ci_high, p}."""
+        return {"estimate": self.estimate, "ci_low": self.ci_low, "ci_high": self.ci_high, "p": self.p}
+
+
+def subject_draws(n_subjects: int, count: int, random_state: int | np.random.Generator) -> np.ndarray:
+    """(count, n_subjects) int: each row a resample of the subjects with replacement."""
+    return np.random.default_rng(random_state).integers(0, n_subjects, size=(count, n_subjects))
+
+
+def _difference(observed: float, per_subject: np.ndarray, draws: np.ndarray, ci: float) -> Difference:
+    """per_subject : (n_subjects, n_bootstrap) the difference on each image resample per subject;
+    draws : (n_bootstrap, n_subjects) the subjects each replicate averages."""
+    if draws.shape != per_subject.T.shape:
+        raise ValueError(f"subject draws of shape {draws.shape} for replicates of shape {per_subject.shape}")
+    replicates = per_subject[draws.T, np.arange(per_subject.shape[1])].mean(axis=0)
+    tail = (1 - ci) / 2
+    other_side = min(int((replicates <= 0).sum()), int((replicates >= 0).sum()))
+    return Difference(float(observed), float(np.quantile(replicates, tail)), float(np.quantile(replicates, 1 - tail)),
+                      min(1.0, 2 * (1 + other_side) / (1 + len(replicates))))
+
+
+def model_difference(first: ModelComparison, second: ModelComparison, draws: np.ndarray) -> Difference:
+    """Is ``first`` closer to the fMRI representation than ``second``? r of first minus r of second,
+    with a bootstrap over images and subjects: each replicate resamples the images (the resamples
+    both comparisons share, :func:`compare_models`) and the subjects (``draws``:
+    :func:`subject_draws`)."""
+    return _difference(first.test.statistic - second.test.statistic,
+                       first.boot.subject_replicates - second.boot.subject_replicates, draws, first.ci)
+
+
+def interaction(first_a: ModelComparison, first_b: ModelComparison, second_a: ModelComparison,
+                second_b: ModelComparison, draws: np.ndarray) -> Difference:
+    """The ROI x model interaction a double dissociation needs: (model a minus model b in the first
+    ROI) minus (a minus b in the second ROI), each ROI's comparisons on the same resamples of images
+    and subjects (:func:`model_difference`)."""
+    observed = ((first_a.test.statistic - first_b.test.statistic)
+                - (second_a.test.statistic - second_b.test.statistic))
+    per_subject = ((first_a.boot.subject_replicates - first_b.boot.subject_replicates)
+                   - (second_a.boot.subject_replicates - second_b.boot.subject_replicates))
+    return _difference(observed, per_subject, draws, first_a.ci)
