@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -10,14 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neurolatent.pipeline.params import validate_params
-from neurolatent.errors import NeurolatentError
 from neurolatent.io import bids
-from conftest import write_dataset
 from neurolatent.io.events import build_tables
 from neurolatent.science import synthetic
 
-from conftest import REAL_EVENTS, small_data_params, write_small
+from conftest import REAL_EVENTS, write_small
 
 
 def tree_digest(root: Path) -> dict[str, str]:
