@@ -395,3 +395,16 @@ def test_two_queued_experiments_run_in_parallel_and_both_reach_the_projects_stor
         finished = [r for r in runs if r.data.tags.get("dvc.exp_name") == name and r.info.status == "FINISHED"
                     and r.data.tags.get("neurolatent.stage") in ("rsa", "stitch")]
         assert all(any(k.startswith(r.data.tags["neurolatent.stage"] + ".") for k in r.data.metrics) for r in finished)
+
+
+@pytest.mark.slow
+def test_the_readmes_rsatoolbox_example_runs_as_written_on_the_output(reproduced):
+    readme = (ROOT / "README.md").read_text()
+    code = readme.split("<!-- readme-example: rsatoolbox -->\n```python\n", 1)[1].split("```", 1)[0]
+    out = _run([sys.executable, "-c", code], reproduced)
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines] == ["CSI1", "CSI2"], out
+    metrics = json.loads((reproduced / "metrics" / "rsa.json").read_text())
+    pixels = [float(line.split("[")[1].split()[0]) for line in lines]
+    # the mean over subjects is the rsa stage's group r
+    assert sum(pixels) / len(pixels) == pytest.approx(metrics["rsa.samples.pixels.r"], abs=1e-6)

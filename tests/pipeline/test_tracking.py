@@ -48,8 +48,11 @@ def test_stage_runs_nest_under_one_pipeline_run_with_lineage_tags_dataset_and_he
     with tracking.stage_run("rsa", {}, [Path("fmri.npy")], []):
         tracking.log_pipeline_metrics({"ae.r": 0.5})
     runs = {run.info.run_name: run for run in store.search_runs(["1"])}
-    assert set(runs) == {"embed_fmri", "rsa", "repro outside git"}
-    parent = runs["repro outside git"]
+    # stages run by hand (no DVC_STAGE in the environment): a parent named for what it is
+    assert set(runs) == {"embed_fmri", "rsa", "by hand outside git"}
+    parent = runs["by hand outside git"]
+    assert parent.data.tags["mlflow.source.name"] == "neurolatent <stage> (outside DVC)"
+    assert parent.data.params == {"rsa.seed": "0"}
     assert parent.data.tags["neurolatent.role"] == "pipeline" and parent.info.status == "FINISHED"
     assert {runs[s].data.tags["mlflow.parentRunId"] for s in ("embed_fmri", "rsa")} == {parent.info.run_id}
     assert parent.data.metrics == {"ae.r": 0.5}
@@ -106,7 +109,7 @@ def test_a_failed_stage_fails_its_pipeline_run(store):
     with pytest.raises(RuntimeError), tracking.stage_run("rsa", {}):
         raise RuntimeError("boom")
     runs = {run.info.run_name: run for run in store.search_runs(["1"])}
-    assert runs["rsa"].info.status == "FAILED" and runs["repro outside git"].info.status == "FAILED"
+    assert runs["rsa"].info.status == "FAILED" and runs["by hand outside git"].info.status == "FAILED"
     assert not any(key.startswith("dvc.out.") for key in runs["rsa"].data.tags)
 
 
@@ -124,3 +127,21 @@ def test_models_and_tables_round_trip(store):
         assert torch.equal(loaded(x), model(x))
     back = mlflow.load_table("rsa/group.json", run_ids=[run.info.run_id])
     assert back[["model", "r", "p"]].equals(table)
+
+
+def test_the_pipeline_run_holds_every_param_and_names_those_an_experiment_changed(store, tmp_path, monkeypatch):
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "params.yaml").write_text("rsa:\n  seed: 0\n  compare: spearman\nstitch:\n  seed: 0\n")
+    subprocess.run([*git, "add", "params.yaml"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "baseline"], cwd=tmp_path, check=True)
+    # what `dvc exp run -S rsa.compare=pearson` leaves in the workspace it runs in
+    (tmp_path / "params.yaml").write_text("rsa:\n  seed: 0\n  compare: pearson\nstitch:\n  seed: 0\n")
+    monkeypatch.setenv("DVC_STAGE", "rsa")
+    monkeypatch.setenv("DVC_EXP_NAME", "pearson-try")
+    with tracking.stage_run("rsa", {"rsa.compare": "pearson"}):
+        pass
+    parent = {run.info.run_name: run for run in store.search_runs(["1"])}["pearson-try"]
+    assert parent.data.params == {"rsa.seed": "0", "rsa.compare": "pearson", "stitch.seed": "0"}
+    assert parent.data.tags["neurolatent.changed"] == "rsa.compare"
+    assert parent.data.tags["mlflow.source.name"] == "dvc exp run"

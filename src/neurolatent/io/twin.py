@@ -153,8 +153,11 @@ def write_run(trials: pd.DataFrame, root: Path, subjects: dict[str, Subject], im
                                          params.snr, params.drift_scale, rng, bids.TR_S, white_noise)
 
     if "T1w" in forms:
-        volume = np.zeros(anatomy.brain.shape + (bids.N_VOLUMES,), dtype=np.int16)
-        volume[anatomy.brain] = np.clip(np.rint(series("run", True).T), 0, np.iinfo(np.int16).max).astype(np.int16)
+        # Fortran order, NIfTI's own: the file's bytes are then the array's, with no transposing copy
+        volume = np.zeros(anatomy.brain.shape + (bids.N_VOLUMES,), dtype=np.int16, order="F")
+        values = np.clip(np.rint(series("run", True)), 0, np.iinfo(np.int16).max).astype(np.int16)
+        for t in range(bids.N_VOLUMES):
+            volume[..., t][anatomy.brain] = values[t]
         (root / bids.preproc_path(name, session, run)).parent.mkdir(parents=True, exist_ok=True)
         write_nifti_gz(nifti_image(volume, anatomy.t1w_affine, bids.TR_S), root / bids.preproc_path(name, session, run))
         write_nifti_gz(nifti_image(anatomy.brain.astype(np.uint8), anatomy.t1w_affine),
@@ -167,7 +170,7 @@ def write_run(trials: pd.DataFrame, root: Path, subjects: dict[str, Subject], im
         grid[anatomy.brain] = subject.noise_sd
         noise_sd = synthetic.sample_trilinear(grid, to_t1w @ np.linalg.inv(motion[0]) @ anatomy.raw_affine, anatomy.raw_shape)
         rng = np.random.default_rng(synthetic.name_seed("scanner-noise", params.seed, name, session, run))
-        volume = np.empty(anatomy.raw_shape + (bids.N_VOLUMES,), dtype=np.int16)
+        volume = np.empty(anatomy.raw_shape + (bids.N_VOLUMES,), dtype=np.int16, order="F")
         for t in range(bids.N_VOLUMES):
             grid[anatomy.brain] = clean[t]
             sampled = synthetic.sample_trilinear(grid, to_t1w @ np.linalg.inv(motion[t]) @ anatomy.raw_affine,

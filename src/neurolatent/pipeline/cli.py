@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import signal
 import sys
@@ -20,7 +21,7 @@ from neurolatent import __version__
 from neurolatent.errors import NeurolatentError
 from neurolatent.pipeline.params import explain
 from neurolatent.pipeline.process import end_with_dvc
-from neurolatent.pipeline.registry import STAGES, Stage, declared_values, select_params
+from neurolatent.pipeline.registry import STAGES, Stage, declared_values, missing_inputs, select_params
 
 log = logging.getLogger("neurolatent")
 
@@ -45,7 +46,7 @@ def _stage_parser(sub, stage: Stage) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``neurolatent`` command's parser: a subcommand per stage (from the registry), ``sweep``,
-    ``experiment``, ``verify`` and ``report``."""
+    ``experiment``, ``verify``, ``show`` and ``report``."""
     parser = argparse.ArgumentParser(
         prog="neurolatent",
         description="Stages of the neurolatent pipeline (BOLD5000 fMRI vs image-model latent spaces). "
@@ -79,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "much (make repro and CI run it after dvc repro).",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     verify.add_argument("--against", default="HEAD", help="the git revision whose dvc.lock is the reference")
+    show = sub.add_parser("show", help="Print a stage's metrics (metrics/<stage>.json) as tables: a row per "
+                          "comparison, a column per statistic.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    show.add_argument("name", metavar="STAGE", choices=[s.name for s in STAGES.values() if any(
+        f.kind in ("detail", "metrics") for f in s.files)], help="the stage whose metrics to show")
+    show.add_argument("--contains", help="only the metrics whose name contains this text (e.g. EarlyVis)")
     report = sub.add_parser("report", help="Write the comparison report of a sweep's experiments (from dvc exp show "
                             "and each experiment's metrics files) and log it to the sweep's MLflow run.",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -134,6 +140,9 @@ def run_stage(stage: Stage, args: argparse.Namespace) -> dict:
 
     module = importlib.import_module(stage.module)
     paths = SimpleNamespace(**{file.name: getattr(args, file.name) for file in stage.files})
+    missing = missing_inputs(stage, vars(paths))
+    if missing is not None:
+        raise NeurolatentError(f"{stage.name}: {missing}")
     inputs = [getattr(args, f.name) for f in stage.inputs()]
     outputs = [getattr(args, f.name) for f in stage.outputs()]
     with tracking.stage_run(stage.name, declared_values(params, stage.params), inputs, outputs):
@@ -189,6 +198,14 @@ def main(argv: list[str] | None = None) -> int:
             return run_experiment(args.name, args.files, args.extra)
         elif args.stage == "report":
             metrics = run_report(args)
+        elif args.stage == "show":
+            from neurolatent.pipeline.outputs.summaries import metric_tables
+
+            path = Path(next(f.path for f in STAGES[args.name].files if f.kind in ("detail", "metrics")))
+            if not path.is_file():
+                raise NeurolatentError(f"{path}: missing: the {args.name} stage makes it (run `dvc repro {args.name}`)")
+            print(metric_tables(json.loads(path.read_text()), args.name, args.contains))
+            return 0
         elif args.stage == "verify":
             from neurolatent.pipeline.reproduction import verify
 

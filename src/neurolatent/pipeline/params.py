@@ -359,6 +359,25 @@ class StitchParams(_Section):
     seed: Annotated[Seed, about("Seed of the holdout split, the mappings' anchors and the permutations.")] = 0
 
 
+class EncodeParams(_Section):
+    """Stage encode: banded ridge from several feature spaces to each voxel, and the variance each
+    explains alone or shares (see neurolatent.science.encoding). Test images: stitch's."""
+
+    bands: Annotated[list[Annotated[str, Field(min_length=1)]] | None, about("""The image models fitted together as
+        bands (names as the images manifest gives them, as in metrics/rsa.json); null: every image model and layer
+        embed_images wrote.""", min_length=1)] = None
+    planted: Annotated[bool, about("""Also partition the planted feature families of the synthetic data (the check
+        that each ROI's own family carries its unique variance).""")] = True
+    noise_features: Annotated[int, about("""Width of a control band of pure noise features added to every partition
+        (it must get no unique variance); 0: none.""", ge=0, le=1024)] = 32
+    search: Annotated[Count, about("""Band weightings tried per voxel by the random search (himalaya's n_iter; the
+        first is equal weights).""", le=1000)] = 10
+    folds: Annotated[Count, about("Cross-validation folds of the training images for choosing the penalties.",
+                                  ge=2, le=100)] = 5
+    bootstrap: Annotated[Count, about("Bootstrap draws over test images for each part's interval.")] = 1000
+    seed: Annotated[Seed, about("Seed of the search, the folds, the noise band and the bootstrap.")] = 0
+
+
 class ComputeParams(_Section):
     """Where and how every stage computes (see neurolatent.pipeline.numerics and .parallel)."""
 
@@ -392,6 +411,7 @@ class Params(_Section):
     embed: EmbedParams = EmbedParams()
     rsa: RsaParams = RsaParams()
     stitch: StitchParams = StitchParams()
+    encode: EncodeParams = EncodeParams()
 
     @model_validator(mode="after")
     def _check_forms(self) -> "Params":

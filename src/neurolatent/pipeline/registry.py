@@ -142,10 +142,42 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           (FMRI, FMRI_INDEX, SAMPLES, TRIALS, STIMULI, RAW, IMAGES, TRUTH, IMAGE_AE,
            File("metrics", DETAIL["stitch"].path, "identification, reconstruction, encoding", "detail"),
            File("plots", "plots/stitch", "tables and figures", "plots"))),
+    Stage("encode", "Fit the image models (and, on synthetic data, the planted families) together to every voxel "
+          "by banded ridge and partition the held-out variance into each band's unique part and the shared ones, "
+          "per ROI, with bootstrap intervals over test images.",
+          ("encode", "stitch.test", "stitch.test_fraction", "stitch.min_test", "stitch.seed", "preprocess.method",
+           "preprocess.lag_s", "preprocess.anchor", "preprocess.rounding", "compute.device", *CPU_NUMERICS),
+          (SAMPLES, TRIALS, STIMULI, RAW, IMAGES, TRUTH,
+           File("out", "data/encoding", "per subject and voxel: every subset's held-out R^2 and penalties", "out"),
+           File("metrics", "metrics/encode.json", "unique and shared variance per partition, ROI and band", "detail"),
+           File("plots", "plots/encode", "partition table and figures", "plots"))),
     Stage("summary", "Write metrics/summary.json: the run's headline (at most 15 numbers), the one metrics file "
           "dvc exp show reads.", (),
           (*DETAIL.values(), File("metrics", "metrics/summary.json", "the headline numbers", "metrics"))),
 )}
+
+
+def producer(stage: Stage, name: str) -> str | None:
+    """The stage whose output is ``stage``'s input ``name`` (its declared path), None if none is."""
+    path = next(f.path for f in stage.files if f.name == name)
+    return next((other.name for other in STAGES.values() for f in other.outputs() if f.kind != "work"
+                 and f.path == path and other.name != stage.name), None)
+
+
+def missing_inputs(stage: Stage, paths: dict[str, str]) -> str | None:
+    """One line naming the first of ``stage``'s inputs (``paths``: {file name: the path given})
+    that does not exist and the stage that makes it; None when every input exists. The truth
+    folder may be absent (real data)."""
+    for file in stage.inputs():
+        given = Path(paths[file.name])
+        if given.exists() or file.name == "truth":
+            continue
+        made_by = producer(stage, file.name)
+        if made_by is None:
+            return f"{given}: missing ({file.help})"
+        return (f"{given}: missing: the {made_by} stage makes it (run `dvc repro {made_by}`, or `dvc repro` for "
+                "the whole pipeline)")
+    return None
 
 
 # ----------------------------------------------------------------------------- params a stage sees

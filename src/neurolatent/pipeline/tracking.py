@@ -162,23 +162,57 @@ def _dataset(locked: dict[str, str], lock_file: Path = Path("dvc.lock")):
 # ----------------------------------------------------------------------------- runs
 
 
+def pipeline_params(params_file: Path = Path("params.yaml")) -> tuple[dict[str, Any], list[str]]:
+    """Every param of ``params_file`` by dotted name, and the names whose value differs from the
+    same file at git's HEAD (what a ``dvc exp run -S`` changed; all of them outside git)."""
+    import yaml
+
+    def read(text: str | None) -> dict[str, Any]:
+        try:
+            return flatten(yaml.safe_load(text) or {}) if text else {}
+        except yaml.YAMLError:
+            return {}
+
+    own = read(params_file.read_text()) if params_file.is_file() else {}
+    try:
+        head = subprocess.run(["git", "show", f"HEAD:./{params_file.name}"], cwd=params_file.parent, capture_output=True,
+                              text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        head = None
+    base = read(head)
+    return own, sorted(key for key, value in own.items() if key not in base or base[key] != value)
+
+
 def _pipeline_run(client: Any, experiment_id: str, key: str, tags: dict[str, str], outer: str | None) -> str:
     """The id of the parent run of this pipeline execution (tag ``neurolatent.pipeline = key``),
-    created on the first stage: named after the DVC experiment, or ``repro <commit>``."""
+    created on the first stage: named after the DVC experiment, ``repro <commit>`` under a plain
+    ``dvc repro``, or ``by hand <commit>`` for stages run outside DVC. It holds every param of
+    params.yaml (so the runs list compares experiments) and, in the tag ``neurolatent.changed``,
+    the params that differ from git's HEAD."""
+    from mlflow.entities import Param
+
     runs = client.search_runs([experiment_id], max_results=1,
                               filter_string=f"tags.`neurolatent.pipeline` = '{key}' and tags.`neurolatent.role` = 'pipeline'")
     if runs:
         return runs[0].info.run_id
     commit = tags.get("mlflow.source.git.commit")
-    name = tags.get("dvc.exp_name") or (f"repro {commit[:7]}" if commit else "repro outside git")
+    at = commit[:7] if commit else "outside git"
+    under_dvc = "DVC_STAGE" in os.environ
+    name = tags.get("dvc.exp_name") or (f"repro {at}" if under_dvc else f"by hand {at}")
     import getpass
 
+    values, changed = pipeline_params()
     parent_tags = {**tags, "neurolatent.role": "pipeline", "neurolatent.pipeline": key, "mlflow.runName": name,
-                   "mlflow.user": getpass.getuser(),
-                   "mlflow.source.name": "dvc exp run" if tags.get("dvc.exp_name") else "dvc repro"}
+                   "mlflow.user": getpass.getuser(), "neurolatent.changed": ", ".join(changed) or "none",
+                   "mlflow.source.name": "dvc exp run" if tags.get("dvc.exp_name") else
+                   "dvc repro" if under_dvc else "neurolatent <stage> (outside DVC)"}
     if outer:
         parent_tags["mlflow.parentRunId"] = outer
-    return client.create_run(experiment_id, tags=parent_tags, run_name=name).info.run_id
+    run_id = client.create_run(experiment_id, tags=parent_tags, run_name=name).info.run_id
+    params = [Param(key, "null" if value is None else str(value)[:6000]) for key, value in values.items()]
+    for start in range(0, len(params), 100):  # MLflow's batch limit
+        client.log_batch(run_id, params=params[start:start + 100])
+    return run_id
 
 
 @contextlib.contextmanager

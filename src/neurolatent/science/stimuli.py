@@ -47,3 +47,14 @@ def paired_by_position(sample: StimulusMatrix, shown: list[str], model_order: tu
     rows = sample.rows([name for name in shown if name in set(sample.stimuli)])
     n = min(len(rows), len(model_order))
     return StimulusMatrix(sample.name, rows[:n], tuple(model_order[:n]))
+
+
+def presentations(trials: pd.DataFrame, stimuli: pd.DataFrame) -> pd.DataFrame:
+    """One row per (subject, image) a subject saw, sorted by subject then by ``stimuli``' row:
+    columns subject, stimulus_row, presentations (how many trials showed it), image_name.
+    trials : a row per trial (subject, image_name); stimuli : a row per image (image_name)."""
+    stimulus_row = pd.Series(np.arange(len(stimuli)), index=stimuli["image_name"])
+    groups = (trials.assign(stimulus_row=stimulus_row.reindex(trials["image_name"]).to_numpy())
+              .groupby(["subject", "stimulus_row"], sort=True).size().rename("presentations").reset_index())
+    groups["image_name"] = stimuli["image_name"].to_numpy()[groups["stimulus_row"]]
+    return groups

@@ -112,3 +112,39 @@ def test_one_family_everywhere_shows_no_interaction(same_family):
 def test_at_snr_zero_no_cell_is_corrected_significant(tmp_path):
     _, rois, _ = _run(tmp_path, snr=0.0)
     assert (rois["p_fwe"] > 0.05).all(), rois[rois["p_fwe"] <= 0.05]
+
+
+@pytest.fixture(scope="module")
+def partition(hierarchy, tmp_path_factory):
+    """The encode stage on the hierarchy's twin: {metric: value}."""
+    where = next(tmp_path_factory.getbasetemp().glob("hierarchy*"))
+    return run_stage("encode", {"encode": {"bootstrap": 200}}, samples=where / "fmri", trials=where / "trials.parquet",
+                     stimuli=where / "stimuli.parquet", raw=where / "raw", images=where / "images",
+                     truth=where / "truth", out=where / "encoding", metrics=where / "encode.json",
+                     plots=where / "encode-plots")
+
+
+@pytest.mark.parametrize("roi, family", [("EarlyVis", "lowlevel"), ("LOC", "object"), ("PPA", "scene")])
+def test_banded_ridge_gives_each_areas_family_its_unique_variance(partition, roi, family):
+    unique = {band: partition[f"encode.planted.{roi}.{band}.unique"] for band in ("lowlevel", "object", "scene",
+                                                                                  "noise")}
+    assert max(unique, key=unique.get) == family, unique
+    assert partition[f"encode.planted.{roi}.{family}.ci_low"] > 0.05
+    # the control band of pure noise features explains nothing (it may cost a little: a band that
+    # only adds features to fit can only lose on held-out images)
+    assert abs(unique["noise"]) < 0.03
+    assert partition[f"encode.planted.{roi}.noise.ci_low"] < 0
+
+
+def test_the_encode_stage_writes_its_table_figures_and_per_voxel_arrays(partition, tmp_path_factory):
+    where = next(tmp_path_factory.getbasetemp().glob("hierarchy*"))
+    table = pd.read_csv(where / "encode-plots" / "partition.csv")
+    assert set(table["partition"]) == {"models", "planted"}
+    assert {"EarlyVis", "LOC", "OPA", "PPA", "RSC", "region"} <= set(table["roi"])
+    for name in ("partition.png", "winning_models.png", "winning_planted.png"):
+        assert (where / "encode-plots" / name).stat().st_size > 10_000
+    import numpy as np
+
+    arrays = np.load(where / "encoding" / "CSI1.npz")
+    assert "planted/r2/lowlevel+object+scene+noise" in arrays.files
+    assert arrays["planted/penalty/lowlevel+object+scene+noise"].shape[0] == 4

@@ -27,6 +27,22 @@ matplotlib.rcParams["svg.fonttype"] = "none"
 DPI = 300
 
 
+def display_name(model: str) -> str:
+    """A model's name as figures show it: ``untrained_resources_vit-tiny`` -> ``vit-tiny
+    (untrained)``, ``image_ae`` -> ``image AE``, ``planted_object`` -> ``planted: object``,
+    ``<model>_layer<k>`` -> ``<model>, layer k``; other names as they are."""
+    import re
+
+    layer = re.fullmatch(r"(.+)_layer(\d+)", model)
+    if layer:
+        return f"{display_name(layer.group(1))}, layer {layer.group(2)}"
+    if model.startswith("untrained_"):
+        return f"{model.removeprefix('untrained_').removeprefix('resources_')} (untrained)"
+    if model.startswith("planted_"):
+        return f"planted: {model.removeprefix('planted_')}"
+    return {"image_ae": "image AE", "planted": "planted truth (all families)", "noise": "noise (control)"}.get(model, model)
+
+
 def save_figure(figure, path: Path) -> None:
     """Write ``figure`` as a 300 dpi PNG at ``path`` and as SVG beside it (``.svg``: vector, text
     editable, for papers), without dates in either, and close it."""
@@ -231,7 +247,7 @@ def roi_bars(table: pd.DataFrame, value: str, label: str, path: Path, chance: fl
         for m, model in enumerate(models):
             values = own[own["model"] == model].set_index("roi")[value].reindex(regions)
             ax.bar(np.arange(len(regions)) + (m - (len(models) - 1) / 2) * width, values, width, color=colours[model],
-                   label=model)
+                   label=display_name(model))
         if chance is not None:
             ax.axhline(chance, color="black", ls="--", lw=0.8, label="chance")
         ax.set_xticks(range(len(regions)), regions, fontsize=8)
@@ -323,6 +339,75 @@ def encoding_brain_map(r: np.ndarray, mask_path: Path, label: str, path: Path) -
                                         cmap="RdBu_r", vmin=-1.0, vmax=1.0, threshold=0.05,
                                         title=f"encoding: Pearson r on test images ({label})")
     save_figure(display.frame_axes.figure, path)
+
+
+def variance_partition_bars(table: pd.DataFrame, path: Path) -> None:
+    """Per ROI, each band's unique held-out R^2 (bars, 95 % bootstrap interval) and every shared
+    part together (grey), a panel per partition. table : the encode stage's partition.csv rows
+    (partition, roi, part, kind, r2, ci_low, ci_high)."""
+    partitions = list(dict.fromkeys(table["partition"]))
+    figure, axes = plt.subplots(len(partitions), 1, figsize=(8.5, 3.2 * len(partitions)), squeeze=False)
+    for ax, partition in zip(axes[:, 0], partitions):
+        own = table[table["partition"] == partition]
+        regions = list(dict.fromkeys(own["roi"]))
+        bands = list(dict.fromkeys(own.loc[own["kind"] == "unique", "part"]))
+        colours = dict(zip(bands, plt.cm.tab10(np.arange(len(bands)) % 10)))
+        width = 0.8 / (len(bands) + 1)
+        for k, band in enumerate([*bands, "shared"]):
+            rows = own[(own["part"] == band) & own["kind"].isin(["unique", "shared_total"])].set_index("roi")
+            rows = rows.reindex(regions)
+            x = np.arange(len(regions)) + (k - len(bands) / 2) * width
+            error = None
+            if band != "shared":
+                error = np.vstack([rows["r2"] - rows["ci_low"], rows["ci_high"] - rows["r2"]])
+            ax.bar(x, rows["r2"], width, yerr=error, capsize=2, label=f"{display_name(band)}, unique" if band != "shared"
+                   else "shared by two or more", color=colours.get(band, "0.7"), error_kw={"lw": 0.7})
+        ax.axhline(0.0, color="black", lw=0.6)
+        ax.set_xticks(range(len(regions)), regions, fontsize=8)
+        ax.set_ylabel("held-out R$^2$", fontsize=8)
+        ax.set_title(f"{partition}: variance each band explains alone, and together (banded ridge, test images)",
+                     fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7, ncol=3, loc="upper right")
+    figure.tight_layout()
+    save_figure(figure, path)
+
+
+def winning_band_map(winner: np.ndarray, bands: tuple[str, ...], mask_path: Path, title: str, path: Path,
+                     background: Path | None = None) -> None:
+    """Each voxel's winning band (index into ``bands`` per mask voxel, C order; -1: no band
+    predicts it) as a label image on the mask's grid, in axial slices through every part of the
+    mask; over ``background`` (a 3D or 4D image on the same grid, its mean drawn: the subject's
+    functional anatomy) when given."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+    from nilearn import image, plotting
+
+    mask_image = nib.load(mask_path)
+    mask = np.asarray(mask_image.dataobj).astype(bool)
+    labels = np.zeros(mask.shape, dtype=np.int16)
+    labels[mask] = np.asarray(winner)[:mask.sum()] + 1
+    colours = plt.cm.tab10(np.arange(len(bands)) % 10)
+    if background is not None:
+        anatomy = image.mean_img(background, copy_header=True) if len(nib.load(background).shape) == 4 else background
+    else:
+        anatomy = nib.Nifti1Image(mask.astype(np.float32), mask_image.affine)
+    # slices at the quantiles of the mask's z: every ROI, early to late, appears in one of them
+    depth = np.nonzero(mask)[2]
+    z = [float(nib.affines.apply_affine(mask_image.affine, [0, 0, k])[2])
+         for k in np.unique(np.quantile(depth, np.linspace(0.05, 0.95, 6)).round().astype(int))]
+    figure = plt.figure(figsize=(12, 3.8), facecolor="black")
+    display = plotting.plot_roi(nib.Nifti1Image(labels, mask_image.affine), bg_img=anatomy, cmap=ListedColormap(colours),
+                                vmin=0.5, vmax=len(bands) + 0.5, black_bg=True, title=title, draw_cross=False,
+                                display_mode="z", cut_coords=z, alpha=0.9, colorbar=False, figure=figure,
+                                axes=(0.0, 0.2, 1.0, 0.8))
+    # in the strip below the slices, not over their coordinates
+    figure.legend([Patch(color=c) for c in colours], [display_name(b) for b in bands], loc="lower center",
+                  bbox_to_anchor=(0.5, 0.01),
+                  ncol=len(bands), fontsize=8, title_fontsize=8,
+                  title="band with the most unique held-out R$^2$ (unpainted: all bands together predict nothing)")
+    del display
+    save_figure(figure, path)
 
 
 def sensitivity(table: pd.DataFrame, value: str, label: str, path: Path, band: tuple[str, str] | None = None,

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 import re
 
+import pandas as pd
+
 from neurolatent.science.rsa.results import ModelComparison
 
 #: the synthetic data's planted truth: a reference, never a candidate for "best model"; its feature
@@ -146,3 +148,25 @@ def fit_line(stage: str, metrics: dict) -> str:
     if _finite(metrics.get(f"{stage}.test_loss")):
         parts.append(f"test loss {metrics[f'{stage}.test_loss']:.4g}")
     return f"{stage}: " + "; ".join(parts)
+
+
+def metric_tables(metrics: dict[str, float], stage: str, contains: str | None = None) -> str:
+    """A stage's flat metrics as tables a terminal shows: the key's last part (r, p, ci_low...) a
+    column, the rest (less the stage's prefix) a row, one table per set of columns; only keys
+    containing ``contains`` when given."""
+    rows: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        if contains is not None and contains not in key:
+            continue
+        name, _, statistic = key.removeprefix(f"{stage}.").rpartition(".")
+        rows.setdefault(name or "(stage)", {})[statistic] = value
+    first = ("r", "unique", "two_way", "median_r", "ci_low", "ci_high", "p", "p_fwe")
+    groups: dict[tuple[str, ...], dict[str, dict[str, float]]] = {}
+    for name, values in rows.items():
+        columns = tuple(sorted(values, key=lambda c: (first.index(c) if c in first else len(first), c)))
+        groups.setdefault(columns, {})[name] = values
+    tables = []
+    for columns, members in groups.items():
+        frame = pd.DataFrame.from_dict(members, orient="index", columns=list(columns))
+        tables.append(frame.to_string(float_format=lambda v: f"{v:.4g}", line_width=200))
+    return "\n\n".join(tables)

@@ -23,6 +23,7 @@ from neurolatent.io.samples import FmriSamples
 from neurolatent.models.autoencoder import load_model, network_input, pool_latents
 from neurolatent.pipeline.numerics import torch_device
 from neurolatent.pipeline.progress import progress
+from neurolatent.science.stimuli import presentations
 
 
 def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
@@ -37,9 +38,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     stimuli = pd.read_parquet(paths.stimuli)
     rows = data.trial_rows(trials, preprocess.lag_s, preprocess.anchor, preprocess.rounding)
     stimulus_row = pd.Series(np.arange(len(stimuli)), index=stimuli["image_name"])
-    groups = (trials.assign(stimulus_row=stimulus_row.reindex(trials["image_name"]).to_numpy())
-              .groupby(["subject", "stimulus_row"], sort=True).size().rename("presentations").reset_index())
-    groups["image_name"] = stimuli["image_name"].to_numpy()[groups["stimulus_row"]]
+    groups = presentations(trials, stimuli)
     group_of = pd.Series(np.arange(len(groups)), index=pd.MultiIndex.from_frame(groups[["subject", "stimulus_row"]]))
     trial_group = group_of.reindex(pd.MultiIndex.from_arrays(
         [trials["subject"], stimulus_row.reindex(trials["image_name"]).to_numpy()])).to_numpy()

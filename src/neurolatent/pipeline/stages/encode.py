@@ -1,0 +1,231 @@
+"""Stage ``encode``: image models fitted together to every voxel by banded ridge, and the variance
+each explains alone or shares with the others, per ROI.
+
+Two partitions: ``models`` (the image models and layers, ``encode.bands``) and, on the synthetic
+data, ``planted`` (the planted feature families: the check that each ROI's own family carries its
+unique variance); each with a control band of pure noise features (``encode.noise_features``).
+Per subject, every non-empty subset of a partition's bands is fitted on the training images and
+scored on the test images of the stitch stage's split (``stitch.test``, the same images);
+a part's value per ROI is the mean over the ROI's voxels, then over subjects, with a percentile
+interval from ``encode.bootstrap`` draws over each subject's test images. With repeated test
+images (``stitch.test: repeats``) each unique part is also read over the noise ceiling.
+
+Outputs: ``metrics/encode.json`` (``encode.<partition>.<roi>.<band>.unique`` with ``.ci_low``,
+``.ci_high``, ``.explainable`` and ``.log10_penalty`` (the median over voxels); ``...<roi>.shared`` (every
+shared part together) and ``...<roi>.full``), ``plots/encode/`` (partition.csv, a row per part;
+partition.png, the per-ROI bars; winning_<partition>.png, each voxel's winning band on the first
+subject's brain), ``data/encoding/<subject>.npz`` (per voxel: every subset's R^2 and penalties).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from neurolatent.errors import NeurolatentError
+from neurolatent.io import bids
+from neurolatent.io.files import atomic_dir, write_metrics
+from neurolatent.io.representations import (fmri_samples, fmri_trial_samples, image_models, planted_features,
+                                            voxel_labels)
+from neurolatent.pipeline import tracking
+from neurolatent.pipeline.numerics import resolve_device
+from neurolatent.pipeline.outputs import figures
+from neurolatent.pipeline.progress import progress
+from neurolatent.science.encoding import explainable_fraction, partition_parts, variance_partition, winning_band
+from neurolatent.science.mapping import noise_ceiling_r, split_test_images
+from neurolatent.science.stats import named_rng
+from neurolatent.science.stimuli import StimulusMatrix, presentations
+
+log = logging.getLogger(__name__)
+
+#: the control band's name
+NOISE = "noise"
+#: bootstrap draws per matrix product (bounds memory at BOLD5000's size: draws x voxels x 8 bytes)
+DRAWS_PER_CHUNK = 100
+
+
+def closing_line(metrics: dict) -> str:
+    """Per partition, the band with the most unique variance in each ROI."""
+    parts = []
+    for partition in dict.fromkeys(key.split(".")[1] for key in metrics if key.endswith(".unique")):
+        winners = []
+        for roi in dict.fromkeys(key.split(".")[2] for key in metrics if key.startswith(f"encode.{partition}.")
+                                 and key.endswith(".unique")):
+            unique = {key.split(".")[3]: value for key, value in metrics.items()
+                      if key.startswith(f"encode.{partition}.{roi}.") and key.endswith(".unique")}
+            best = max(unique, key=unique.get)
+            winners.append(f"{roi} {best} {unique[best]:.3f}")
+        parts.append(f"{partition}: " + ", ".join(winners))
+    return "encode: most unique R^2 per ROI: " + "; ".join(parts) if parts else "encode: nothing fitted"
+
+
+def _partitions(params: SimpleNamespace, paths: SimpleNamespace, stimuli: pd.DataFrame) -> dict[str, dict]:
+    """{partition: {band: StimulusMatrix}}, each with the noise band last."""
+    models = image_models(paths.images, stimuli)
+    chosen = params.encode.bands if params.encode.bands is not None else list(models)
+    unknown = [name for name in chosen if name not in models]
+    if unknown:
+        raise NeurolatentError(f"encode.bands: {', '.join(unknown)} not among the image models of {paths.images} "
+                               f"({', '.join(models)})")
+    out = {"models": {name: models[name] for name in chosen}}
+    planted = {name.removeprefix("planted_"): matrix for name, matrix in planted_features(paths.truth).items()
+               if name.startswith("planted_")}
+    if params.encode.planted and planted:
+        out["planted"] = planted
+    if params.encode.noise_features:
+        names = tuple(stimuli["image_name"])
+        noise = named_rng(params.encode.seed, "encode", NOISE).standard_normal((len(names), params.encode.noise_features))
+        for bands in out.values():
+            bands[NOISE] = StimulusMatrix(NOISE, noise, names)
+    return out
+
+
+def _roi_columns(labels: pd.DataFrame | None, subject: str, n_voxels: int) -> dict[str, np.ndarray]:
+    """{ROI: the subject's columns in it}, early to late areas, then ``region`` (every column)."""
+    out = {}
+    if labels is not None:
+        own = labels[labels["subject"] == subject]
+        out = {roi: own.loc[own["roi"] == roi, "column"].to_numpy() for roi in bids.ROIS if (own["roi"] == roi).any()}
+    return out | {"region": np.arange(n_voxels)}
+
+
+def _bootstrap_parts(fit, columns: dict[str, np.ndarray], draws: int, rng: np.random.Generator) -> dict:
+    """{ROI: {part: (draws,) the part's mean over the ROI's voxels in each draw over test images}}."""
+    out: dict[str, dict] = {roi: {} for roi in columns}
+    n_test = len(fit.test_responses)
+    for start in range(0, draws, DRAWS_PER_CHUNK):
+        size = min(DRAWS_PER_CHUNK, draws - start)
+        picks = rng.integers(0, n_test, (size, n_test))
+        counts = np.zeros((size, n_test))
+        np.add.at(counts, (np.repeat(np.arange(size), n_test), picks.ravel()), 1.0)
+        r2 = fit.resampled_r2(counts)
+        parts = partition_parts(fit.bands, r2) | {"full": r2[fit.bands]}
+        for roi, cols in columns.items():
+            for part, values in parts.items():
+                out[roi].setdefault(part, []).append(np.nanmean(values[:, cols], axis=1))
+    return {roi: {part: np.concatenate(chunks) for part, chunks in parts.items()} for roi, parts in out.items()}
+
+
+def _part_name(part) -> str:
+    return part if isinstance(part, str) else "+".join(part)
+
+
+def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
+    """The stage on its declared ``params`` and ``paths``; returns its metrics."""
+    settings = params.encode
+    if params.preprocess.method == "rendered":
+        log.info("encode: skipped: rendered samples are pictures, not voxels (use volume, betas or glmsingle)")
+        with atomic_dir(Path(paths.plots)), atomic_dir(Path(paths.out)):
+            pass
+        write_metrics({}, paths.metrics)
+        return {}
+    backend = "torch_cuda" if resolve_device(params.compute.device) == "cuda" else "numpy"
+    stimuli = pd.read_parquet(paths.stimuli)
+    index = presentations(pd.read_parquet(paths.trials), stimuli)  # the rows of embed_fmri's index, as stitch splits
+    listed = Path(paths.raw) / bids.REPEATED_LIST
+    repeated = set(listed.read_text().split()) if listed.is_file() else None
+    try:
+        is_test = split_test_images(index, params.stitch.test, params.stitch.test_fraction, params.stitch.min_test,
+                                    params.stitch.seed, repeated)
+    except ValueError as exc:
+        raise NeurolatentError(f"stitch.test: {exc}") from None
+    test_of = {s: set(rows.loc[is_test[rows.index], "image_name"]) for s, rows in index.groupby("subject")}
+    trial_samples = fmri_trial_samples(paths.samples, paths.trials, params.preprocess.lag_s, params.preprocess.anchor,
+                                       params.preprocess.rounding)
+    samples = fmri_samples(trial_samples)
+    partitions = _partitions(params, paths, stimuli)
+    labels = voxel_labels(paths.samples)
+
+    rows, metrics, maps, arrays = [], {}, {}, {}
+    bar = progress(total=len(partitions) * len(samples), desc="encode", unit="partition")
+    for partition, bands in partitions.items():
+        per_subject: list[dict] = []
+        for subject, voxels in samples.items():
+            test = np.isin(np.asarray(voxels.stimuli), list(test_of[subject]))
+            fit = variance_partition({name: band.rows(voxels.stimuli) for name, band in bands.items()}, voxels.matrix,
+                                     train=~test, test=test, random_state=settings.seed, n_iter=settings.search,
+                                     cv=settings.folds, backend=backend)
+            columns = _roi_columns(labels, subject, voxels.matrix.shape[1])
+            parts = fit.parts | {"full": fit.full}
+            ceiling = None
+            if params.stitch.test == "repeats":
+                trials = trial_samples[subject]
+                in_test = np.isin(np.asarray(trials.stimuli), list(test_of[subject]))
+                try:
+                    ceiling = noise_ceiling_r(trials.matrix[in_test], np.asarray(trials.stimuli)[in_test])
+                except ValueError:  # the selection's samples hold no repeat of a test image
+                    log.info("encode: %s: no test image has two samples, no noise ceiling", subject)
+            per_subject.append({
+                "value": {roi: {part: float(np.nanmean(v[cols])) for part, v in parts.items()}
+                          for roi, cols in columns.items()},
+                "explainable": None if ceiling is None else {
+                    roi: {band: float(np.nanmean(explainable_fraction(fit.unique[band], ceiling)[cols]))
+                          for band in fit.bands} for roi, cols in columns.items()},
+                "penalty": {roi: {band: float(np.median(np.log10(fit.penalties[fit.bands][k][cols])))
+                                  for k, band in enumerate(fit.bands)} for roi, cols in columns.items()},
+                "draws": _bootstrap_parts(fit, columns, settings.bootstrap,
+                                          named_rng(settings.seed, "encode-bootstrap", partition, subject))})
+            arrays[f"{subject}/{partition}"] = {
+                **{f"r2/{'+'.join(s)}": r2.astype(np.float32) for s, r2 in fit.r2.items()},
+                **{f"penalty/{'+'.join(s)}": p.astype(np.float32) for s, p in fit.penalties.items()}}
+            if subject == next(iter(samples)):
+                maps[partition] = (subject, winning_band(fit), fit.bands)
+            bar.update()
+        regions = list(per_subject[0]["value"])
+        for roi in regions:
+            for part in per_subject[0]["value"][roi]:
+                value = float(np.mean([s["value"][roi][part] for s in per_subject]))
+                draws = np.mean([s["draws"][roi][part] for s in per_subject], axis=0)
+                low, high = (float(q) for q in np.nanquantile(draws, [0.025, 0.975]))
+                kind = "full" if part == "full" else "unique" if len(part) == 1 else "shared"
+                row = {"partition": partition, "roi": roi, "part": _part_name(part), "kind": kind, "r2": value,
+                       "ci_low": low, "ci_high": high}
+                if kind == "unique":
+                    band = part[0]
+                    row["log10_penalty"] = float(np.mean([s["penalty"][roi][band] for s in per_subject]))
+                    if all(s["explainable"] is not None for s in per_subject):
+                        row["explainable"] = float(np.mean([s["explainable"][roi][band] for s in per_subject]))
+                rows.append(row)
+            shared = [p for p in per_subject[0]["value"][roi] if p != "full" and len(p) > 1]
+            total = float(np.mean([sum(s["value"][roi][p] for p in shared) for s in per_subject]))
+            rows.append({"partition": partition, "roi": roi, "part": "shared", "kind": "shared_total", "r2": total})
+    bar.close()
+
+    table = pd.DataFrame(rows)
+    for row in table.itertuples():
+        prefix = f"encode.{row.partition}.{row.roi}"
+        if row.kind == "unique":
+            metrics[f"{prefix}.{row.part}.unique"] = row.r2
+            metrics[f"{prefix}.{row.part}.ci_low"] = row.ci_low
+            metrics[f"{prefix}.{row.part}.ci_high"] = row.ci_high
+            metrics[f"{prefix}.{row.part}.log10_penalty"] = row.log10_penalty
+            if "explainable" in table and np.isfinite(row.explainable):
+                metrics[f"{prefix}.{row.part}.explainable"] = row.explainable
+        elif row.kind in ("full", "shared_total"):
+            metrics[f"{prefix}.{row.part}"] = row.r2
+    masks = {subject: Path(paths.samples) / f"mask_sub-{subject}.nii.gz" for subject, _, _ in maps.values()}
+    # the subject's functional anatomy behind the map: its first T1w-space run, where the copy has one
+    anatomy = {subject: next(iter(sorted((Path(paths.raw) / "derivatives" / "fmriprep" / f"sub-{subject}").glob(
+        "**/*_bold_space-T1w_preproc.nii.gz"))), None) for subject in masks}
+    with atomic_dir(Path(paths.plots)) as out:
+        table.to_csv(out / "partition.csv", index=False)
+        figures.variance_partition_bars(table, out / "partition.png")
+        for partition, (subject, winner, names) in maps.items():
+            if masks[subject].is_file():
+                figures.winning_band_map(winner, names, masks[subject],
+                                         f"{partition}: the band with the most unique R^2 per voxel ({subject})",
+                                         out / f"winning_{partition}.png", anatomy[subject])
+    with atomic_dir(Path(paths.out)) as out:
+        for subject in samples:
+            np.savez_compressed(out / f"{subject}.npz", **{f"{partition}/{key}": value
+                                                           for partition in partitions
+                                                           for key, value in arrays[f"{subject}/{partition}"].items()})
+    write_metrics(metrics, paths.metrics)
+    tracking.log_artifacts(sorted(Path(paths.plots).glob("*.png")), "encode")
+    tracking.log_table(table, "encode/partition.json")
+    return metrics
+

@@ -1,0 +1,143 @@
+"""Banded ridge and variance partitioning (neurolatent.science.encoding) on responses with known
+unique variance, against scikit-learn's RidgeCV for one band."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import RidgeCV
+from sklearn.model_selection import KFold
+from sklearn.preprocessing import StandardScaler
+
+from neurolatent.science.encoding import (ALPHAS, BandedRidgeCV, explainable_fraction, held_out_r2, partition_parts,
+                                          variance_partition, winning_band)
+
+#: voxel groups and the share of each voxel's variance each band explains (the rest is noise)
+GROUPS = {"a": {"a": 0.3}, "ab": {"a": 0.2, "b": 0.15}, "c": {"c": 0.4}, "none": {}}
+N_PER_GROUP = 30
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    """Three independent feature spaces and a pure-noise band; voxel groups mixing the spaces in
+    set proportions: (bands, responses, train, test, group of each voxel)."""
+    rng = np.random.default_rng(1)
+    n, width = 900, 10
+    bands = {name: rng.standard_normal((n, width)) for name in ("a", "b", "c", "noise")}
+    columns, group_of = [], []
+    for group, shares in GROUPS.items():
+        response = np.sqrt(1 - sum(shares.values())) * rng.standard_normal((n, N_PER_GROUP))
+        for band, share in shares.items():
+            signal = bands[band] @ rng.standard_normal((width, N_PER_GROUP))
+            response += np.sqrt(share) * signal / signal.std(axis=0)
+        columns.append(response)
+        group_of += [group] * N_PER_GROUP
+    order = rng.permutation(n)
+    return bands, np.hstack(columns), order[:600], order[600:], np.array(group_of)
+
+
+@pytest.fixture(scope="module")
+def partition(simulated):
+    bands, responses, train, test, _ = simulated
+    return variance_partition(bands, responses, train=train, test=test, random_state=0, n_iter=10)
+
+
+@pytest.mark.parametrize("group", list(GROUPS))
+def test_each_band_gets_the_unique_variance_planted_in_it(simulated, partition, group):
+    group_of = simulated[4]
+    for band in ("a", "b", "c"):
+        recovered = partition.unique[band][group_of == group].mean()
+        assert recovered == pytest.approx(GROUPS[group].get(band, 0.0), abs=0.05), (band, recovered)
+    assert abs(partition.unique["noise"][group_of == group].mean()) < 0.02
+
+
+def test_independent_spaces_share_nothing_and_the_parts_sum_to_the_full_model(simulated, partition):
+    group_of = simulated[4]
+    assert abs(partition.shared[("a", "b")][group_of == "ab"].mean()) < 0.03
+    np.testing.assert_allclose(sum(partition.parts.values()), partition.full, atol=1e-12)
+    assert set(partition.r2) == {s for s in partition.parts}
+    assert len(partition.r2) == 2 ** 4 - 1
+
+
+def test_the_winning_band_is_the_planted_one(simulated, partition):
+    group_of = simulated[4]
+    winner = winning_band(partition)
+    assert (np.asarray(partition.bands)[winner[group_of == "a"]] == "a").mean() > 0.9
+    assert (np.asarray(partition.bands)[winner[group_of == "c"]] == "c").mean() > 0.9
+    # voxels no band predicts are mostly unassigned
+    assert (winner[group_of == "none"] == -1).mean() > 0.4
+
+
+def test_partition_parts_of_two_bands_are_the_textbook_venn_regions():
+    r2 = {("x",): np.array([0.3]), ("y",): np.array([0.2]), ("x", "y"): np.array([0.4])}
+    parts = partition_parts(("x", "y"), r2)
+    assert parts[("x",)] == pytest.approx(0.2)  # 0.4 - 0.2
+    assert parts[("y",)] == pytest.approx(0.1)  # 0.4 - 0.3
+    assert parts[("x", "y")] == pytest.approx(0.1)  # 0.3 + 0.2 - 0.4
+
+
+def _one_band_data(n: int, features: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, features))
+    y = x @ rng.standard_normal((features, 25)) * rng.uniform(0, 1, 25) + 3 * rng.standard_normal((n, 25))
+    return x, y + 5.0
+
+
+def test_one_band_equals_sklearn_ridgecv_with_a_penalty_per_voxel():
+    # more images than features: himalaya's primal solver, leave-one-out (n folds) as RidgeCV's GCV
+    x, y = _one_band_data(60, 8)
+    ours = BandedRidgeCV(cv=KFold(len(x))).fit([x], y)
+    scaler = StandardScaler().fit(x)
+    reference = RidgeCV(alphas=ALPHAS, alpha_per_target=True).fit(scaler.transform(x), y)
+    np.testing.assert_allclose(ours.penalties_[0], reference.alpha_, rtol=1e-9)
+    np.testing.assert_allclose(ours.coef_, reference.coef_.T, atol=1e-6)
+    np.testing.assert_allclose(ours.intercept_, reference.intercept_, atol=1e-6)
+    new = np.random.default_rng(9).standard_normal((7, 8))
+    np.testing.assert_allclose(ours.predict([new]), reference.predict(scaler.transform(new)), atol=1e-6)
+
+
+def test_one_band_with_more_features_than_images_equals_ridge_on_centred_data():
+    # the kernel route: features and responses centred once on the training images
+    x, y = _one_band_data(30, 50)
+    ours = BandedRidgeCV(cv=KFold(len(x))).fit([x], y)
+    scaled = StandardScaler().fit_transform(x)
+    reference = RidgeCV(alphas=ALPHAS, alpha_per_target=True, fit_intercept=False).fit(scaled, y - y.mean(axis=0))
+    np.testing.assert_allclose(ours.penalties_[0], reference.alpha_, rtol=1e-9)
+    np.testing.assert_allclose(ours.coef_, reference.coef_.T, atol=1e-6)
+    np.testing.assert_allclose(ours.intercept_, y.mean(axis=0))
+
+
+def test_banded_ridge_shrinks_a_useless_band_more_than_a_useful_one():
+    rng = np.random.default_rng(3)
+    useful, useless = rng.standard_normal((300, 5)), rng.standard_normal((300, 40))
+    y = useful @ rng.standard_normal((5, 20)) + rng.standard_normal((300, 20))
+    model = BandedRidgeCV(n_iter=20).fit([useful, useless], y)
+    assert (model.penalties_[1] > 100 * model.penalties_[0]).mean() > 0.9
+
+
+def test_bootstrap_draws_of_the_whole_test_set_give_the_estimate(partition):
+    n_test = len(partition.test_responses)
+    once = partition.resampled_r2(np.ones((1, n_test)))
+    for subset, r2 in partition.r2.items():
+        np.testing.assert_allclose(once[subset][0], r2, atol=1e-12)
+
+
+def test_held_out_r2_and_the_explainable_fraction():
+    actual = np.array([[1.0, 2.0], [3.0, 2.0], [5.0, 2.0]])
+    r2 = held_out_r2(np.array([[1.0, 0], [3.0, 0], [5.0, 0]]), actual)
+    assert r2[0] == 1.0 and np.isnan(r2[1])  # a constant voxel has no variance to explain
+    assert held_out_r2(np.full((3, 1), 3.0), actual[:, :1])[0] == 0.0
+    np.testing.assert_allclose(explainable_fraction(np.array([0.16, 0.1]), np.array([0.8, 0.05])), [0.25, np.nan])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda b, y: variance_partition(b, y, train=np.arange(5), test=np.arange(4, 8)), "share images"),
+    (lambda b, y: variance_partition(b, y, train=np.arange(5), test=np.array([9])), "at least 2"),
+    (lambda b, y: variance_partition({"a": b["a"][:5]}, y, train=np.arange(3), test=np.arange(3, 5)), "rows"),
+    (lambda b, y: variance_partition(b, y, train=np.ones(3, bool), test=np.arange(3, 5)), "mask needs 10"),
+    (lambda b, y: BandedRidgeCV(backend="jax").fit([b["a"]], y), "backend"),
+    (lambda b, y: BandedRidgeCV().fit([np.full((10, 2), np.nan)], y), "NaN")])
+def test_bad_arguments_are_named(call, message):
+    bands = {"a": np.random.default_rng(0).standard_normal((10, 3))}
+    with pytest.raises(ValueError, match=message):
+        call(bands, np.random.default_rng(1).standard_normal((10, 4)))
