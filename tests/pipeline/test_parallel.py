@@ -140,3 +140,28 @@ def test_a_worker_death_is_one_line(cluster):
         parallel_map(_die_on_three, list(range(6)), 2, desc="runs", unit="run", address=client.scheduler.address)
     message = str(info.value)
     assert message.startswith("runs: Dask workers died running a run after ") and "\n" not in message
+
+
+def test_rsa_permutation_chunks_on_the_cluster_give_the_local_bytes(cluster, written, tmp_path):
+    """compute.scheduler: dask sends rsa's permutation chunks to the workers (each comparison's
+    prepared matrices scattered once); metrics, tables and RDMs are the local run's bytes."""
+    local_cluster, client = cluster
+    paths = {"raw": written / "local" / "raw", "trials": written / "trials.parquet"}
+    run_stage("fmri", {"preprocess": {"jobs": 1}}, **paths, out=tmp_path / "fmri")
+    run_stage("embed_images", {"embed": {"image_models": ["pixels"]}}, stimuli=written / "stimuli.parquet",
+              raw=paths["raw"], out=tmp_path / "images")
+    rsa = {"permutations": 300, "bootstrap": 50, "cka_permutations": 10, "fmri": ["samples"]}
+    for where, compute in (("local", {"scheduler": "local"}),
+                           ("dask", {"scheduler": "dask", "dask_address": local_cluster.scheduler_address})):
+        with distributed.get_task_stream(client) as tasks:
+            run_stage("rsa", {"rsa": rsa, "compute": compute}, samples=tmp_path / "fmri", trials=paths["trials"],
+                      stimuli=written / "stimuli.parquet", images=tmp_path / "images", truth=written / "local" / "truth",
+                      rdms=tmp_path / where / "rdms", metrics=tmp_path / where / "rsa.json",
+                      plots=tmp_path / where / "plots")
+        chunks = sum("_on_worker" in task["key"] for task in tasks.data)
+        assert chunks == (0 if where == "local" else 3 * 6), chunks  # 3 chunks of 128 for 6 regions
+    assert (tmp_path / "local" / "rsa.json").read_bytes() == (tmp_path / "dask" / "rsa.json").read_bytes()
+    for folder in ("rdms", "plots"):
+        local, remote = _files(tmp_path / "local" / folder), _files(tmp_path / "dask" / folder)
+        names = [name for name in local if name.endswith((".csv", ".npz", ".npy", ".json"))]
+        assert names and [name for name in names if local[name] != remote.get(name)] == []

@@ -27,11 +27,14 @@ def test_project_params_are_valid():
     ({"preprocess": {"space": "raw", "mask": "region"}},
      "preprocess.mask: region needs preprocess.space: T1w (the SPM ROI masks were drawn on fMRIPrep's T1w-space data"),
     ({"preprocess": {"space": "raw", "mask": "region", "method": "volume"}}, "set space: T1w, or mask: brain with raw runs"),
-    ({"data": {"forms": ["raw"]}}, "preprocess.space: T1w runs are read, but data.forms lacks T1w"),
+    ({"data": {"forms": ["raw"]}, "preprocess": {"space": "T1w"}},
+     "preprocess.space: T1w runs are read, but data.forms lacks T1w"),
     ({"data": {"forms": ["T1w"]}, "preprocess": {"method": "glmsingle"}},
      "preprocess.method: glmsingle reads the GLMsingle betas, but data.forms lacks glmsingle"),
-    ({"data": {"source": "bids", "bids_root": "/d", "stimuli_root": "/s"}},
+    ({"data": {"source": "bids", "bids_root": "/d", "stimuli_root": "/s", "forms": ["T1w", "glmsingle"]}},
      "data.forms: glmsingle from a real copy needs data.glmsingle_root"),
+    ({"data": {"source": "bids", "bids_root": "/nothing/here", "stimuli_root": "/s"}},
+     "data.bids_root: /nothing/here holds neither raw runs"),
     ({"data": {"synthetic": {"roi_radius_mm": 12}}}, "data.synthetic.roi_radius_mm: Input should be less than or equal to 10"),
 ])
 def test_bad_values_name_the_key(raw, expected):
@@ -133,3 +136,40 @@ def test_embed_layers_are_last_or_hidden_state_indices(layers, expected):
     with pytest.raises(NeurolatentError) as info:
         validate_params({"embed": {"layers": layers}})
     assert str(info.value).startswith("params.yaml: ") and expected in str(info.value)
+
+
+def _copy(root: Path, raw: bool, t1w: bool) -> Path:
+    """A BOLD5000 copy with the file names of each form (the detection reads names only)."""
+    func = root / "sub-CSI1" / "ses-01" / "func"
+    func.mkdir(parents=True)
+    (func / "sub-CSI1_ses-01_task-5000scenes_run-01_events.tsv").write_text("onset\n")
+    if raw:
+        (func / "sub-CSI1_ses-01_task-5000scenes_run-01_bold.nii.gz").write_bytes(b"")
+    if t1w:
+        prep = root / "derivatives" / "fmriprep" / "sub-CSI1" / "ses-01" / "func"
+        prep.mkdir(parents=True)
+        (prep / "sub-CSI1_ses-01_task-5000scenes_run-01_bold_space-T1w_preproc.nii.gz").write_bytes(b"")
+    return root
+
+
+@pytest.mark.parametrize("raw, t1w, glmsingle, forms, space, mask", [
+    (True, False, False, ["raw"], "raw", "brain"),  # OpenNeuro's ds001499 without derivatives
+    (True, True, False, ["raw", "T1w"], "T1w", "region"),
+    (False, True, True, ["T1w", "glmsingle"], "T1w", "region"),
+])
+def test_a_real_copy_runs_with_its_folders_alone(tmp_path, raw, t1w, glmsingle, forms, space, mask):
+    copy = _copy(tmp_path / "ds001499", raw, t1w)
+    data = {"source": "bids", "bids_root": str(copy), "stimuli_root": str(tmp_path / "stimuli")}
+    if glmsingle:
+        data["glmsingle_root"] = str(tmp_path / "glmsingle")
+    params = validate_params({"data": data})
+    assert (params.data.forms, params.preprocess.space, params.preprocess.mask) == (forms, space, mask)
+    # what the user sets wins
+    assert validate_params({"data": {**data, "forms": ["raw"]}}).data.forms == ["raw"]
+
+
+def test_the_synthetic_twin_has_every_form_by_default():
+    params = validate_params({})
+    assert (params.data.forms, params.preprocess.space, params.preprocess.mask) == (
+        ["raw", "T1w", "glmsingle"], "T1w", "region")
+    assert validate_params({"data": {"forms": ["raw"]}}).preprocess.space == "raw"

@@ -104,7 +104,9 @@ class DataParams(_Section):
         masks, presentation lists), searched by file name, when source is bids and forms include glmsingle.""")] = None
     forms: Annotated[list[Form], about("""The forms the dataset stage writes (synthetic) or links (bids): raw (the runs
         as acquired), T1w (fMRIPrep's T1w-space runs with the SPM ROI masks), glmsingle (release 2.0's single-trial
-        betas).""", min_length=1)] = ["raw", "T1w", "glmsingle"]
+        betas). null: synthetic, all three; bids, what the copy holds (raw when data.bids_root has raw runs, T1w
+        when it has fMRIPrep's T1w-space runs, glmsingle when data.glmsingle_root is set).""",
+                                       min_length=1)] = ["raw", "T1w", "glmsingle"]
     link: Annotated[Literal["hardlink", "copy"], about("""How a real copy's files enter data/raw: hard links (a copy
         where the filesystems differ) or copies.""")] = "hardlink"
     synthetic: SyntheticParams = SyntheticParams()
@@ -163,7 +165,7 @@ class PreprocessParams(_Section):
         pictures), or glmsingle (release 2.0's single-trial betas: no runs needed).""")] = "betas"
     space: Annotated[Literal["raw", "T1w"], about("""The runs read by volume, betas and rendered: raw (as acquired, each
         session in its own scanner space; the study) or T1w (fMRIPrep's motion-corrected runs in the subject's
-        anatomy).""")] = "T1w"
+        anatomy). null: T1w when data.forms has it, else raw.""")] = "T1w"
     lag_s: Annotated[Lag | tuple[Lag, Lag], about("""Seconds after the anchor: one number takes the nearest volume,
         [a, b] averages the linearly interpolated signal over that window. The study: 0 (no haemodynamic
         lag).""")] = (4.0, 6.0)
@@ -173,7 +175,8 @@ class PreprocessParams(_Section):
         (the study: int(StimOff / TR)).""")] = "nearest"
     mask: Annotated[Literal["region", "brain"], about("""Voxels kept by volume, betas and glmsingle: the visual region
         (the SPM ROI masks named in rois, T1w space only) or the whole brain (raw: an EPI mask of the run; T1w:
-        fMRIPrep's brain mask; glmsingle: the release's brain mask).""")] = "region"
+        fMRIPrep's brain mask; glmsingle: the release's brain mask). null: region for T1w runs and GLMsingle betas,
+        brain for raw runs.""")] = "region"
     rois: Annotated[list[Roi], about("The visual regions of interest whose masks make the region.",
                                      min_length=1)] = list(ROIS)
     glm: Annotated[Literal["lsa", "lss"], about("""The single-trial GLM: least-squares-all (one model of every trial) or
@@ -413,6 +416,24 @@ class Params(_Section):
     stitch: StitchParams = StitchParams()
     encode: EncodeParams = EncodeParams()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _what_the_data_holds(cls, raw: Any) -> Any:
+        """data.forms, preprocess.space and preprocess.mask left null (or out) take what the data
+        holds (:func:`forms_held`), so a real copy runs with data.source and its folders alone."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("data", {}) or {}, dict) or not isinstance(
+                raw.get("preprocess", {}) or {}, dict):
+            return raw
+        data, preprocess = dict(raw.get("data") or {}), dict(raw.get("preprocess") or {})
+        if data.get("forms") is None:
+            data["forms"] = forms_held(data)
+        if preprocess.get("space") is None:
+            preprocess["space"] = "T1w" if "T1w" in data["forms"] else "raw"
+        if preprocess.get("mask") is None:
+            preprocess["mask"] = ("region" if preprocess["space"] == "T1w" or preprocess.get("method") == "glmsingle"
+                                  else "brain")
+        return {**raw, "data": data, "preprocess": preprocess}
+
     @model_validator(mode="after")
     def _check_forms(self) -> "Params":
         """A mask meets only data in its own space; each method reads a form the dataset has."""
@@ -430,6 +451,27 @@ class Params(_Section):
                              "fMRIPrep's T1w-space data; raw runs sit in each session's scanner space, so a mask "
                              "carried over by affine misses the ROIs): set space: T1w, or mask: brain with raw runs")
         return self
+
+
+def forms_held(data: dict[str, Any]) -> list[str]:
+    """The forms a ``data`` section (as parsed from params.yaml) has: every form for the synthetic
+    twin; for a real copy (``source: bids``), raw when ``bids_root`` holds raw runs, T1w when it
+    holds fMRIPrep's T1w-space runs, glmsingle when ``glmsingle_root`` is set."""
+    if data.get("source", "synthetic") != "bids":
+        return ["raw", "T1w", "glmsingle"]
+    if data.get("bids_root") is None:
+        return ["raw", "T1w", "glmsingle"]  # DataParams says that bids needs a bids_root
+    root = Path(data["bids_root"])
+    forms = [form for form, pattern in (("raw", "sub-*/ses-*/func/*_task-5000scenes_run-*_bold.nii.gz"),
+                                        ("T1w", "derivatives/fmriprep/sub-*/ses-*/func/*_bold_space-T1w_preproc.nii.gz"))
+             if next(root.glob(pattern), None) is not None]
+    if data.get("glmsingle_root") is not None:
+        forms.append("glmsingle")
+    if not forms:
+        raise ValueError(f"data.bids_root: {root} holds neither raw runs (sub-*/ses-*/func/*_bold.nii.gz) nor "
+                         "fMRIPrep's T1w-space runs, and data.glmsingle_root is not set: point it at a BOLD5000 copy, "
+                         "or set data.forms")
+    return forms
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

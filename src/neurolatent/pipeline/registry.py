@@ -154,6 +154,15 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     Stage("summary", "Write metrics/summary.json: the run's headline (at most 15 numbers), the one metrics file "
           "dvc exp show reads.", (),
           (*DETAIL.values(), File("metrics", "metrics/summary.json", "the headline numbers", "metrics"))),
+    Stage("page", "Write the run's offline page, reports/run/index.html: the headline, the loss, RSA and "
+          "identification charts drawn locally, every figure; nothing fetched from the network.", (),
+          (_in("summary", "metrics/summary.json", "the headline numbers"),
+           _in("fmri_ae_loss", "plots/fmri_ae_loss.csv", "the fMRI AE's loss per epoch"),
+           _in("image_ae_loss", "plots/image_ae_loss.csv", "the image AE's loss per epoch"),
+           _in("rsa_plots", "plots/rsa", "rsa's tables and figures"),
+           _in("stitch_plots", "plots/stitch", "stitch's tables and figures"),
+           _in("encode_plots", "plots/encode", "encode's tables and figures"),
+           File("out", "reports/run", "the page (index.html)", "plots"))),
 )}
 
 

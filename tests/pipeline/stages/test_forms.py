@@ -11,6 +11,7 @@ At SNR 0 nothing is planted: |r| < 0.1 (measured under 0.04).
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -167,3 +168,26 @@ def test_a_copy_with_only_events_stimuli_and_the_release_is_enough(small_dataset
     x, index = samples(copy, tmp_path / "out", method="glmsingle", mask="region")
     values, images = subject_values(x, index, "CSI1")
     assert len(index) == 148 and rdm_recovery(values[:, : (np.abs(values).sum(0) > 0).sum()], images, truth, "CSI1") > 0.9
+
+
+def test_a_raw_only_copy_runs_with_data_source_and_its_folders_alone(small_dataset, tmp_path):
+    """OpenNeuro's ds001499 without derivatives: the raw runs and events, and the stimulus release.
+    No data.forms, preprocess.space or mask is set: they follow what the copy holds."""
+    raw, _ = small_dataset
+    copy = tmp_path / "ds001499"
+    for path in raw.rglob("*"):
+        rel = path.relative_to(raw)
+        if path.is_file() and rel.parts[0].startswith("sub-") and (path.name.endswith(("_events.tsv", "_bold.nii.gz",
+                                                                                         "_bold.json"))):
+            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, copy / rel)
+    stimuli = raw / "BOLD5000_Stimuli"
+    data = {"source": "bids", "bids_root": str(copy), "stimuli_root": str(stimuli), "subjects": ["CSI1"]}
+    linked = tmp_path / "bold5000"
+    run_stage("dataset", {"data": data}, raw=linked, truth=tmp_path / "truth")
+    assert not (linked / "derivatives").exists()
+    run_stage("trials", {"data": data}, raw=linked, trials=tmp_path / "trials.parquet", stimuli=tmp_path / "stimuli.parquet")
+    run_stage("fmri", {"data": data}, raw=linked, trials=tmp_path / "trials.parquet", out=tmp_path / "fmri")
+    meta = json.loads((tmp_path / "fmri" / "samples.json").read_text())
+    # raw runs: the whole brain (the SPM ROI masks are drawn in T1w space), so no ROI labels
+    assert meta["method"] == "betas" and meta["n_samples"] > 0 and meta["rois"] is None

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -49,6 +50,7 @@ from neurolatent.io.representations import (first_presentations, fmri_latents, f
 from neurolatent.pipeline import tracking
 from neurolatent.pipeline.numerics import torch_device
 from neurolatent.pipeline.outputs import figures, summaries
+from neurolatent.pipeline.parallel import parallel_map, scheduler_address
 from neurolatent.pipeline.progress import progress
 from neurolatent.science.cka import group_cka_models
 from neurolatent.science.rsa.inference import familywise_p
@@ -149,6 +151,12 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     fmri_rdms: list[RDM] = []
     subject_rows, group_rows, roi_rows, pair_rows, interaction_rows, metrics = [], [], [], [], [], {}
     # one bar over every permutation and resample: at BOLD5000's size the tests take minutes a region
+    # with a Dask scheduler (compute.scheduler), the permutation chunks run on its workers, each
+    # comparison's prepared matrices shipped once to each worker (parallel_map scatters the function)
+    chunks_on = None
+    if scheduler_address(params.compute.scheduler, params.compute.dask_address) is not None:
+        chunks_on = partial(parallel_map, jobs=1, desc="rsa permutations", unit="chunk",
+                            scheduler=params.compute.scheduler, address=params.compute.dask_address)
     bar = progress(total=sum(len(r) for r in regions.values()) * (settings.permutations
                                                                     + len(model_rdms) * settings.bootstrap)
                    + len(fmri) * settings.cka_permutations, desc="rsa", unit="replicate")
@@ -164,7 +172,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
             comparisons[region] = compare_models(
                 region_rdms, model_rdms, method=settings.compare, permutations=settings.permutations,
                 bootstrap=settings.bootstrap, ci=settings.ci, seed=settings.seed, name=kind,
-                triangle=settings.triangle, device=device, progress=bar.update)
+                triangle=settings.triangle, device=device, progress=bar.update, map_chunks=chunks_on)
             metrics.update({f"rsa.{label}.noise_ceiling_lower": comparisons[region].ceiling[0],
                             f"rsa.{label}.noise_ceiling_upper": comparisons[region].ceiling[1],
                             f"rsa.{label}.components": float(np.mean([r.meta["components"] for r in region_rdms])),

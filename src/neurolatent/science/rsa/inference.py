@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from scipy.spatial.distance import squareform
@@ -229,13 +230,19 @@ def group_mantel(fmri_rdms: list[RDM], model_rdm: RDM | list[RDM], method: Compa
 def group_mantel_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM | list[RDM]], method: Comparison,
                         permutations: int, random_state: int | np.random.Generator,
                         device: str = "cpu", chunk: int = 128, triangle: Triangle = "upper",
-                        progress: Callable[[int], object] | None = None) -> dict[str, GroupPermutationResult]:
+                        progress: Callable[[int], object] | None = None,
+                        map_chunks: Callable[[Callable, list], list] | None = None) -> dict[str, GroupPermutationResult]:
     """:func:`group_mantel` of several models against the same subjects, under the same relabellings.
 
     Each chunk of relabellings gathers every subject's permuted RDM once and takes its dot product
     with every model's fixed weights (:func:`permuted_dots`): K models cost about 2x one at
     K = 4 (``benchmarks/bench_rsa.py``). Sharing the relabellings makes the models' nulls
     dependent, not any one of them different: each p is the exact permutation p of its model.
+
+    ``map_chunks(function, chunks)``, when given, computes ``[function(c) for c in chunks]``
+    elsewhere (the pipeline's Dask scheduler): ``function`` holds the prepared matrices, so a
+    mapper that ships it once per worker ships them once per comparison; every chunk's
+    relabellings are drawn here first, in the same order, so the nulls are the same bits.
 
     Returns
     -------
@@ -267,20 +274,21 @@ def group_mantel_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM | list[R
             prepared.append(prepare(maps[0][1], [x for x, _, _, _ in maps], "cosine" if method == "cosine" else "pearson"))
         else:
             prepared.append(prepare(item.upper, fixed, method))
-    for start in range(0, permutations, chunk):
-        relabellings = design.relabellings(min(chunk, permutations - start), rng)
-        stop = start + len(relabellings)
-        for s, item in enumerate(subjects):
-            perms = design.restrict(relabellings, s).astype(np.uint32)
-            if prepared[s] is None:
-                square, upper = item.square(), np.triu_indices(item.n, k=1)
-                permuted = [square[np.ix_(p, p)][upper] for p in perms]
-                for m, per_subject in enumerate(models):
-                    nulls[m, s, start:stop] = [tau_a(cells, per_subject[s].upper) for cells in permuted]
-            else:
-                nulls[:, s, start:stop] = null_sums(prepared[s], perms, device).T
+    nulls_of = partial(_chunk_nulls, design=design, subjects=subjects, prepared=prepared,
+                       models=[[m.upper for m in per_subject] for per_subject in models], device=device)
+    starts = range(0, permutations, chunk)
+    if map_chunks is None:
+        for start in starts:
+            relabellings = design.relabellings(min(chunk, permutations - start), rng)
+            nulls[:, :, start:start + len(relabellings)] = nulls_of(relabellings)
+            if progress is not None:
+                progress(len(relabellings))
+    else:
+        drawn = [design.relabellings(min(chunk, permutations - start), rng) for start in starts]
+        for start, part in zip(starts, map_chunks(nulls_of, drawn)):
+            nulls[:, :, start:start + part.shape[2]] = part
         if progress is not None:
-            progress(stop - start)
+            progress(permutations)
     nulls = scale[..., :1] + scale[..., 1:] * nulls
     results = {}
     for m, name in enumerate(names):
@@ -294,6 +302,24 @@ def group_mantel_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM | list[R
                                                np.array([permutation_p(o, row) for o, row in zip(observed, nulls[m])]),
                                                nulls[m])
     return results
+
+
+def _chunk_nulls(relabellings: np.ndarray, design: "_SharedDesign", subjects: list[RDM], prepared: list,
+                 models: list[list[np.ndarray]], device: str) -> np.ndarray:
+    """(n_models, n_subjects, n_relabellings) permuted sums (or Kendall's tau-a, where ``prepared``
+    is None) of one chunk of shared relabellings (n_relabellings, n_union); ``models[m][s]`` the
+    model's upper triangle over subject s's images."""
+    out = np.empty((len(models), len(subjects), len(relabellings)))
+    for s, item in enumerate(subjects):
+        perms = design.restrict(relabellings, s).astype(np.uint32)
+        if prepared[s] is None:
+            square, upper = item.square(), np.triu_indices(item.n, k=1)
+            permuted = [square[np.ix_(p, p)][upper] for p in perms]
+            for m, per_subject in enumerate(models):
+                out[m, s] = [tau_a(cells, per_subject[s]) for cells in permuted]
+        else:
+            out[:, s] = null_sums(prepared[s], perms, device).T
+    return out
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,8 @@ class RepresentationComparison:
 
 def compare_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM], *, method: Comparison, permutations: int,
                    bootstrap: int, ci: float, seed: int, name: str, triangle: Triangle = "upper",
-                   device: str = "cpu", progress: Callable[[int], object] | None = None) -> RepresentationComparison:
+                   device: str = "cpu", progress: Callable[[int], object] | None = None,
+                   map_chunks: Callable[[Callable, list], list] | None = None) -> RepresentationComparison:
     """Every model against the subjects' RDMs of one fMRI representation: the group Mantel test of
     all models under shared relabellings (:func:`group_mantel_models`), a group bootstrap per
     model (:func:`group_bootstrap`), the study's Pearson r per subject, and the noise ceiling on the
@@ -127,6 +128,7 @@ def compare_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM], *, method: 
         for every call with this name on the same subjects' images: every ROI of a representation),
         so that differences between models and ROIs are paired (:func:`model_difference`)
     progress : called with the number of replicates done (permutations, then each model's resamples)
+    map_chunks : where the permutation chunks are computed (:func:`group_mantel_models`)
     """
     check_values(permutations=(permutations, Count), bootstrap=(bootstrap, Count), ci=(ci, Fraction),
                  seed=(seed, Seed))
@@ -138,7 +140,7 @@ def compare_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM], *, method: 
     else:
         ceiling = (float("nan"), float("nan"))
     tests = group_mantel_models(fmri_rdms, model_rdms, method, permutations, named_rng(seed, name), device=device,
-                                triangle=triangle, progress=progress)
+                                triangle=triangle, progress=progress, map_chunks=map_chunks)
     subjects = tuple(str(rdm.meta.get("subject", rdm.name)) for rdm in fmri_rdms)
     stimuli = np.array([rdm.n for rdm in fmri_rdms])
     cells = np.array([rdm.n ** 2 if triangle == "full" else len(rdm.upper) for rdm in fmri_rdms])
