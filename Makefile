@@ -45,10 +45,11 @@ compare: $(VENV)/.installed
 compare-quick: $(VENV)/.installed
 	$(BIN)/neurolatent sweep --name quick $(COMPARE) --snr 0 1 --seeds 0 --jobs 2 --out reports/compare-quick
 
-# The headline of every experiment in one 200-column table: metrics/summary.json and the planted SNR
+# The headline of every experiment in one table of at most 200 columns: metrics/summary.json, the
+# planted SNR and the params each experiment changed from its commit (dvc exp show --json, read by
+# neurolatent.pipeline.experiments.table)
 show: $(VENV)/.installed
-	$(BIN)/dvc exp show --no-pager --drop '.*' \
-	  --keep 'Experiment|^(ae|samples)\.|^2way$$|^top1$$|^enc\.r$$|^(fmri|image)_ae\.loss$$|data\.synthetic\.snr$$'
+	$(BIN)/python -m neurolatent.pipeline.experiments.table
 
 repro: $(VENV)/.installed
 	$(BIN)/dvc repro

@@ -82,12 +82,13 @@ def test_dvc_repro_runs_and_reruns_identically(project):
     assert "stitch.decode.samples.LOC.planted_object.ridge.two_way" in stitch
     assert "stitch.encode.pixels.EarlyVis.median_r" in stitch
     first_execution = _lineage(project, first, {"dataset", "trials", "fmri", "fmri_ae", "embed_fmri", "image_ae",
-                                                 "embed_images", "rsa", "stitch", "summary"})
-    # rerun a training and the permutation tests (the rest is covered by tests/pipeline/test_numerics.py)
-    _run(["dvc", "repro", "-f", "-s", "image_ae", "rsa"], project)
+                                                 "embed_images", "rsa", "stitch", "encode", "summary", "page"})
+    # rerun a training, the permutation tests and the encoding fits (the rest is covered by
+    # tests/pipeline/test_numerics.py): the same bytes, to the last archive member's time stamp
+    _run(["dvc", "repro", "-f", "-s", "image_ae", "rsa", "encode"], project)
     assert _out_hashes(project) == first
     assert "up to date" in _run(["dvc", "status"], project)
-    second = _lineage(project, first, {"image_ae", "rsa"}, skip={first_execution})
+    second = _lineage(project, first, {"image_ae", "rsa", "encode"}, skip={first_execution})
     # rsa's input came from DVC's workspace/cache this time: the README's search finds the run that made it
     import mlflow
 
@@ -177,7 +178,7 @@ BAD_PARAMS = [
     ("rsa.compare", "spearmann", "rsa.compare"),
     ("stitch.methods", ["ridge", "lasso"], "stitch.methods"),
     ("rsa.compar", "pearson", "rsa.compar"),
-    ("preprocess.space", "raw", "preprocess.mask"),
+    ("preprocess", {"space": "raw", "mask": "region"}, "preprocess.mask"),
     ("data", {"source": "bids", "bids_root": "/nonexistent/ds001499", "stimuli_root": "/nonexistent/stimuli",
               "forms": ["T1w"]}, "data.bids_root"),
 ]
@@ -192,12 +193,27 @@ def reproduced(project) -> Path:
 
 
 @pytest.mark.slow
+def test_the_readmes_rsatoolbox_example_runs_as_written_on_the_output(reproduced):
+    """On the default's outputs (the synthetic twin: its planted truth is a model), before any
+    other test changes them."""
+    readme = (ROOT / "README.md").read_text()
+    code = readme.split("<!-- readme-example: rsatoolbox -->\n```python\n", 1)[1].split("```", 1)[0]
+    out = _run([sys.executable, "-c", code], reproduced)
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines] == ["CSI1", "CSI2"], out
+    metrics = json.loads((reproduced / "metrics" / "rsa.json").read_text())
+    pixels = [float(line.split("[")[1].split()[0]) for line in lines]
+    # the mean over subjects is the rsa stage's group r
+    assert sum(pixels) / len(pixels) == pytest.approx(metrics["rsa.samples.pixels.r"], abs=1e-6)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("key, value, named", BAD_PARAMS, ids=[case[0] for case in BAD_PARAMS])
 def test_a_bad_param_stops_dvc_repro_and_every_file_keeps_its_bytes(reproduced, key, value, named):
     before = _user_files(reproduced)
-    if key == "data":
+    if isinstance(value, dict):
         params = yaml.safe_load((reproduced / "params.yaml").read_text())
-        params["data"].update(value)
+        params[key].update(value)
         (reproduced / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     else:
         _edit_params(reproduced, key, value)
@@ -336,6 +352,12 @@ def test_dvc_exp_run_per_method(project, overrides):
         assert metric in columns, (metric, columns)
     assert "rsa.ae.planted.r" not in columns and not any(column.startswith("stitch.decode") for column in columns)
     assert "rsa.ae.planted.r" in json.loads((project / "metrics/rsa.json").read_text())
+    # make show: every experiment's headline in 200 columns, with the params it changed
+    table = _run([sys.executable, "-m", "neurolatent.pipeline.experiments.table", "--width", "200"], project)
+    lines = table.splitlines()
+    assert max(len(line) for line in lines) <= 200, table
+    assert lines[0].split()[:3] == ["Experiment", "snr", "samples.r"] and "…" not in table
+    assert f'preprocess.method="{method}"' in table, table
 
 
 @pytest.mark.slow
@@ -396,15 +418,3 @@ def test_two_queued_experiments_run_in_parallel_and_both_reach_the_projects_stor
                     and r.data.tags.get("neurolatent.stage") in ("rsa", "stitch")]
         assert all(any(k.startswith(r.data.tags["neurolatent.stage"] + ".") for k in r.data.metrics) for r in finished)
 
-
-@pytest.mark.slow
-def test_the_readmes_rsatoolbox_example_runs_as_written_on_the_output(reproduced):
-    readme = (ROOT / "README.md").read_text()
-    code = readme.split("<!-- readme-example: rsatoolbox -->\n```python\n", 1)[1].split("```", 1)[0]
-    out = _run([sys.executable, "-c", code], reproduced)
-    lines = out.splitlines()
-    assert [line.split()[0] for line in lines] == ["CSI1", "CSI2"], out
-    metrics = json.loads((reproduced / "metrics" / "rsa.json").read_text())
-    pixels = [float(line.split("[")[1].split()[0]) for line in lines]
-    # the mean over subjects is the rsa stage's group r
-    assert sum(pixels) / len(pixels) == pytest.approx(metrics["rsa.samples.pixels.r"], abs=1e-6)

@@ -49,3 +49,28 @@ def test_an_allocated_npy_is_zeros_of_its_shape(tmp_path):
     allocate_npy(tmp_path / "s.npy", np.float32, (4, 3))
     array = np.load(tmp_path / "s.npy")
     assert array.shape == (4, 3) and array.dtype == np.float32 and not array.any()
+
+
+def test_write_npz_writes_bytes_no_python_release_changes(tmp_path):
+    """Members written whole with a fixed time stamp and no zip64: Python 3.11.2 and 3.11.7 wrote
+    numpy's savez_compressed (zip64 forced, streamed) with different headers for the same arrays."""
+    import struct
+    import zipfile
+
+    import numpy as np
+
+    from neurolatent.io.files import write_npz
+
+    arrays = {"models/r2/pixels": np.arange(5, dtype=np.float32), "planted/penalty/a+b": np.eye(2)}
+    write_npz(arrays, tmp_path / "a.npz")
+    data = (tmp_path / "a.npz").read_bytes()
+    # the first local header: signature, version needed 2.0 (no zip64), time stamp 1980-01-01 00:00
+    signature, version, _, _, mod_time, mod_date = struct.unpack("<IHHHHH", data[:14])
+    assert (signature, version, mod_time, mod_date) == (0x04034B50, 20, 0, (0 << 9) | (1 << 5) | 1)
+    with zipfile.ZipFile(tmp_path / "a.npz") as archive:
+        assert all(info.extra == b"" for info in archive.infolist())
+    loaded = np.load(tmp_path / "a.npz")
+    assert sorted(loaded.files) == sorted(arrays)
+    assert all(np.array_equal(loaded[name], value) for name, value in arrays.items())
+    write_npz(arrays, tmp_path / "b.npz")
+    assert (tmp_path / "b.npz").read_bytes() == data

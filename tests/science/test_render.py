@@ -61,7 +61,7 @@ def test_fast_resize_is_pils_bilinear():
         assert np.abs(ours.astype(int) - pil).max() <= 1
 
 
-@pytest.mark.parametrize("name", ["raw_native", "mni", "signed_noise"])
+@pytest.mark.parametrize("name", ["raw_native", "mni", "signed_noise", "native_signed_noise"])
 def test_study_style_draws_the_studys_own_picture(name):
     """render_study_picture against nilearn 0.10.4's picture of the same volume, saved and squashed
     to 672 x 672 as the study's code did (tests/data/render/make_reference_pictures.py)."""

@@ -313,8 +313,12 @@ def render_fast(volumes: np.ndarray, affine: np.ndarray, size: int, threshold: f
     """
     volumes = np.asarray(volumes, dtype=np.float32)
     linear = affine[:3, :3]
+    # nilearn finds the cut and the colour range on the volume as given, then draws the slices
+    # through the cut of the volume reordered (and, for an oblique affine, resampled) onto the axes:
+    # both are found there too (on the resampled grid instead, an oblique volume of noise was cut
+    # one slice off, r 0.82 with nilearn 0.10.4's picture, and coloured on the spline's overshoot)
+    given, given_affine = volumes, affine
     if not (np.allclose(linear, np.diag(np.diag(linear))) and (np.diag(linear) > 0).all()):
-        # nilearn reorders (and, for an oblique affine, resamples) every volume before drawing it
         image = reorder_img(nib.Nifti1Image(np.moveaxis(volumes, 0, 3), affine), resample="continuous",
                             copy_header=True)
         volumes, affine = np.ascontiguousarray(np.moveaxis(np.asarray(image.dataobj, np.float32), 3, 0)), image.affine
@@ -324,12 +328,22 @@ def render_fast(volumes: np.ndarray, affine: np.ndarray, size: int, threshold: f
     look = STYLES[style]
     table = _colour_table(look.colormap)
     height, width = int(look.figure_inches[1] * DPI), int(look.figure_inches[0] * DPI)
-    region, component = _cut_components(*_sample_means(volumes[:: max(1, len(volumes) // COMPONENT_SAMPLE)]),
+    resampled = given is not volumes
+    region, component = _cut_components(*_sample_means(given[:: max(1, len(given) // COMPONENT_SAMPLE)]),
                                         threshold)
     boxes, ranges, cuts = [], [], np.empty((len(volumes), 3), dtype=int)
     for k, volume in enumerate(volumes):
         view, axes = _c_ordered(volume)
-        low, high, *hits, centre, share = _scan(view, np.float32(threshold), region, component)
+        if resampled and k == 0:  # the resampled grid's scan gives the box and range only
+            nowhere = np.zeros(view.shape, np.float32)
+        low, high, *hits, centre, share = _scan(view, np.float32(threshold), nowhere if resampled else region,
+                                                nowhere if resampled else component)
+        if resampled:  # the cut's centre and the colour range from the volume as given
+            given_view, given_axes = _c_ordered(given[k])
+            low, high, *_, centre, share = _scan(given_view, np.float32(threshold), region, component)
+            voxel = np.empty(3)
+            voxel[list(given_axes)] = centre if centre[0] >= 0 else (np.array(given_view.shape) - 1) / 2
+            world = given_affine @ [*voxel, 1.0]
         box = [0] * 6
         for hit, axis in zip(hits, axes):
             found = np.flatnonzero(hit)
@@ -337,8 +351,10 @@ def render_fast(volumes: np.ndarray, affine: np.ndarray, size: int, threshold: f
         boxes.append(tuple(box))
         ranges.append((-max(-low, high), max(-low, high)) if low < 0 < high else (low, high))
         if share < COMPONENT_SHARE:  # the batch's components do not describe this volume
-            world = find_xyz_cut_coords(nib.Nifti1Image(volume, affine), activation_threshold=threshold)
-            cuts[k] = np.rint(np.linalg.solve(affine, [*world, 1.0])[:3]).astype(int)
+            world = find_xyz_cut_coords(nib.Nifti1Image(given[k], given_affine), activation_threshold=threshold)
+            cuts[k] = np.rint(np.linalg.solve(affine, [*world[:3], 1.0])[:3]).astype(int)
+        elif resampled:
+            cuts[k] = np.rint(np.linalg.solve(affine, world)[:3]).astype(int)
         else:
             cuts[k, list(axes)] = np.rint(centre if centre[0] >= 0 else (np.array(view.shape) - 1) / 2)
     out = np.empty((len(volumes), 3, size, size), dtype=np.uint8)

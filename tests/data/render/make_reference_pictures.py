@@ -2,9 +2,10 @@
 
 Two steps, two environments:
 
-1. ``volumes`` (the project's environment) writes three volumes here: a raw positive BOLD volume
+1. ``volumes`` (the project's environment) writes four volumes here: a raw positive BOLD volume
    on BOLD5000's native oblique grid (the synthetic twin's raw run, 106 x 106 x 69 at 2 mm), one
-   on the MNI152 2 mm grid, and a signed noise volume (both signs around 0)::
+   on the MNI152 2 mm grid, a signed noise volume (both signs around 0) on that grid, and one in
+   the native run's brain on its oblique grid (nilearn finds the cut before resampling it)::
 
        .venv/bin/python tests/data/render/make_reference_pictures.py volumes
 
@@ -28,7 +29,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("raw_native", "mni", "signed_noise")
+NAMES = ("raw_native", "mni", "signed_noise", "native_signed_noise")
 
 
 def volumes() -> None:
@@ -56,12 +57,26 @@ def volumes() -> None:
     nib.save(nib.Nifti1Image(np.rint(mni).astype(np.int16), template.affine), HERE / "mni.nii.gz")
     noise = np.where(brain, 300 * rng.standard_normal(brain.shape), 0)
     nib.save(nib.Nifti1Image(np.rint(noise).astype(np.int16), template.affine), HERE / "signed_noise.nii.gz")
+    native_signed()
     import shutil
 
     shutil.rmtree(work)
 
 
-def pictures() -> None:
+def native_signed() -> None:
+    """Signed noise (sd 300, float32) in the raw volume's field of view, on its oblique native grid.
+    Seed 3 puts nilearn's cut near the middle between two axial slices, where a cut found on the
+    resampled grid instead falls one slice off (r 0.82): the case this fixture is for."""
+    import nibabel as nib
+    import numpy as np
+
+    raw = nib.load(HERE / "raw_native.nii.gz")
+    inside = np.asanyarray(raw.dataobj) > 0
+    noise = np.where(inside, 300 * np.random.default_rng(3).standard_normal(inside.shape), 0)
+    nib.save(nib.Nifti1Image(noise.astype(np.float32), raw.affine), HERE / "native_signed_noise.nii.gz")
+
+
+def pictures(names: tuple[str, ...] = NAMES) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,7 +88,7 @@ def pictures() -> None:
     from PIL import Image
 
     assert nilearn.__version__ == "0.10.4", f"the study's nilearn is 0.10.4, this is {nilearn.__version__}"
-    for name in NAMES:
+    for name in names:
         image = nib.load(HERE / f"{name}.nii.gz")
         # as the study: the volume as float32 in a new image with the run's affine
         volume = nib.Nifti1Image(np.asanyarray(image.dataobj).astype(np.float32), image.affine)
@@ -88,4 +103,6 @@ def pictures() -> None:
 
 
 if __name__ == "__main__":
-    {"volumes": volumes, "pictures": pictures}[sys.argv[1]]()
+    # `pictures NAME ...` draws only those (the others' pictures stay the bytes nilearn made then)
+    {"volumes": volumes, "native_signed": native_signed,
+     "pictures": lambda: pictures(tuple(sys.argv[2:]) or NAMES)}[sys.argv[1]]()

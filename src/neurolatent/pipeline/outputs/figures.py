@@ -91,8 +91,13 @@ def rdm_heatmaps(rdms: list, category: dict[str, str], path: Path) -> None:
             ax.axhline(edge, color="white", lw=0.6)
             ax.axvline(edge, color="white", lw=0.6)
         ax.set_title(item.name, fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        # a tick at the middle of each category's block, named: the order is read off the axes
+        labels = [category[item.stimuli[i]] for i in order]
+        bounds = np.concatenate([[-0.5], edges, [item.n - 0.5]])
+        middles, names = (bounds[:-1] + bounds[1:]) / 2, [labels[int(np.ceil(b))] for b in bounds[:-1]]
+        ax.set_xticks(middles, names, fontsize=6, rotation=90)
+        ax.set_yticks(middles, names, fontsize=6)
+        ax.tick_params(length=0)
         ax.set_xlabel(f"{item.n} images by category", fontsize=7)
     subject = rdms[0].meta.get("subject", "")
     figure.suptitle(f"RDMs of {subject} ({rdms[0].dissimilarity} distance; images by category: "
@@ -310,14 +315,18 @@ def squareform_ranks(square: np.ndarray) -> np.ndarray:
 
 def decoded_stimuli(label: str, originals: np.ndarray, own: np.ndarray, decoded: np.ndarray, path: Path) -> None:
     """Held-out stimuli (top), the image AE's own reconstruction (middle, the ceiling) and the
-    reconstruction from fMRI (bottom); pictures (n, 3, H, W) in [0, 1]."""
+    reconstruction from fMRI (bottom), each reconstruction with its pixel r against its stimulus;
+    pictures (n, 3, H, W) in [0, 1]."""
     n = len(originals)
-    figure, axes = plt.subplots(3, n, figsize=(1.5 * n, 4.8), squeeze=False)
+    figure, axes = plt.subplots(3, n, figsize=(1.5 * n, 5.0), squeeze=False)
     for column in range(n):
         for row, pictures in enumerate((originals, own, decoded)):
             axes[row, column].imshow(np.clip(pictures[column].transpose(1, 2, 0), 0, 1))
             axes[row, column].set_xticks([])
             axes[row, column].set_yticks([])
+            if row:  # under the picture it scores
+                r = np.corrcoef(pictures[column].ravel(), originals[column].ravel())[0, 1]
+                axes[row, column].set_xlabel(f"pixel r {r:.2f}", fontsize=7, labelpad=2)
     for row, text in enumerate(("test stimulus", "image AE\n(ceiling)", "from fMRI")):
         axes[row, 0].set_ylabel(text, fontsize=8)
     figure.suptitle(f"Held-out stimuli reconstructed from fMRI ({label}): ridge to the image AE's latent, "

@@ -28,7 +28,7 @@ import pandas as pd
 
 from neurolatent.errors import NeurolatentError
 from neurolatent.io import bids
-from neurolatent.io.files import atomic_dir, write_metrics
+from neurolatent.io.files import atomic_dir, write_metrics, write_npz
 from neurolatent.io.representations import (fmri_samples, fmri_trial_samples, image_models, planted_features,
                                             voxel_labels)
 from neurolatent.pipeline import tracking
@@ -221,9 +221,8 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
                                          out / f"winning_{partition}.png", anatomy[subject])
     with atomic_dir(Path(paths.out)) as out:
         for subject in samples:
-            np.savez_compressed(out / f"{subject}.npz", **{f"{partition}/{key}": value
-                                                           for partition in partitions
-                                                           for key, value in arrays[f"{subject}/{partition}"].items()})
+            write_npz({f"{partition}/{key}": value for partition in partitions
+                       for key, value in arrays[f"{subject}/{partition}"].items()}, out / f"{subject}.npz")
     write_metrics(metrics, paths.metrics)
     tracking.log_artifacts(sorted(Path(paths.plots).glob("*.png")), "encode")
     tracking.log_table(table, "encode/partition.json")
