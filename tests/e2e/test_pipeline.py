@@ -177,6 +177,7 @@ BAD_PARAMS = [
     ("embed.tokens", "first", "embed.tokens"),
     ("rsa.compare", "spearmann", "rsa.compare"),
     ("stitch.methods", ["ridge", "lasso"], "stitch.methods"),
+    ("encode.folds", 1, "encode.folds"),
     ("rsa.compar", "pearson", "rsa.compar"),
     ("preprocess", {"space": "raw", "mask": "region"}, "preprocess.mask"),
     ("data", {"source": "bids", "bids_root": "/nonexistent/ds001499", "stimuli_root": "/nonexistent/stimuli",
