@@ -11,6 +11,12 @@ from types import SimpleNamespace
 
 import pytest
 
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # one worker a core (make test): a worker's BLAS, OpenMP and numba teams of one thread each, set
+    # before any of them loads; two teams of two on two cores spin against each other
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
+
 from neurolatent.pipeline.params import validate_params
 from neurolatent.pipeline.registry import STAGES, select_params
 

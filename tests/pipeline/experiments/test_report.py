@@ -39,7 +39,8 @@ def _experiments():
     out = []
     for config, snr, seed in itertools.product(("study", "corrected"), (0.0, 1.0), range(4)):
         r = (0.02 if config == "study" else 0.8) * snr + rng.normal(0, 0.005)
-        metrics = {"rsa.stimuli_per_subject": 100.0, "rsa.ae.noise_ceiling_lower": 0.9, "rsa.ae.noise_ceiling_upper": 1.0}
+        metrics = {"rsa.stimuli_per_subject": 100.0, "rsa.ae.noise_ceiling_lower": 0.9, "rsa.ae.noise_ceiling_upper": 1.0,
+                   "rsa.ae.components": 10 + seed, "fmri_ae.best_epoch": 3 + snr}
         for model in ("planted", "pixels"):
             metrics.update({f"rsa.ae.{model}.r": r, f"rsa.ae.{model}.p": 0.5 if snr == 0 else 0.001,
                             f"rsa.ae.{model}.ci_low": r - 0.05, f"rsa.ae.{model}.ci_high": r + 0.05,
@@ -69,3 +70,5 @@ def test_report_is_written_with_its_figures(tmp_path):
         with Image.open(tmp_path / "compare" / name) as picture:
             assert picture.size[0] > 800
     assert len(pd.read_csv(tmp_path / "compare" / "results.csv")) == 32
+    # the planted truth's course over SNR, with the components kept (mean of 10..13) and the AE's best epoch
+    assert "| corrected | ae | 1 | 4 | 0.79" in text and "| 11.500 | 4.000 |" in text

@@ -9,8 +9,10 @@ metrics per experiment) it writes ``reports/compare/``:
 - ``two_way_vs_snr.png``: 2-way identification of held-out images (ridge) against SNR, chance
   interval shaded;
 - ``results.csv`` (one row per experiment, fMRI representation and model) and ``report.md``: the
-  table at the default SNR, the false-positive rates at SNR 0 of the study's naive p and of the
-  permutation p, and what the study's r = 0.0167 means in the light of both.
+  table at the default SNR, the planted truth's r at every SNR beside what could explain its course
+  (the SVD components RSA kept, the fMRI AE's best epoch, the noise ceiling), the false-positive
+  rates at SNR 0 of the study's naive p and of the permutation p, and what the study's r = 0.0167
+  means in the light of both.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def results_table(experiments: list[dict]) -> pd.DataFrame:
             row["two_way"] = metrics.get(f"{decode}.two_way", math.nan)
             row["two_way_chance_high"] = metrics.get(f"{decode}.chance_high", math.nan)
             row["stimuli"] = metrics.get("rsa.stimuli_per_subject", math.nan)
+            row["components"] = metrics.get(f"rsa.{fmri}.components", math.nan)
+            row["ae_best_epoch"] = metrics.get("fmri_ae.best_epoch", math.nan) if fmri == "ae" else math.nan
             rows.append(row)
     table = pd.DataFrame(rows).replace({None: math.nan})
     if table.empty:
@@ -80,6 +84,18 @@ def default_table(table: pd.DataFrame, snr: float) -> pd.DataFrame:
         naive_p=("p_naive_wrong_df", "median"), permutation_p=("p", "median"), ci_low=("ci_low", "mean"),
         ci_high=("ci_high", "mean"), ceiling_low=("ceiling_low", "mean"), ceiling_high=("ceiling_high", "mean"),
         cka=("cka", "mean"), two_way=("two_way", "mean")).reset_index()
+
+
+def planted_by_snr(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (config, fMRI representation, SNR), means over seeds: r with the planted truth, its noise
+    ceiling, the SVD components RSA kept of the fMRI space and (for the AE) the epoch whose weights
+    were kept. Where r falls as the signal grows, or levels off below its ceiling, these columns say
+    whether the components kept or the training changed with the SNR (an ablation sweep varies them)."""
+    planted = table[table["model"] == TRUTH]
+    return planted.groupby(["config", "fmri", "snr"]).agg(
+        seeds=("seed", "size"), r=("r", "mean"), r_sd=("r", "std"), ceiling_low=("ceiling_low", "mean"),
+        ceiling_high=("ceiling_high", "mean"), components=("components", "mean"),
+        ae_best_epoch=("ae_best_epoch", "mean")).reset_index()
 
 
 def _fmt(value: float, digits: int = 3) -> str:
@@ -137,6 +153,8 @@ def write_report(experiments: list[dict], out: Path, sweep: str, snr: float = 1.
     table = results_table(experiments)
     rates = false_positive_rates(table)
     headline = default_table(table, snr)
+    planted = planted_by_snr(table)
+    planted["snr"] = planted["snr"].map("{:g}".format)
     with atomic_dir(Path(out)) as folder:
         table.to_csv(folder / "results.csv", index=False)
         figures.sensitivity(table, "r", "RSA r (group mean; bars: mean 95% CI)", folder / "rsa_vs_snr.png",
@@ -150,6 +168,8 @@ def write_report(experiments: list[dict], out: Path, sweep: str, snr: float = 1.
                 f"{_fmt(float(table['stimuli'].mean()), 0)} images per subject.", "",
                 *(notes or []), "",
                 f"## At SNR {snr:g} (means over seeds; p-values: medians)", "", _markdown(headline), "",
+                "## The planted truth at each SNR (means over seeds)", "",
+                _markdown(planted) if len(planted) else "(no planted truth in this sweep)", "",
                 "## False positives with nothing planted (SNR 0): share of tests with p < 0.05", "",
                 _markdown(rates) if len(rates) else "(no SNR 0 point in this sweep)", "",
                 "## What the study's r = 0.0167 with p < 0.001 means", "",
