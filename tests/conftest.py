@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -23,6 +24,14 @@ from neurolatent.pipeline.registry import STAGES, select_params
 #: the real task-5000scenes events files of CSI1 and CSI2 (BOLD5000, OpenNeuro ds001499), byte-exact
 #: (CRLF kept: .gitattributes marks them -text), plus the localizer events beside them
 REAL_EVENTS = Path(__file__).resolve().parent / "data" / "bold5000" / "events"
+
+
+def pytest_collection_modifyitems(items):
+    """The modules with the most slow tests first (each module's tests in their own order): with
+    --dist loadfile pytest-xdist deals the modules out to its workers in this order, so the long
+    ones start at once instead of ending the run on one worker while the other waits."""
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])
 
 
 @pytest.fixture(scope="session", autouse=True)

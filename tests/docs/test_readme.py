@@ -57,7 +57,23 @@ def _encode(partition: str, bands: tuple[str, ...], regions: tuple[str, ...], fi
     return lines
 
 
+def _ablation() -> list[str]:
+    """make ablation's reports/ablation/results.csv: r with the planted truth at each SNR and the SVD
+    components RSA kept, per configuration and fMRI representation."""
+    table = pd.read_csv(ROOT / "reports" / "ablation" / "results.csv")
+    planted = table[(table["model"] == "planted") & (table["roi"] == "union")].groupby(["config", "fmri", "snr"])[["r", "components"]].mean()
+    snrs = sorted(planted.index.get_level_values("snr").unique())
+    lines = [_row(["configuration", "fMRI", *(f"r at SNR {snr:g}" for snr in snrs), "SVD components kept"]),
+             "|" + "---|" * (len(snrs) + 3)]
+    for (config, fmri), course in planted.groupby(level=["config", "fmri"]):
+        course = course.droplevel(["config", "fmri"])
+        kept = " / ".join(f"{course.loc[snr, 'components']:.3g}" for snr in snrs)
+        lines.append(_row([config, fmri, *(f"{course.loc[snr, 'r']:.3f}" for snr in snrs), kept]))
+    return lines
+
+
 TABLES = {
+    "ablation": _ablation,
     "rsa rois": _rsa_rois,
     "encode planted": lambda: _encode("planted", ("lowlevel", "object", "scene", "noise"), ROIS, "ROI (planted family)"),
     "encode models": lambda: _encode("models", ("pixels", "image_ae", "untrained_resources_vit-tiny", "noise"),

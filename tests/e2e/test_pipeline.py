@@ -2,62 +2,24 @@
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-
-
-def _run(cmd: list[str], cwd: Path, unset: tuple[str, ...] = ()) -> str:
-    """Run ``cmd`` in ``cwd`` with this environment's tools first on PATH, without the ``unset`` variables."""
-    env = {k: v for k, v in os.environ.items() if k not in unset} | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
-def _make_project(dest: Path) -> Path:
-    """A git clone-alike of this project (tracked files only) in ``dest``, with small data params and
-    one thread a stage (make test runs two pytest workers on 2 cores)."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        if (ROOT / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel)
-    (dest / "dvc.lock").unlink(missing_ok=True)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    params["compute"]["threads"] = 1
-    params["data"].update(subjects=["CSI1", "CSI2"], runs=[1])
-    params["data"]["synthetic"].update(voxel_size_mm=4, image_size=64, jobs=1)
-    params["preprocess"]["jobs"] = 1
-    params["fmri_ae"].update(train_subjects=["CSI1"], test_subjects=["CSI2"])
-    params["fmri_ae"]["train"]["epochs"] = 2
-    params["image_ae"]["train"]["epochs"] = 2
-    params["rsa"].update(permutations=500, bootstrap=200)
-    params["stitch"].update(permutations=200)
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _run(["git", "init", "-q"], dest)
-    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], dest)
-    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], dest)
-    return dest
+from projects import BIN, ROOT, make_project, run as _run
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """The project most tests share, in order: reproduced, then changed, pushed and experimented on
-    (its tests are one xdist group, so one worker runs them all)."""
-    return _make_project(tmp_path_factory.mktemp("project"))
+    """The project this module's tests share, in order: reproduced, then changed, pushed and
+    experimented on (make test runs pytest-xdist with --dist loadfile: one worker runs a module)."""
+    return make_project(tmp_path_factory.mktemp("project"))
 
 
 def _out_hashes(project: Path) -> dict[str, str]:
@@ -66,7 +28,6 @@ def _out_hashes(project: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("project")
 def test_dvc_repro_runs_and_reruns_identically(project):
     _run(["dvc", "repro"], project)
     trials = pd.read_parquet(project / "data/interim/trials.parquet")
@@ -202,7 +163,6 @@ def reproduced(project) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("project")
 def test_the_readmes_rsatoolbox_example_runs_as_written_on_the_output(reproduced):
     """On the default's outputs (the synthetic twin: its planted truth is a model), before any
     other test changes them."""
@@ -218,7 +178,6 @@ def test_the_readmes_rsatoolbox_example_runs_as_written_on_the_output(reproduced
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("project")
 @pytest.mark.parametrize("key, value, named", BAD_PARAMS, ids=[case[0] for case in BAD_PARAMS])
 def test_a_bad_param_stops_dvc_repro_and_every_file_keeps_its_bytes(reproduced, key, value, named):
     before = _user_files(reproduced)
@@ -238,7 +197,6 @@ def test_a_bad_param_stops_dvc_repro_and_every_file_keeps_its_bytes(reproduced, 
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("project")
 def test_a_yaml_syntax_error_names_its_line_and_column(reproduced):
     before = _user_files(reproduced)
     text = (reproduced / "params.yaml").read_text()
@@ -256,7 +214,6 @@ def test_a_yaml_syntax_error_names_its_line_and_column(reproduced):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("project")
 @pytest.mark.parametrize("setting, named", [("rsa.compare=spearmann", "rsa.compare"),
                                             ("rsa.permutation=100", "rsa.permutation")], ids=["value", "key"])
 def test_a_typo_in_dvc_exp_run_set_param_loses_nothing(reproduced, setting, named):
@@ -272,7 +229,6 @@ def test_a_typo_in_dvc_exp_run_set_param_loses_nothing(reproduced, setting, name
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("project")
 def test_outputs_travel_through_a_local_remote_to_a_fresh_clone(project, tmp_path):
     _run(["dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote")], project)
     _run(["git", "add", "-A"], project)
@@ -288,7 +244,6 @@ def test_outputs_travel_through_a_local_remote_to_a_fresh_clone(project, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("project")
 def test_mlflow_run_uses_the_mlproject_and_parents_the_stage_run(project, monkeypatch):
     import mlflow
 
@@ -335,7 +290,6 @@ def s3_server(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("project")
 def test_outputs_travel_through_an_s3_remote(project, tmp_path, s3_server):
     _run(["dvc", "remote", "add", "s3", "s3://neurolatent/dvc"], project)
     _run(["dvc", "remote", "modify", "s3", "endpointurl", s3_server], project)
@@ -351,60 +305,15 @@ def test_outputs_travel_through_an_s3_remote(project, tmp_path, s3_server):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("glmsingle")
-def test_a_copy_with_only_events_stimuli_and_the_glmsingle_release_runs_end_to_end(tmp_path_factory):
-    """The real-data path of most BOLD5000 users: no runs at all, only the events files, the stimuli
-    and release 2.0 (laid out flat, as figshare serves it), through every stage, as a `dvc exp run`
-    that changes the preprocessing method; then `dvc exp show` and `make show` on it. A project of
-    its own (another xdist group): the twin's dataset stage makes the copy's files."""
-    project = _make_project(tmp_path_factory.mktemp("glmsingle-project"))
-    _run(["dvc", "repro", "dataset"], project)
-    synthetic = project / "data/raw/bold5000"
-    copy, release = project.parent / "ds001499", project.parent / "BOLD5000_GLMsingle"
-    for path in synthetic.rglob("*"):
-        rel = path.relative_to(synthetic)
-        if path.is_file() and (path.name.endswith("_events.tsv") or rel.parts[0] == "BOLD5000_Stimuli"):
-            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, copy / rel)
-    (release / "BOLD5000_GLMsingle_ROI_betas/py").mkdir(parents=True)
-    for path in (synthetic / "derivatives/glmsingle").rglob("*"):
-        if path.is_file() and not path.name.endswith("_schedule.tsv"):
-            target = release / ("BOLD5000_GLMsingle_ROI_betas/py" if path.suffix == ".npy" else "") / path.name
-            shutil.copy(path, target)
-    _run(["dvc", "exp", "run", "-n", "glmsingle-only", "-S", "data.source=bids", "-S", f"data.bids_root={copy}",
-          "-S", f"data.stimuli_root={copy}/BOLD5000_Stimuli", "-S", f"data.glmsingle_root={release}",
-          "-S", "data.forms=[glmsingle]", "-S", "preprocess.method=glmsingle"], project)
-    assert '"method": "glmsingle"' in (project / "data/processed/fmri/samples.json").read_text()
-    assert not list((project / "data/raw/bold5000").rglob("*_bold.nii.gz"))
-    rsa_metrics = json.loads((project / "metrics/rsa.json").read_text())
-    # a real copy has no planted truth: the image models alone, each with a finite statistic
-    assert "rsa.samples.planted.r" not in rsa_metrics
-    assert all(np.isfinite(rsa_metrics[f"rsa.samples.{model}.r"]) for model in ("pixels", "image_ae"))
-    columns = _run(["dvc", "exp", "show", "--no-pager", "--csv"], project).splitlines()[0].split(",")
-    # the headline only: metrics/summary.json's numbers (no noise ceiling here: CSI1 and CSI2 share no
-    # image in run 1, so it is null and DVC drops the column); the detail is in the stages' files
-    for metric in ("fmri_ae.loss", "ae.r", "ae.p", "samples.hi", "2way", "enc.r"):
-        assert metric in columns, (metric, columns)
-    assert "rsa.ae.pixels.r" not in columns and not any(column.startswith("stitch.decode") for column in columns)
-    # make show: every experiment's headline in 200 columns, with the params it changed
-    table = _run([sys.executable, "-m", "neurolatent.pipeline.experiments.table", "--width", "200"], project)
-    lines = table.splitlines()
-    assert max(len(line) for line in lines) <= 200, table
-    assert lines[0].split()[:3] == ["Experiment", "snr", "samples.r"] and "…" not in table
-    assert 'preprocess.method="glmsingle"' in table, table
-
-
-@pytest.mark.slow
-@pytest.mark.xdist_group("project")
 def test_two_queued_experiments_run_in_parallel_and_both_reach_the_projects_store(project):
     """With no MLFLOW_TRACKING_URI (the README's default), the runs of experiments that DVC runs in
     its temporary copies of the project reach the project's own mlflow.db."""
     from mlflow import MlflowClient
 
     _run(["git", "checkout", "--", "."], project)  # the experiments branch from the committed default
-    names = ["perm300", "perm400"]  # both differ from the project's 500, so rsa (and summary, page) rerun
+    names = ["perm200", "perm400"]  # both differ from the project's 300, so rsa (and summary, page) rerun
     default = ("MLFLOW_TRACKING_URI",)
-    for name, count in zip(names, (300, 400)):
+    for name, count in zip(names, (200, 400)):
         _run(["dvc", "exp", "run", "--queue", "-n", name, "-S", f"rsa.permutations={count}"], project, default)
     _run(["dvc", "queue", "start", "-j", "2"], project, default)
     deadline = time.time() + 900

@@ -90,6 +90,7 @@ def digests(machines, tmp_path_factory) -> dict[tuple[str, bool], dict]:
         return dict(zip(runs, found))
 
 
+@pytest.mark.slow
 def test_pinned_every_operation_gives_the_same_bits_on_every_machine(machines, digests):
     pinned = {name: digests[name, True] for name in machines}
     first = next(iter(pinned.values()))

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
 import textwrap
@@ -160,8 +161,42 @@ def _closing_line(name: str, metrics: dict) -> str:
     return getattr(module, "closing_line", lambda found: summary_line(name, found))(metrics)
 
 
+#: seconds between deliveries of a SIGTERM whose KeyboardInterrupt has not reached main: longer
+#: than removing a stage's temporary outputs takes, which a new delivery would cut short
+REDELIVER_S = 10.0
+#: the interrupts main has caught (the signal handler ignores the signal once there is one)
+_CAUGHT: list[str] = []
+
+
 def _interrupt(signum: int, frame) -> None:
+    """The signal as KeyboardInterrupt, and again every REDELIVER_S seconds until main catches it:
+    Python drops an exception raised while it runs a finaliser or a weakref callback (seen under
+    load: a SIGTERM that arrived in SQLAlchemy's registry clean-up was printed as "Exception
+    ignored", and the stage whose dvc had died ran on to write its outputs)."""
+    if _CAUGHT:
+        return
+    import threading
+
+    again = threading.Timer(REDELIVER_S, lambda: _CAUGHT or os.kill(os.getpid(), signum))
+    again.daemon = True
+    again.start()
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _unraisable(unraisable) -> None:
+    """No traceback for a KeyboardInterrupt that Python dropped (it comes again: _interrupt); any
+    other exception raised where Python cannot raise it goes to Python's own hook."""
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
+
+
+def handle_signals() -> None:
+    """SIGTERM ends a run as Ctrl-C does (temporary outputs removed, the MLflow run KILLED), once
+    main catches it; when DVC runs the stage, so does the end of the dvc process."""
+    _CAUGHT.clear()
+    signal.signal(signal.SIGTERM, _interrupt)
+    sys.unraisablehook = _unraisable
+    end_with_dvc()
 
 
 def _failure(exc: BaseException) -> tuple[str, int]:
@@ -177,8 +212,7 @@ def _failure(exc: BaseException) -> tuple[str, int]:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default: sys.argv); its exit status: 0, 1 for an error (one
     line on stderr), 130 when interrupted."""
-    signal.signal(signal.SIGTERM, _interrupt)
-    end_with_dvc()
+    handle_signals()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -218,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"neurolatent {args.stage}: error: {exc}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, OSError, MemoryError) as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            _CAUGHT.append(str(exc))
         if args.verbose:
             log.exception("the traceback, as asked for by --verbose")
         line, code = _failure(exc)

@@ -41,6 +41,7 @@ def _experiments():
         r = (0.02 if config == "study" else 0.8) * snr + rng.normal(0, 0.005)
         metrics = {"rsa.stimuli_per_subject": 100.0, "rsa.ae.noise_ceiling_lower": 0.9, "rsa.ae.noise_ceiling_upper": 1.0,
                    "rsa.ae.components": 10 + seed, "fmri_ae.best_epoch": 3 + snr}
+        metrics["rsa.ae.EarlyVis.planted.r"] = r  # a per-ROI comparison: in results.csv, not in the figures
         for model in ("planted", "pixels"):
             metrics.update({f"rsa.ae.{model}.r": r, f"rsa.ae.{model}.p": 0.5 if snr == 0 else 0.001,
                             f"rsa.ae.{model}.ci_low": r - 0.05, f"rsa.ae.{model}.ci_high": r + 0.05,
@@ -55,6 +56,7 @@ def _experiments():
 
 def test_report_tables_count_false_positives_and_read_the_names():
     table = results_table(_experiments())
+    table = table[table["roi"] == "union"]
     assert len(table) == 2 * 2 * 4 * 2 and set(table["config"]) == {"study", "corrected"}
     rates = false_positive_rates(table).set_index("config")
     assert rates.loc["study", "naive_p"] == 1.0 and rates.loc["study", "permutation_p"] == 0.0
@@ -64,11 +66,24 @@ def test_report_tables_count_false_positives_and_read_the_names():
 def test_report_is_written_with_its_figures(tmp_path):
     path = write_report(_experiments(), tmp_path / "compare", "cmp", notes=["a note"])
     text = path.read_text()
+    assert text.startswith("# corrected vs study on the planted truth: sweep `cmp`")
     assert "| study | ae | planted |" in text and "a note" in text and "0.0167" in text
     assert "naive p is below 0.05 in 4 of 8 tests" not in text and "below 0.05 in 8 of 8 tests" in text
     for name in ("rsa_vs_snr.png", "two_way_vs_snr.png"):
         with Image.open(tmp_path / "compare" / name) as picture:
             assert picture.size[0] > 800
-    assert len(pd.read_csv(tmp_path / "compare" / "results.csv")) == 32
+    written = pd.read_csv(tmp_path / "compare" / "results.csv")
+    assert len(written) == 48 and set(written["roi"]) == {"union", "EarlyVis"}
+    assert set(written.loc[written["roi"] == "EarlyVis", "model"]) == {"EarlyVis.planted"}
+    assert "EarlyVis" not in text
     # the planted truth's course over SNR, with the components kept (mean of 10..13) and the AE's best epoch
     assert "| corrected | ae | 1 | 4 | 0.79" in text and "| 11.500 | 4.000 |" in text
+
+
+def test_a_sweep_without_the_study_has_no_word_on_its_r(tmp_path):
+    """An ablation of the corrected configuration: its title names what it compares, and the
+    section on the study's r = 0.0167 is left out."""
+    corrected = [exp for exp in _experiments() if "-corrected-" in exp["name"]]
+    text = write_report(corrected, tmp_path / "ablation", "abl").read_text()
+    assert text.startswith("# corrected on the planted truth: sweep `abl`") and "0.0167" not in text
+    assert "## The planted truth at each SNR" in text

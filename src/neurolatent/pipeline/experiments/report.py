@@ -26,10 +26,13 @@ import pandas as pd
 
 from neurolatent.pipeline.outputs import figures
 from neurolatent.pipeline.outputs.summaries import TRUTH
+from neurolatent.io.bids import ROIS
 from neurolatent.io.files import atomic_dir
 from neurolatent.pipeline.outputs.summaries import RSA_STATISTICS
 from neurolatent.science.rsa.compare import naive_p
 
+#: the ``roi`` of the comparisons over every visual region together
+UNION = "union"
 #: the study's published result (Dalbagno et al. 2024): ViT-in21k vs fMRI AE latents, 4,916 images
 STUDY_R, STUDY_IMAGES = 0.0167, 4916
 _NAME = re.compile(r"^(?P<sweep>.+?)-(?P<config>[A-Za-z][\w-]*?)-snr(?P<snr>[0-9.]+)-seed(?P<seed>\d+)$")
@@ -37,7 +40,9 @@ _NAME = re.compile(r"^(?P<sweep>.+?)-(?P<config>[A-Za-z][\w-]*?)-snr(?P<snr>[0-9
 
 def results_table(experiments: list[dict]) -> pd.DataFrame:
     """One row per (experiment, fMRI representation, image model): config, snr, seed and the RSA,
-    CKA, noise ceiling and ridge 2-way numbers of that pair."""
+    CKA, noise ceiling and ridge 2-way numbers of that pair. ``roi`` is ``union`` for the visual
+    regions together, or the ROI of a per-ROI comparison (model ``<ROI>.<model>``, the rsa stage's
+    ``rsa.samples.<ROI>.<model>.*``)."""
     rows = []
     for exp in experiments:
         match = _NAME.match(exp["name"])
@@ -46,8 +51,10 @@ def results_table(experiments: list[dict]) -> pd.DataFrame:
         metrics = exp["metrics"]
         pairs = {(m.group(1), m.group(2)) for key in metrics if (m := re.match(r"^rsa\.(\w+)\.(.+)\.r$", key))}
         for fmri, model in sorted(pairs):
+            area, _, own = model.partition(".")
             row = {"experiment": exp["name"], "config": match["config"], "snr": float(match["snr"]),
-                   "seed": int(match["seed"]), "fmri": fmri, "model": model}
+                   "seed": int(match["seed"]), "fmri": fmri, "roi": area if own and area in ROIS else UNION,
+                   "model": model}
             row.update({name: metrics.get(f"rsa.{fmri}.{model}.{name}", math.nan) for name in RSA_STATISTICS})
             row["ceiling_low"] = metrics.get(f"rsa.{fmri}.noise_ceiling_lower", math.nan)
             row["ceiling_high"] = metrics.get(f"rsa.{fmri}.noise_ceiling_upper", math.nan)
@@ -149,21 +156,25 @@ def _threshold(cells: int) -> float:
 
 def write_report(experiments: list[dict], out: Path, sweep: str, snr: float = 1.0, study: str = "study",
                  corrected: str = "corrected", notes: list[str] | None = None) -> Path:
-    """Write ``out/`` (figures, results.csv, report.md) atomically; return the report's path."""
-    table = results_table(experiments)
+    """Write ``out/`` (figures, results.csv, report.md) atomically; return the report's path. The
+    figures and tables are of the visual regions together; results.csv has the per-ROI rows too."""
+    every = results_table(experiments)
+    table = every[every["roi"] == UNION]
     rates = false_positive_rates(table)
     headline = default_table(table, snr)
     planted = planted_by_snr(table)
     planted["snr"] = planted["snr"].map("{:g}".format)
     with atomic_dir(Path(out)) as folder:
-        table.to_csv(folder / "results.csv", index=False)
-        figures.sensitivity(table, "r", "RSA r (group mean; bars: mean 95% CI)", folder / "rsa_vs_snr.png",
+        every.to_csv(folder / "results.csv", index=False)
+        shown = table.assign(model=table["model"].map(figures.display_name))  # the names the stages' figures use
+        figures.sensitivity(shown, "r", "RSA r (group mean; bars: mean 95% CI)", folder / "rsa_vs_snr.png",
                             band=("ceiling_low", "ceiling_high"), interval=("ci_low", "ci_high"))
-        figures.sensitivity(table, "two_way", "2-way identification (ridge)", folder / "two_way_vs_snr.png",
+        figures.sensitivity(shown, "two_way", "2-way identification (ridge)", folder / "two_way_vs_snr.png",
                             chance=0.5, chance_high="two_way_chance_high")
         seeds = sorted(int(seed) for seed in table["seed"].unique())
-        text = [f"# Study vs corrected on planted truth: sweep `{sweep}`", "",
-                f"{table['experiment'].nunique()} experiments: configurations {', '.join(sorted(table['config'].unique()))}; "
+        configs = sorted(table["config"].unique())
+        text = [f"# {' vs '.join(configs)} on the planted truth: sweep `{sweep}`", "",
+                f"{table['experiment'].nunique()} experiments: configurations {', '.join(configs)}; "
                 f"planted SNR {', '.join(f'{s:g}' for s in sorted(table['snr'].unique()))}; seeds {seeds}; "
                 f"{_fmt(float(table['stimuli'].mean()), 0)} images per subject.", "",
                 *(notes or []), "",
@@ -172,8 +183,8 @@ def write_report(experiments: list[dict], out: Path, sweep: str, snr: float = 1.
                 _markdown(planted) if len(planted) else "(no planted truth in this sweep)", "",
                 "## False positives with nothing planted (SNR 0): share of tests with p < 0.05", "",
                 _markdown(rates) if len(rates) else "(no SNR 0 point in this sweep)", "",
-                "## What the study's r = 0.0167 with p < 0.001 means", "",
-                *meaning_of_study_r(table, snr, study, corrected), "",
+                *(["## What the study's r = 0.0167 with p < 0.001 means", "",
+                   *meaning_of_study_r(table, snr, study, corrected), ""] if study in configs else []),
                 "![RSA r against SNR](rsa_vs_snr.png)", "", "![2-way identification against SNR](two_way_vs_snr.png)", ""]
         (folder / "report.md").write_text("\n".join(text))
     return Path(out) / "report.md"
