@@ -54,18 +54,19 @@ def test_show_prints_a_stages_metrics_as_tables_that_fit_a_terminal(tmp_path, mo
     assert "metrics/stitch.json: missing: the stitch stage makes it" in capsys.readouterr().err
 
 
-def test_a_sigterm_dropped_in_a_finaliser_is_delivered_again():
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
+def test_a_signal_dropped_in_a_finaliser_is_delivered_again(name):
     """Python drops an exception raised while a finaliser runs (and prints "Exception ignored" with
-    a traceback): the stage's SIGTERM comes again until main catches it, instead of the stage
+    a traceback): the stage's SIGTERM or Ctrl-C comes again until main catches it, instead of the stage
     running on, and the dropped one prints nothing."""
-    code = textwrap.dedent("""
+    code = textwrap.dedent(f"""
         import os, signal, time
         from neurolatent.pipeline import cli
         cli.REDELIVER_S = 0.5
         cli.handle_signals()
         class Finalised:
             def __del__(self):
-                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.{name})
                 time.sleep(0.2)  # the handler runs here, in the finaliser: its KeyboardInterrupt is dropped
         Finalised()
         print("ran on", flush=True)
@@ -75,5 +76,5 @@ def test_a_sigterm_dropped_in_a_finaliser_is_delivered_again():
             print("interrupted", exc)
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.stdout.splitlines() == ["ran on", "interrupted SIGTERM"], result.stderr
+    assert result.stdout.splitlines() == ["ran on", f"interrupted {name}"], result.stderr
     assert result.stderr == ""

@@ -184,17 +184,18 @@ def _interrupt(signum: int, frame) -> None:
 
 
 def _unraisable(unraisable) -> None:
-    """No traceback for a KeyboardInterrupt that Python dropped (it comes again: _interrupt); any
-    other exception raised where Python cannot raise it goes to Python's own hook."""
+    """No traceback for a KeyboardInterrupt that Python dropped (SIGTERM and SIGINT come again:
+    _interrupt); any other exception raised where Python cannot raise it goes to Python's own hook."""
     if not isinstance(unraisable.exc_value, KeyboardInterrupt):
         sys.__unraisablehook__(unraisable)
 
 
 def handle_signals() -> None:
-    """SIGTERM ends a run as Ctrl-C does (temporary outputs removed, the MLflow run KILLED), once
-    main catches it; when DVC runs the stage, so does the end of the dvc process."""
+    """SIGTERM and Ctrl-C (SIGINT) end a run once main catches them (temporary outputs removed, the
+    MLflow run KILLED); when DVC runs the stage, so does the end of the dvc process."""
     _CAUGHT.clear()
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     sys.unraisablehook = _unraisable
     end_with_dvc()
 

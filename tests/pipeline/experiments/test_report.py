@@ -41,7 +41,9 @@ def _experiments():
         r = (0.02 if config == "study" else 0.8) * snr + rng.normal(0, 0.005)
         metrics = {"rsa.stimuli_per_subject": 100.0, "rsa.ae.noise_ceiling_lower": 0.9, "rsa.ae.noise_ceiling_upper": 1.0,
                    "rsa.ae.components": 10 + seed, "fmri_ae.best_epoch": 3 + snr}
-        metrics["rsa.ae.EarlyVis.planted.r"] = r  # a per-ROI comparison: in results.csv, not in the figures
+        # a per-ROI comparison with its own ceiling and components: in results.csv, not in the figures
+        metrics.update({"rsa.ae.EarlyVis.planted.r": r, "rsa.ae/EarlyVis.noise_ceiling_lower": 0.5,
+                        "rsa.ae/EarlyVis.components": 3})
         for model in ("planted", "pixels"):
             metrics.update({f"rsa.ae.{model}.r": r, f"rsa.ae.{model}.p": 0.5 if snr == 0 else 0.001,
                             f"rsa.ae.{model}.ci_low": r - 0.05, f"rsa.ae.{model}.ci_high": r + 0.05,
@@ -74,7 +76,8 @@ def test_report_is_written_with_its_figures(tmp_path):
             assert picture.size[0] > 800
     written = pd.read_csv(tmp_path / "compare" / "results.csv")
     assert len(written) == 48 and set(written["roi"]) == {"union", "EarlyVis"}
-    assert set(written.loc[written["roi"] == "EarlyVis", "model"]) == {"EarlyVis.planted"}
+    area = written[written["roi"] == "EarlyVis"]
+    assert set(area["model"]) == {"planted"} and (area["ceiling_low"] == 0.5).all() and (area["components"] == 3).all()
     assert "EarlyVis" not in text
     # the planted truth's course over SNR, with the components kept (mean of 10..13) and the AE's best epoch
     assert "| corrected | ae | 1 | 4 | 0.79" in text and "| 11.500 | 4.000 |" in text

@@ -40,9 +40,10 @@ _NAME = re.compile(r"^(?P<sweep>.+?)-(?P<config>[A-Za-z][\w-]*?)-snr(?P<snr>[0-9
 
 def results_table(experiments: list[dict]) -> pd.DataFrame:
     """One row per (experiment, fMRI representation, image model): config, snr, seed and the RSA,
-    CKA, noise ceiling and ridge 2-way numbers of that pair. ``roi`` is ``union`` for the visual
-    regions together, or the ROI of a per-ROI comparison (model ``<ROI>.<model>``, the rsa stage's
-    ``rsa.samples.<ROI>.<model>.*``)."""
+    CKA, noise ceiling and ridge 2-way numbers of that pair, and the SVD components kept of the
+    fMRI space. ``roi`` is ``union`` for the visual regions together, or the ROI of a per-ROI
+    comparison (the rsa stage's ``rsa.samples.<ROI>.<model>.*``, with that ROI's own noise ceiling
+    and components)."""
     rows = []
     for exp in experiments:
         match = _NAME.match(exp["name"])
@@ -50,19 +51,21 @@ def results_table(experiments: list[dict]) -> pd.DataFrame:
             continue
         metrics = exp["metrics"]
         pairs = {(m.group(1), m.group(2)) for key in metrics if (m := re.match(r"^rsa\.(\w+)\.(.+)\.r$", key))}
-        for fmri, model in sorted(pairs):
-            area, _, own = model.partition(".")
+        for fmri, compared in sorted(pairs):
+            area, _, own = compared.partition(".")
+            roi, model = (area, own) if own and area in ROIS else (UNION, compared)
+            # the rsa stage keys a space's own numbers by rsa.<fmri> (the union) or rsa.<fmri>/<ROI>
+            space = f"rsa.{fmri}" if roi == UNION else f"rsa.{fmri}/{roi}"
             row = {"experiment": exp["name"], "config": match["config"], "snr": float(match["snr"]),
-                   "seed": int(match["seed"]), "fmri": fmri, "roi": area if own and area in ROIS else UNION,
-                   "model": model}
-            row.update({name: metrics.get(f"rsa.{fmri}.{model}.{name}", math.nan) for name in RSA_STATISTICS})
-            row["ceiling_low"] = metrics.get(f"rsa.{fmri}.noise_ceiling_lower", math.nan)
-            row["ceiling_high"] = metrics.get(f"rsa.{fmri}.noise_ceiling_upper", math.nan)
+                   "seed": int(match["seed"]), "fmri": fmri, "roi": roi, "model": model}
+            row.update({name: metrics.get(f"rsa.{fmri}.{compared}.{name}", math.nan) for name in RSA_STATISTICS})
+            row["ceiling_low"] = metrics.get(f"{space}.noise_ceiling_lower", math.nan)
+            row["ceiling_high"] = metrics.get(f"{space}.noise_ceiling_upper", math.nan)
             decode = f"stitch.decode.{fmri}.{model}.ridge"
             row["two_way"] = metrics.get(f"{decode}.two_way", math.nan)
             row["two_way_chance_high"] = metrics.get(f"{decode}.chance_high", math.nan)
             row["stimuli"] = metrics.get("rsa.stimuli_per_subject", math.nan)
-            row["components"] = metrics.get(f"rsa.{fmri}.components", math.nan)
+            row["components"] = metrics.get(f"{space}.components", math.nan)
             row["ae_best_epoch"] = metrics.get("fmri_ae.best_epoch", math.nan) if fmri == "ae" else math.nan
             rows.append(row)
     table = pd.DataFrame(rows).replace({None: math.nan})
