@@ -4,13 +4,62 @@ name every statistic once."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from neurolatent.science.rsa.compare import compare
 from neurolatent.science.rsa.inference import group_bootstrap, group_mantel_models
 from neurolatent.science.rsa.rdm import RDM, rdm_upper
-from neurolatent.science.rsa.results import compare_models
+from neurolatent.science.rsa.results import compare_models, compare_regions
 from neurolatent.science.stats import named_rng
 from test_inference import N_UNION, _subjects_sharing_most_stimuli
+
+
+def _regions_of(subjects: list[RDM], rng: np.random.Generator, count: int) -> dict[str, list[RDM]]:
+    """``count`` regions of the same subjects: RDMs over each subject's images, in a shuffled order of
+    its own (as a subject's first presentations are), other values per region."""
+    regions = {}
+    for r in range(count):
+        rdms = []
+        for item in subjects:
+            order = tuple(rng.permutation(item.stimuli))
+            patterns = rng.normal(size=(item.n, 6)) + (r + 1) * np.linspace(0, 1, item.n)[:, None]
+            rdms.append(RDM(rdm_upper(patterns), order, "correlation", f"roi{r}/{item.name}", dict(item.meta)))
+        regions[f"roi{r}"] = rdms
+    return regions
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson", "cosine"])
+def test_every_region_at_once_gives_the_bits_of_the_per_region_functions(method):
+    """compare_regions shares each model's ranks, each resample's quadratic forms and the draws
+    between regions: its tests, bootstraps and Pearson r are the bits of group_mantel_models,
+    group_bootstrap and compare called region by region with the same random streams."""
+    rng = np.random.default_rng(11)
+    subjects, planted = _subjects_sharing_most_stimuli(rng, planted=0.5)
+    models = {"a": planted, "b": RDM(rdm_upper(rng.normal(size=(N_UNION, 5))), planted.stimuli, "correlation")}
+    regions = _regions_of(subjects, rng, 3)
+    found = compare_regions(regions, models, method=method, permutations=300, bootstrap=40, ci=0.95, seed=5,
+                            name="samples")
+    assert list(found) == list(regions)
+    for region, rdms in regions.items():
+        tests = group_mantel_models(rdms, models, method, 300, named_rng(5, "samples"))
+        for model in models:
+            boot = group_bootstrap(rdms, models[model], method, 40, named_rng(5, "samples", "bootstrap"))
+            mine = found[region].models[model]
+            assert np.array_equal(mine.test.subject_nulls, tests[model].subject_nulls)
+            assert (mine.test.statistic, mine.test.p) == (tests[model].statistic, tests[model].p)
+            assert np.array_equal(mine.test.subject_p, tests[model].subject_p)
+            assert np.array_equal(mine.boot.subject_replicates, boot.subject_replicates)
+            assert np.array_equal(mine.r_pearson, [compare(models[model].subset(i.stimuli).upper, i.upper, "pearson")
+                                                   for i in rdms])
+
+
+def test_regions_over_other_images_are_refused():
+    rng = np.random.default_rng(2)
+    subjects, planted = _subjects_sharing_most_stimuli(rng)
+    regions = {"EarlyVis": subjects, "LOC": subjects[:2] + [subjects[0]]}
+    with pytest.raises(ValueError, match="region 'LOC' has other subjects or images than 'EarlyVis'"):
+        compare_regions(regions, {"a": planted}, method="spearman", permutations=10, bootstrap=5, ci=0.9, seed=0,
+                        name="x")
 
 
 def test_compare_models_names_every_statistic_once_for_the_group_and_each_subject():

@@ -20,7 +20,7 @@ Each model's RDM is computed once, over every image any subject saw; a subject i
 its rows. The group value is the mean over subjects; its permutation test and bootstrap relabel
 and resample the union of the subjects' images once per replicate, the same draw for every
 subject restricted to its own images (within the atoms of who saw which image:
-:func:`neurolatent.science.rsa.results.compare_models`), so the group null is as wide
+:func:`neurolatent.science.rsa.results.compare_regions`), so the group null is as wide
 as it must be when subjects saw the same images. The noise ceiling (leave one subject
 out) uses the pairs of images the subjects share.
 
@@ -55,7 +55,7 @@ from neurolatent.pipeline.progress import progress
 from neurolatent.science.cka import group_cka_models
 from neurolatent.science.rsa.inference import familywise_p
 from neurolatent.science.rsa.rdm import RDM, category_rdm, reduced_rdm
-from neurolatent.science.rsa.results import (RepresentationComparison, compare_models, interaction, model_difference,
+from neurolatent.science.rsa.results import (RepresentationComparison, compare_regions, interaction, model_difference,
                                              subject_draws)
 from neurolatent.science.stats import named_rng
 from neurolatent.science.stimuli import StimulusMatrix, paired_by_position
@@ -161,22 +161,25 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
                                                                     + len(model_rdms) * settings.bootstrap)
                    + len(fmri) * settings.cka_permutations, desc="rsa", unit="replicate")
     for kind, per_region in regions.items():
-        comparisons = {}
+        region_rdms = {}
         for region, per_subject in per_region.items():
             label = kind if region == UNION else f"{kind}/{region}"
-            region_rdms = [_rdm(sample.matrix, sample.stimuli, settings, f"{label}/{subject}", subject)
-                           for subject, sample in per_subject.items()]
-            fmri_rdms += region_rdms
-            # every model and every region under the same relabellings and resamples (name=kind): one pass
-            # over a region's RDMs serves all models, and the family-wise maximum spans regions and models
-            comparisons[region] = compare_models(
-                region_rdms, model_rdms, method=settings.compare, permutations=settings.permutations,
-                bootstrap=settings.bootstrap, ci=settings.ci, seed=settings.seed, name=kind,
-                triangle=settings.triangle, device=device, progress=bar.update, map_chunks=chunks_on)
+            region_rdms[region] = [_rdm(sample.matrix, sample.stimuli, settings, f"{label}/{subject}", subject)
+                                   for subject, sample in per_subject.items()]
+            fmri_rdms += region_rdms[region]
+        # every model and every region under the same relabellings and resamples (name=kind): one pass
+        # over a subject's RDMs serves all models, each model's ranks serve all regions, and the
+        # family-wise maximum spans regions and models
+        comparisons = compare_regions(
+            region_rdms, model_rdms, method=settings.compare, permutations=settings.permutations,
+            bootstrap=settings.bootstrap, ci=settings.ci, seed=settings.seed, name=kind,
+            triangle=settings.triangle, device=device, progress=bar.update, map_chunks=chunks_on)
+        for region, rdms in region_rdms.items():
+            label = kind if region == UNION else f"{kind}/{region}"
             metrics.update({f"rsa.{label}.noise_ceiling_lower": comparisons[region].ceiling[0],
                             f"rsa.{label}.noise_ceiling_upper": comparisons[region].ceiling[1],
-                            f"rsa.{label}.components": float(np.mean([r.meta["components"] for r in region_rdms])),
-                            f"rsa.{label}.variance": float(np.mean([r.meta["variance"] for r in region_rdms]))})
+                            f"rsa.{label}.components": float(np.mean([r.meta["components"] for r in rdms])),
+                            f"rsa.{label}.variance": float(np.mean([r.meta["variance"] for r in rdms]))})
         fwe = familywise_p({(region, model): found.test for region, comparison in comparisons.items()
                             for model, found in comparison.models.items()})
         union_comparison, per_subject = comparisons[UNION], per_region[UNION]

@@ -34,7 +34,8 @@ class Prepared:
     observed: np.ndarray  # (K,) float64, the unpermuted statistics
 
 
-def _unit(values: np.ndarray, centre: bool) -> np.ndarray:
+def unit_vector(values: np.ndarray, centre: bool) -> np.ndarray:
+    """``values`` (float64) centred (if ``centre``) and scaled to unit norm; ValueError if constant."""
     values = values - values.mean() if centre else values
     norm = np.sqrt(values @ values)
     if norm == 0:
@@ -54,7 +55,7 @@ def prepare(permuted: np.ndarray, fixed: list[np.ndarray], method: Comparison) -
 
         with ThreadPoolExecutor(2) as pool:  # numpy's sort releases the GIL
             vectors = list(pool.map(rank, vectors))
-    x, *ys = [_unit(v, centre=method != "cosine") for v in vectors]
+    x, *ys = [unit_vector(v, centre=method != "cosine") for v in vectors]
     weights = np.stack(ys)
     return Prepared(squareform(x.astype(np.float32), checks=False), weights.astype(np.float32), weights @ x)
 

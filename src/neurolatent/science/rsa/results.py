@@ -16,7 +16,7 @@ import numpy as np
 from neurolatent.science.constraints import Count, Fraction, Seed, check_values
 from neurolatent.science.rsa.compare import Comparison, Triangle, compare, naive_p
 from neurolatent.science.rsa.inference import (GroupBootstrapResult, GroupPermutationResult, group_bootstrap,
-                                               group_mantel_models, noise_ceiling)
+                                               group_family, group_mantel_models, noise_ceiling)
 from neurolatent.science.rsa.rdm import RDM, union_vectors
 from neurolatent.science.stats import named_rng
 
@@ -119,7 +119,7 @@ def compare_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM], *, method: 
     Parameters
     ----------
     fmri_rdms : one RDM per subject (``meta["subject"]`` names it), over the images it saw
-    model_rdms : {name: RDM over (at least) the union of those images}
+    model_rdms : {name: RDM over (at least) the union of those images}, all in one image order
     method, triangle, device : as :func:`group_mantel_models`
     permutations, bootstrap : numbers of relabellings and of resamples
     ci : the confidence level of the intervals, in (0, 1)
@@ -130,30 +130,62 @@ def compare_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM], *, method: 
     progress : called with the number of replicates done (permutations, then each model's resamples)
     map_chunks : where the permutation chunks are computed (:func:`group_mantel_models`)
     """
+    return compare_regions({"": fmri_rdms}, model_rdms, method=method, permutations=permutations,
+                           bootstrap=bootstrap, ci=ci, seed=seed, name=name, triangle=triangle, device=device,
+                           progress=progress, map_chunks=map_chunks)[""]
+
+
+def compare_regions(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], *, method: Comparison,
+                    permutations: int, bootstrap: int, ci: float, seed: int, name: str, triangle: Triangle = "upper",
+                    device: str = "cpu", progress: Callable[[int], object] | None = None,
+                    map_chunks: Callable[[Callable, list], list] | None = None) -> dict[str, RepresentationComparison]:
+    """:func:`compare_models` of every region of one representation (its ROIs: RDMs of each subject
+    over the same images), under the same relabellings and resamples (``name``): the results of one
+    :func:`compare_models` call per region, with the work the regions share done once
+    (:func:`~neurolatent.science.rsa.inference.group_family`; Kendall's tau-a and the full square
+    take the per-region functions). Returns {region: RepresentationComparison} in the given order."""
     check_values(permutations=(permutations, Count), bootstrap=(bootstrap, Count), ci=(ci, Fraction),
                  seed=(seed, Seed))
-    if len(fmri_rdms) >= 2:
-        order = list(dict.fromkeys(stimulus for rdm in fmri_rdms for stimulus in rdm.stimuli))
-        first = next(iter(model_rdms.values()))
-        order = [stimulus for stimulus in first.stimuli if stimulus in set(order)]
-        ceiling = noise_ceiling(union_vectors(fmri_rdms, order), method)
+    regions = list(region_rdms)
+    first_model = next(iter(model_rdms.values()))
+    ceilings = {}
+    for region, fmri_rdms in region_rdms.items():
+        if len(fmri_rdms) >= 2:
+            seen = {stimulus for rdm in fmri_rdms for stimulus in rdm.stimuli}
+            ceilings[region] = noise_ceiling(union_vectors(fmri_rdms, [s for s in first_model.stimuli if s in seen]),
+                                             method)
+        else:
+            ceilings[region] = (float("nan"), float("nan"))
+    if triangle == "upper" and method != "kendall_tau_a":
+        family = group_family(region_rdms, model_rdms, method, permutations, bootstrap, named_rng(seed, name),
+                              named_rng(seed, name, "bootstrap"), device=device, progress=progress,
+                              map_chunks=map_chunks)
+        tests, boots, pearson = family.tests, family.boots, family.pearson
     else:
-        ceiling = (float("nan"), float("nan"))
-    tests = group_mantel_models(fmri_rdms, model_rdms, method, permutations, named_rng(seed, name), device=device,
-                                triangle=triangle, progress=progress, map_chunks=map_chunks)
-    subjects = tuple(str(rdm.meta.get("subject", rdm.name)) for rdm in fmri_rdms)
-    stimuli = np.array([rdm.n for rdm in fmri_rdms])
-    cells = np.array([rdm.n ** 2 if triangle == "full" else len(rdm.upper) for rdm in fmri_rdms])
-    results = {}
-    for model, model_rdm in model_rdms.items():
-        boot = group_bootstrap(fmri_rdms, model_rdm, method, bootstrap, named_rng(seed, name, "bootstrap"),
-                               triangle=triangle)
-        pearson = np.array([compare(model_rdm.subset(rdm.stimuli).upper, rdm.upper, "pearson", triangle)
-                            for rdm in fmri_rdms])
-        results[model] = ModelComparison(model, subjects, stimuli, tests[model], boot, pearson, cells, ci)
-        if progress is not None:
-            progress(bootstrap)
-    return RepresentationComparison(results, ceiling)
+        tests, boots, pearson = {}, {}, {}
+        for region, fmri_rdms in region_rdms.items():
+            tests[region] = group_mantel_models(fmri_rdms, model_rdms, method, permutations, named_rng(seed, name),
+                                                device=device, triangle=triangle, progress=progress,
+                                                map_chunks=map_chunks)
+            boots[region], pearson[region] = {}, {}
+            for model, model_rdm in model_rdms.items():
+                boots[region][model] = group_bootstrap(fmri_rdms, model_rdm, method, bootstrap,
+                                                       named_rng(seed, name, "bootstrap"), triangle=triangle)
+                pearson[region][model] = np.array([compare(model_rdm.subset(rdm.stimuli).upper, rdm.upper, "pearson",
+                                                           triangle) for rdm in fmri_rdms])
+                if progress is not None:
+                    progress(bootstrap)
+    out = {}
+    for region in regions:
+        fmri_rdms = region_rdms[region]
+        subjects = tuple(str(rdm.meta.get("subject", rdm.name)) for rdm in fmri_rdms)
+        stimuli = np.array([rdm.n for rdm in fmri_rdms])
+        cells = np.array([rdm.n ** 2 if triangle == "full" else len(rdm.upper) for rdm in fmri_rdms])
+        out[region] = RepresentationComparison(
+            {model: ModelComparison(model, subjects, stimuli, tests[region][model], boots[region][model],
+                                    pearson[region][model], cells, ci) for model in model_rdms},
+            ceilings[region])
+    return out
 
 
 @dataclass(frozen=True)
