@@ -7,8 +7,11 @@ rsatoolbox's ``rsatoolbox.inference`` in this package's terms.
 - :func:`group_mantel_models` and :func:`group_bootstrap`: the mean over subjects, each
   replicate one relabelling or resample of the union of the subjects' images that every subject
   takes (:class:`_SharedDesign`).
-- :func:`neurolatent.science.rsa.results.compare_models` runs all of it for one fMRI
-  representation against every model.
+- :func:`group_family`: both for every ROI of a representation against every model, with what
+  they share (each model's ranks over a subject's images, each resample's quadratic forms, the
+  draws) computed once: the bits of the functions above, region by region.
+- :func:`neurolatent.science.rsa.results.compare_regions` runs all of it for one fMRI
+  representation's regions against every model.
 """
 
 from __future__ import annotations

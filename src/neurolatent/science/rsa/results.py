@@ -1,9 +1,11 @@
 """One fMRI representation against every model, as the rsa stage reports it: :func:`compare_models`
-runs the group Mantel test (shared relabellings for all models), a group bootstrap per model (shared
-resamples), the study's Pearson r and the noise ceiling, and returns a :class:`RepresentationComparison`
-whose rows name every statistic once (:data:`ModelComparison.STATISTICS`). :func:`model_difference`
-and :func:`interaction` compare models within a ROI and across ROIs on the same resamples of images
-and subjects, as rsatoolbox's pairwise model tests do.
+runs the group Mantel test (shared relabellings for all models), a group bootstrap per model
+(shared resamples), the study's Pearson r and the noise ceiling, and returns a
+:class:`RepresentationComparison` whose rows name every statistic once
+(:data:`ModelComparison.STATISTICS`); :func:`compare_regions` does it for every ROI of the
+representation at once. :func:`model_difference` and :func:`interaction` compare models within a
+ROI and across ROIs on the same resamples of images and subjects, as rsatoolbox's pairwise model
+tests do.
 """
 
 from __future__ import annotations
