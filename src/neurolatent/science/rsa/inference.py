@@ -6,10 +6,9 @@ rsatoolbox's ``rsatoolbox.inference`` in this package's terms.
   resamples stimuli, :func:`noise_ceiling` gives rsatoolbox's leave-one-subject-out bounds.
 - :func:`group_mantel_models` and :func:`group_bootstrap`: the mean over subjects, each
   replicate one relabelling or resample of the union of the subjects' images that every subject
-  takes (:class:`_SharedDesign`).
-- :func:`group_family`: both for every ROI of a representation against every model, with what
-  they share (each model's ranks over a subject's images, each resample's quadratic forms, the
-  draws) computed once: the bits of the functions above, region by region.
+  takes (:class:`SharedDesign`).
+- :func:`neurolatent.science.rsa.family.group_family`: both for every ROI of a representation
+  against every model, with what they share computed once.
 - :func:`neurolatent.science.rsa.results.compare_regions` runs all of it for one fMRI
   representation's regions against every model.
 """
@@ -26,9 +25,7 @@ from scipy.spatial.distance import squareform
 from neurolatent.science.constraints import Count, check_values
 from neurolatent.science.rsa.compare import (KENDALL_MAX_STIMULI, Comparison, Triangle, check_full, compare,
                                              full_square_map, rank, tau_a)
-from neurolatent.science.rsa.compare import correlation_from_moments
-from neurolatent.science.rsa.kernels import (Prepared, null_sums, prepare, resample_counts, resampled_comparison,
-                                             unit_vector)
+from neurolatent.science.rsa.kernels import Prepared, null_sums, prepare, resample_counts, resampled_comparison
 from neurolatent.science.rsa.rdm import RDM, n_items
 from neurolatent.science.stats import PERMUTATION_TOLERANCE, permutation_p
 
@@ -116,7 +113,7 @@ def bootstrap(first: np.ndarray, second: np.ndarray, method: Comparison, bootstr
 # ----------------------------------------------------------------------------- group statistics
 
 
-def _canonical(fmri_rdms: list[RDM], model_rdm: RDM | list[RDM]) -> tuple[list[str], list[RDM], list[RDM]]:
+def canonical_order(fmri_rdms: list[RDM], model_rdm: RDM | list[RDM]) -> tuple[list[str], list[RDM], list[RDM]]:
     """The union of the subjects' stimuli in the model's order, and each subject's RDM and the model's
     RDM over that subject's stimuli, both in union order (so a relabelling of the union is the
     same relabelling for every subject, whatever order its RDM came in). ``model_rdm`` may be one
@@ -138,7 +135,7 @@ def _canonical(fmri_rdms: list[RDM], model_rdm: RDM | list[RDM]) -> tuple[list[s
     return union, subjects, models
 
 
-class _SharedDesign:
+class SharedDesign:
     """Who saw what: the union of the subjects' stimuli split into atoms, the images seen by exactly
     the same subjects (real BOLD5000: the 2,952 images all four subjects saw, the 1,964 only CSI1-3
     saw). A relabelling that permutes within atoms maps every subject's images onto themselves, so
@@ -187,7 +184,7 @@ class GroupPermutationResult:
     """statistic : mean over subjects of each subject's comparison; p : its permutation p;
     null : (k,) that mean under each shared relabelling of the stimuli; subject_statistics,
     subject_p : (n_subjects,); subject_nulls : (n_subjects, k), each an exact Mantel null of its
-    own subject (relabellings of its images within atoms, see :class:`_SharedDesign`)."""
+    own subject (relabellings of its images within atoms, see :class:`SharedDesign`)."""
 
     statistic: float
     p: float
@@ -204,7 +201,7 @@ def group_mantel(fmri_rdms: list[RDM], model_rdm: RDM | list[RDM], method: Compa
     """Group permutation test of the mean over subjects of the model-to-subject RDM comparison.
 
     Each permutation is one relabelling of the stimuli that every subject takes, restricted to the
-    images it saw: it permutes images within the atoms of who saw them (:class:`_SharedDesign`),
+    images it saw: it permutes images within the atoms of who saw them (:class:`SharedDesign`),
     which is what maps every subject's images onto themselves. Subjects who saw the same images
     therefore get the same relabelling. Independent permutations per subject would make the mean
     of their nulls too narrow whenever the subjects' RDMs are alike (the same images, similar
@@ -257,12 +254,12 @@ def group_mantel_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM | list[R
     if triangle == "full":
         check_full(method)
     names = list(model_rdms)
-    union, subjects, first = _canonical(fmri_rdms, model_rdms[names[0]])
+    union, subjects, first = canonical_order(fmri_rdms, model_rdms[names[0]])
     # every model over each subject's images in that subject's canonical order: models[m][s]
-    models = [first] + [[model.subset(item.stimuli) for model, item in zip(_canonical(subjects, model_rdms[name])[2],
+    models = [first] + [[model.subset(item.stimuli) for model, item in zip(canonical_order(subjects, model_rdms[name])[2],
                                                                             subjects)]
                         for name in names[1:]]
-    design = _SharedDesign(union, subjects)
+    design = SharedDesign(union, subjects)
     rng = np.random.default_rng(random_state)
     n_models, n_subjects = len(names), len(subjects)
     nulls = np.empty((n_models, n_subjects, permutations))
@@ -309,7 +306,7 @@ def group_mantel_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM | list[R
     return results
 
 
-def _chunk_nulls(relabellings: np.ndarray, design: "_SharedDesign", subjects: list[RDM], prepared: list,
+def _chunk_nulls(relabellings: np.ndarray, design: "SharedDesign", subjects: list[RDM], prepared: list,
                  models: list[list[np.ndarray]], device: str) -> np.ndarray:
     """(n_models, n_subjects, n_relabellings) permuted sums (or Kendall's tau-a, where ``prepared``
     is None) of one chunk of shared relabellings (n_relabellings, n_union); ``models[m][s]`` the
@@ -327,141 +324,6 @@ def _chunk_nulls(relabellings: np.ndarray, design: "_SharedDesign", subjects: li
     return out
 
 
-def _centred(upper: np.ndarray, method: Comparison) -> np.ndarray:
-    """An RDM's upper cells as the comparison correlates them: ranked for spearman, centred (not for
-    cosine), float64; the same operations as :func:`prepare` and :func:`resampled_comparison`."""
-    values = rank(np.asarray(upper, dtype=np.float64)) if method == "spearman" else np.asarray(upper, dtype=np.float64)
-    return values - values.mean() if method != "cosine" else values
-
-
-def _quadratic_form(upper: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """(n_boot,) sum over the pairs of different draws of each resample: c M c / 2 (see
-    :func:`neurolatent.science.rsa.kernels.resampled_moments`)."""
-    return 0.5 * np.einsum("bi,bi->b", counts @ squareform(upper, checks=False), counts)
-
-
-@dataclass(frozen=True)
-class FamilyResult:
-    """Every region of one fMRI representation against every model (:func:`group_family`):
-    tests[region][model], boots[region][model] and pearson[region][model] ((n_subjects,) the study's
-    Pearson r of each subject)."""
-
-    tests: dict[str, dict[str, GroupPermutationResult]]
-    boots: dict[str, dict[str, "GroupBootstrapResult"]]
-    pearson: dict[str, dict[str, np.ndarray]]
-
-
-def group_family(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], method: Comparison,
-                 permutations: int, bootstrap: int, permutation_state: int | np.random.Generator,
-                 bootstrap_state: int | np.random.Generator, device: str = "cpu", chunk: int = 128,
-                 progress: Callable[[int], object] | None = None,
-                 map_chunks: Callable[[Callable, list], list] | None = None) -> FamilyResult:
-    """:func:`group_mantel_models` and :func:`group_bootstrap` of every model against every region
-    (the ROIs of one representation, whose RDMs are over the same images of each subject), with what
-    they share computed once: each model's RDM over a subject's images is cut out and ranked once for
-    all regions (not once per region, test and model), each resample's quadratic forms of a model or
-    a region once (not once per pair), and the relabellings and resamples drawn once. Subject by
-    subject, so that one subject's prepared matrices are in memory at a time.
-
-    The results are the bits :func:`group_mantel_models` and :func:`group_bootstrap` give each
-    region with the same random states (``tests/science/rsa/test_results.py``). Upper triangles
-    and pearson, spearman or cosine only (Kendall's tau-a and the full square: those functions).
-
-    Parameters
-    ----------
-    region_rdms : {region: one RDM per subject}, every region with the same subjects in the same
-        order, each subject's RDMs over the same images
-    model_rdms : {name: RDM over (at least) the union of the subjects' images}, all listing their
-        images in one order (that order is the union's: it defines the relabellings and resamples)
-    method : pearson, spearman or cosine
-    permutations, bootstrap : numbers of relabellings and of resamples
-    permutation_state, bootstrap_state : the random states of :func:`group_mantel_models` and of
-        :func:`group_bootstrap`
-    device, chunk, map_chunks : as :func:`group_mantel_models`
-    progress : called with the number of replicates done: each region's permutations, then each
-        model's resamples, per region (as one :func:`group_mantel_models` and a
-        :func:`group_bootstrap` per model would count them)
-
-    Returns
-    -------
-    FamilyResult
-    """
-    check_values(permutations=(permutations, Count), bootstrap=(bootstrap, Count), chunk=(chunk, Count))
-    if method not in ("pearson", "spearman", "cosine"):
-        raise ValueError(f"group_family compares with pearson, spearman or cosine, not {method!r}")
-    regions, names = list(region_rdms), list(model_rdms)
-    first = region_rdms[regions[0]]
-    for region in regions[1:]:
-        if [set(item.stimuli) for item in region_rdms[region]] != [set(item.stimuli) for item in first]:
-            raise ValueError(f"region {region!r} has other subjects or images than {regions[0]!r}")
-    union, subjects, _ = _canonical(first, model_rdms[names[0]])
-    design = _SharedDesign(union, subjects)
-    rng = np.random.default_rng(permutation_state)
-    # int32: 10,000 relabellings of 4,916 images take 197 MB
-    drawn = [design.relabellings(min(chunk, permutations - start), rng).astype(np.int32)
-             for start in range(0, permutations, chunk)]
-    resamples = design.resamples(bootstrap, np.random.default_rng(bootstrap_state))
-    n_regions, n_models, n_subjects = len(regions), len(names), len(subjects)
-    nulls = np.empty((n_regions, n_models, n_subjects, permutations))
-    observed = np.empty((n_regions, n_models, n_subjects))
-    pearson = np.empty((n_regions, n_models, n_subjects))
-    replicates = np.empty((n_regions, n_models, n_subjects, bootstrap))
-    for s, order in enumerate(item.stimuli for item in subjects):
-        own = [region_rdms[region][s] for region in regions]  # each in its own order
-        canonical = [item if item.stimuli == order else item.subset(order) for item in own]
-        regions_centred = [_centred(item.upper, method) for item in canonical]
-        counts = resample_counts(design.restrict(resamples, s), len(order))
-        pairs = 0.5 * (counts.sum(axis=1) ** 2 - (counts * counts).sum(axis=1))
-        region_forms = [(_quadratic_form(x, counts), _quadratic_form(x * x, counts)) for x in regions_centred]
-        weights = []
-        for m, name in enumerate(names):
-            model_own = {}
-            for r, item in enumerate(own):  # the study's r in the subject's order, as compare_models reports it
-                if item.stimuli not in model_own:
-                    model_own[item.stimuli] = model_rdms[name].subset(item.stimuli)
-                pearson[r, m, s] = compare(model_own[item.stimuli].upper, item.upper, "pearson")
-            model = model_own.get(order) or next(iter(model_own.values())).subset(order)
-            y = _centred(model.upper, method)
-            qy, qyy = _quadratic_form(y, counts), _quadratic_form(y * y, counts)
-            for r, x in enumerate(regions_centred):
-                moments = np.array([pairs, qy, region_forms[r][0], qyy, region_forms[r][1], _quadratic_form(y * x, counts)])
-                replicates[r, m, s] = correlation_from_moments(moments, method)
-            weights.append(unit_vector(y, centre=False))
-        weights = np.stack(weights)
-        weights32 = weights.astype(np.float32)
-        for r, x in enumerate(regions_centred):
-            unit = unit_vector(x, centre=False)
-            prepared = Prepared(squareform(unit.astype(np.float32), checks=False), weights32, weights @ unit)
-            observed[r, :, s] = prepared.observed
-            of_chunk = partial(_subject_nulls, design=design, subject=s, prepared=prepared, device=device)
-            parts = map(of_chunk, drawn) if map_chunks is None else map_chunks(of_chunk, drawn)
-            start = 0
-            for part in parts:
-                nulls[r, :, s, start:start + part.shape[1]] = part
-                start += part.shape[1]
-            if progress is not None:  # a region's permutations, spread over its subjects
-                progress(permutations // n_subjects + (permutations % n_subjects if s == n_subjects - 1 else 0))
-    tests: dict[str, dict[str, GroupPermutationResult]] = {}
-    boots: dict[str, dict[str, GroupBootstrapResult]] = {}
-    for r, region in enumerate(regions):
-        tests[region], boots[region] = {}, {}
-        for m, name in enumerate(names):
-            statistic, null = float(observed[r, m].mean()), nulls[r, m].mean(axis=0)
-            tests[region][name] = GroupPermutationResult(
-                statistic, permutation_p(statistic, null), null, observed[r, m],
-                np.array([permutation_p(o, row) for o, row in zip(observed[r, m], nulls[r, m])]), nulls[r, m])
-            boots[region][name] = GroupBootstrapResult(replicates[r, m].mean(axis=0), replicates[r, m])
-            if progress is not None:
-                progress(bootstrap)
-    return FamilyResult(tests, boots, {region: dict(zip(names, pearson[r])) for r, region in enumerate(regions)})
-
-
-def _subject_nulls(relabellings: np.ndarray, design: "_SharedDesign", subject: int, prepared: Prepared,
-                   device: str) -> np.ndarray:
-    """(n_models, n_relabellings) permuted sums of one subject under a chunk of shared relabellings."""
-    return null_sums(prepared, design.restrict(relabellings, subject).astype(np.uint32), device).T
-
-
 @dataclass(frozen=True)
 class GroupBootstrapResult:
     """replicates : (bootstrap,) the mean over subjects on each shared resample of the stimuli;
@@ -477,7 +339,7 @@ def group_bootstrap(fmri_rdms: list[RDM], model_rdm: RDM, method: Comparison, bo
     """Bootstrap of the mean over subjects of the model-to-subject comparison, resampling stimuli.
 
     Each replicate draws one resample (with replacement) of the union of the subjects' stimuli,
-    within the atoms of who saw them (:class:`_SharedDesign`), and every subject takes the draws
+    within the atoms of who saw them (:class:`SharedDesign`), and every subject takes the draws
     among its images, as many as it saw: subjects who saw the same images see the same resample,
     as rsatoolbox's pattern bootstrap resamples one shared stimulus set. Cells between two copies
     of one stimulus are left out; ``spearman`` uses each subject's full-RDM ranks (as
@@ -488,8 +350,8 @@ def group_bootstrap(fmri_rdms: list[RDM], model_rdm: RDM, method: Comparison, bo
     GroupBootstrapResult; ``np.quantile(result.replicates, [0.025, 0.975])`` is a percentile CI.
     """
     check_values(bootstrap=(bootstrap, Count))
-    union, subjects, models = _canonical(fmri_rdms, model_rdm)
-    design = _SharedDesign(union, subjects)
+    union, subjects, models = canonical_order(fmri_rdms, model_rdm)
+    design = SharedDesign(union, subjects)
     resamples = design.resamples(bootstrap, np.random.default_rng(random_state))
     replicates = np.empty((len(subjects), bootstrap))
     for s, (model, item) in enumerate(zip(models, subjects)):

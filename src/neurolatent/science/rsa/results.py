@@ -17,8 +17,9 @@ import numpy as np
 
 from neurolatent.science.constraints import Count, Fraction, Seed, check_values
 from neurolatent.science.rsa.compare import Comparison, Triangle, compare, naive_p
+from neurolatent.science.rsa.family import group_family
 from neurolatent.science.rsa.inference import (GroupBootstrapResult, GroupPermutationResult, group_bootstrap,
-                                               group_family, group_mantel_models, noise_ceiling)
+                                               group_mantel_models, noise_ceiling)
 from neurolatent.science.rsa.rdm import RDM, union_vectors
 from neurolatent.science.stats import named_rng
 
@@ -144,7 +145,7 @@ def compare_regions(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM
     """:func:`compare_models` of every region of one representation (its ROIs: RDMs of each subject
     over the same images), under the same relabellings and resamples (``name``): the results of one
     :func:`compare_models` call per region, with the work the regions share done once
-    (:func:`~neurolatent.science.rsa.inference.group_family`; Kendall's tau-a and the full square
+    (:func:`~neurolatent.science.rsa.family.group_family`; Kendall's tau-a and the full square
     take the per-region functions). Returns {region: RepresentationComparison} in the given order."""
     check_values(permutations=(permutations, Count), bootstrap=(bootstrap, Count), ci=(ci, Fraction),
                  seed=(seed, Seed))
