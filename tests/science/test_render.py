@@ -1,6 +1,7 @@
 """The fMRI pictures: the fast engine against nilearn's plot_stat_map in today's style, and
 against the study's own pictures (made by nilearn 0.10.4, ``tests/data/render/``) in its style."""
 
+import importlib.util
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -13,6 +14,10 @@ from neurolatent.io import bids
 from neurolatent.science.render import render_fast, render_nilearn, render_study_picture
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "render"
+_SPEC = importlib.util.spec_from_file_location("study_volumes", FIXTURES / "study_volumes.py")
+study_volumes = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(study_volumes)
+DRAWN = study_volumes.index()
 
 
 def _run_volumes(dataset, count=6):
@@ -74,6 +79,20 @@ def test_study_style_draws_the_studys_own_picture(name):
     # today's picture of the same volume is another picture: the style is what makes the match
     today = render_fast(volume[None], image.affine, 672, 100.0, "nilearn")[0].transpose(1, 2, 0)
     assert _pixel_r([reference], [today])[0] < 0.9
+
+
+@pytest.mark.parametrize("name", sorted(DRAWN))
+def test_study_style_draws_nilearn_0104s_picture_of_any_volume(name):
+    """render_study_picture against nilearn 0.10.4's picture of volumes drawn at random from a fixed
+    seed (tests/data/render/study_volumes.py: six kinds, axis-aligned, MNI, oblique and BOLD5000's
+    grids; nilearn's figures in tests/data/render/drawn/): r >= 0.99 over the picture, >= 0.98 in
+    each of its three views."""
+    k = int(name.split("_")[0])
+    drawn_name, kind, grid, volume, affine = study_volumes.volume(k, seed=study_volumes.SEED)
+    assert drawn_name == name and DRAWN[name]["kind"] == kind, "study_volumes.py no longer draws the fixtures' volumes"
+    ours = render_study_picture(volume, affine)
+    whole, views = study_volumes.compare(ours, name, DRAWN[name])
+    assert whole >= 0.99 and min(views) >= 0.98, f"{name}: r {whole:.4f}, views {np.round(views, 4)}"
 
 
 @pytest.mark.parametrize("case", ["run", "signed_noise", "two_blobs", "below_threshold"])

@@ -312,6 +312,8 @@ def render_fast(volumes: np.ndarray, affine: np.ndarray, size: int, threshold: f
     ndarray, shape (n, 3, size, size), uint8 RGB
     """
     volumes = np.asarray(volumes, dtype=np.float32)
+    if not np.isfinite(volumes).all():  # nilearn draws NaN and inf as 0 (safe_get_data's ensure_finite)
+        volumes = np.nan_to_num(volumes, nan=0.0, posinf=0.0, neginf=0.0)
     linear = affine[:3, :3]
     # nilearn finds the cut and the colour range on the volume as given, then draws the slices
     # through the cut of the volume reordered (and, for an oblique affine, resampled) onto the axes:

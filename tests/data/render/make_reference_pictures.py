@@ -1,6 +1,8 @@
 """The study's pictures, made by the study's own nilearn, as fixtures for ``render_study_picture``.
 
-Two steps, two environments:
+The study's environment (its env_rw24.yml: nilearn 0.10.4, matplotlib 3.8.0, numpy 1.26.4, nibabel
+5.2.1, pillow 10.2.0) is ``requirements-study.txt``; ``make_study_env.sh`` makes it under
+``.study-env/`` (git-ignored) and runs the ``pictures`` and ``drawn`` steps there.
 
 1. ``volumes`` (the project's environment) writes four volumes here: a raw positive BOLD volume
    on BOLD5000's native oblique grid (the synthetic twin's raw run, 106 x 106 x 69 at 2 mm), one
@@ -9,18 +11,18 @@ Two steps, two environments:
 
        .venv/bin/python tests/data/render/make_reference_pictures.py volumes
 
-2. ``pictures`` (a throwaway environment with the study's pins from its env_rw24.yml: nilearn
-   0.10.4, matplotlib 3.8.0, numpy 1.26.4, nibabel 5.2.1, pillow 10.2.0) draws each as the study's
-   ``stimulus_timed_fmri_image.py`` did (``plot_stat_map(img, bg_img=None, threshold=1e2,
-   annotate=False, draw_cross=False, colorbar=False, output_file=...)``: a 660 x 350 PNG) and
-   squashes it to 672 x 672 as its ``final_ae.py`` loader did (PIL ``convert("RGB")``, torchvision
-   ``Resize((672, 672))``, which on a PIL image is PIL's bilinear resize)::
+2. ``pictures`` (the study's environment) draws each as the study's ``stimulus_timed_fmri_image.py``
+   did (``plot_stat_map(img, bg_img=None, threshold=1e2, annotate=False, draw_cross=False,
+   colorbar=False, output_file=...)``: a 660 x 350 PNG) and squashes it to 672 x 672 as its
+   ``final_ae.py`` loader did (PIL ``convert("RGB")``, torchvision ``Resize((672, 672))``, which on
+   a PIL image is PIL's bilinear resize). Outputs: ``<name>.nii.gz`` (the volume) and
+   ``<name>_study.png`` (the 672 x 672 picture).
 
-       python3 -m venv /tmp/nl0104 && /tmp/nl0104/bin/pip install nilearn==0.10.4 numpy==1.26.4 \\
-           matplotlib==3.8.0 nibabel==5.2.1 pillow==10.2.0 "scipy<1.14" "scikit-learn<1.6" "pandas<2.3"
-       /tmp/nl0104/bin/python tests/data/render/make_reference_pictures.py pictures
-
-Outputs: ``<name>.nii.gz`` (the volume) and ``<name>_study.png`` (the 672 x 672 picture).
+3. ``drawn`` (the study's environment) draws the volumes of ``study_volumes.py`` (seeded; the test
+   draws them again) the same way and keeps nilearn's 660 x 350 figure itself, the smaller file
+   (the test squashes it to 672 as the study did): ``drawn/<name>.png``, RGB, and
+   ``drawn/index.json``: per volume its kind, grid, nilearn's cut (mm) and each view's axes in
+   figure pixels (left, top, right, bottom), left to right.
 """
 
 from __future__ import annotations
@@ -102,7 +104,48 @@ def pictures(names: tuple[str, ...] = NAMES) -> None:
         figure_path.unlink()
 
 
+def drawn() -> None:
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import nibabel as nib
+    import nilearn
+    import numpy as np
+    from nilearn import plotting
+    from PIL import Image
+
+    sys.path.insert(0, str(HERE))
+    import study_volumes
+
+    assert nilearn.__version__ == "0.10.4", f"the study's nilearn is 0.10.4, this is {nilearn.__version__}"
+    out = HERE / "drawn"
+    out.mkdir(exist_ok=True)
+    index = {"nilearn": nilearn.__version__, "seed": study_volumes.SEED, "volumes": {}}
+    for name, kind, grid, volume, affine in study_volumes.volumes():
+        figure_path = out / f"_{name}.png"
+        display = plotting.plot_stat_map(nib.Nifti1Image(volume, affine), bg_img=None, threshold=1e2,
+                                         annotate=False, draw_cross=False, colorbar=False)
+        # the study's output_file path: savefig at the display's figure's own dpi and facecolor
+        display.savefig(str(figure_path))
+        height = display.frame_axes.figure.bbox.height
+        axes = [cut_axes.ax.get_window_extent() for cut_axes in display.axes.values()]
+        index["volumes"][name] = {
+            "kind": kind, "grid": grid, "cut_mm": [float(c) for c in display.cut_coords],
+            "axes_px": [[round(b.x0, 3), round(height - b.y1, 3), round(b.x1, 3), round(height - b.y0, 3)]
+                        for b in sorted(axes, key=lambda b: b.x0)]}
+        display.close()
+        plt.close("all")
+        picture = Image.open(figure_path).convert("RGB")
+        assert picture.size == (660, 350), picture.size
+        picture.save(out / f"{name}.png", optimize=True)
+        figure_path.unlink()
+        (out / "index.json").write_text(json.dumps(index, indent=1) + "\n")  # as it goes: a long run
+
+
 if __name__ == "__main__":
     # `pictures NAME ...` draws only those (the others' pictures stay the bytes nilearn made then)
-    {"volumes": volumes, "native_signed": native_signed,
+    {"volumes": volumes, "native_signed": native_signed, "drawn": drawn,
      "pictures": lambda: pictures(tuple(sys.argv[2:]) or NAMES)}[sys.argv[1]]()
