@@ -61,31 +61,101 @@ STYLES = {
 }
 
 
-def _pixel_grid(start: float, length: float, other_length: float, raster: str,
-                vertical: bool) -> tuple[int, np.ndarray]:
+def _axes_boxes(limits: list, views: list, style: Style) -> list[tuple[float, float, float, float]]:
+    """Each view's axes in figure pixels, (left, bottom, right, top) from the bottom-left corner, as
+    nilearn's OrthoSlicer locator and matplotlib's ``apply_aspect`` place them, operation for operation.
+
+    limits : per volume axis its drawn (min, max), mm; views : per view its (horizontal, vertical)
+    volume axes. The locator gives each view a share of the figure's width proportional to its
+    horizontal extent (the shares summed in the order the views were made, the left edges
+    accumulated), equal aspect shrinks the box to the data's ratio around its centre (anchor C).
+    The last bit matters: an axes 165.00000000000003 pixels high is drawn 166 pixels high (see
+    :func:`_pixel_grid`), so the arithmetic is matplotlib's, not a simpler equivalent.
+    """
+    fig_w, fig_h = style.figure_inches[0] * DPI, style.figure_inches[1] * DPI
+    fig_aspect = fig_h / fig_w
+    spans = [limits[h][1] - limits[h][0] for h, _ in views]
+    total = float(sum([0, *spans]))  # the locator's dict starts with a dummy axes of width 0
+    shares = [span / total * (1 - 0) for span in spans]
+    boxes, left = [], 0.0
+    for (h, v), share in zip(views, shares):
+        x0, y0, x1, y1 = left, 0.0, left + share, 1.0
+        left += share
+        w, hh = x1 - x0, y1 - y0
+        box_aspect = 1.0 * (max(abs(limits[v][1] - limits[v][0]), 1e-30) / max(abs(limits[h][1] - limits[h][0]), 1e-30))
+        height = w * box_aspect / fig_aspect  # Bbox.shrunk_to_aspect
+        width = w if height <= hh else hh * fig_aspect / box_aspect
+        height = height if height <= hh else hh
+        p0, p1 = np.array([x0, y0]), np.array([x0, y0]) + (width, height)
+        inner_w, inner_h = p1 - p0
+        shift = np.array([(x0 + 0.5 * (w - inner_w)) - p0[0], (y0 + 0.5 * (hh - inner_h)) - p0[1]])  # anchored("C")
+        (l, b), (r, t) = (p0 + shift) * (fig_w, fig_h), (p1 + shift) * (fig_w, fig_h)
+        boxes.append((float(l), float(b), float(r), float(t)))
+    return boxes
+
+
+def _pixel_grid(near: float, far: float, other_length: float, raster: str,
+                figure_height: float | None = None) -> tuple[int, np.ndarray]:
     """Where matplotlib draws an axes-filling image along one figure axis (Agg, nearest neighbour).
 
-    start, length : the axes' extent along the axis in figure pixels (from the left, or from the
-    top for ``vertical``); other_length : its extent along the other axis. Returns the first figure
-    pixel drawn and the position of each drawn pixel's centre in the axes, as a fraction of the
-    axes' span from its left (top) edge.
+    near, far : the axes' edges along the axis in figure pixels, from the left, or, when
+    ``figure_height`` is given, from the bottom (the figure's rows are then counted from the top);
+    other_length : its extent along the other axis. Returns the first figure pixel (column, or row
+    from the top) drawn and the position of each drawn pixel's centre in the axes, as a fraction of
+    the axes' span from its left (top) edge.
 
     - matplotlib 3.11 rounds the axes' edges to whole pixels and samples at the pixel centres.
     - matplotlib 3.8 renders the image into ceil(length) pixels, stretching it slightly to fill
       them (``_make_image``'s "round up the output width"); Agg's ``draw_image`` puts that buffer's
       left edge on the axes' left edge and its bottom edge on the axes' bottom, rounded to the
-      nearest pixel (its top row: round(top + length - ceil(length))); drawing is clipped to the
-      axes' edges rounded to pixels. (Measured against nilearn 0.10.4 with matplotlib 3.8.0.)
+      nearest pixel; drawing is clipped to the axes' edges rounded to pixels. (Measured against
+      nilearn 0.10.4 with matplotlib 3.8.0.)
     """
+    length = far - near
+    start = near if figure_height is None else figure_height - far  # from the left or the top
     if raster == "matplotlib-3.11":
         first, last = int(np.floor(start + 0.5)), int(np.floor(start + length + 0.5))
         pixels = np.arange(first, last)
-        return first, (pixels + 0.5 - start) / length
+        return first, (pixels + 0.5 - start) / length, np.ones(len(pixels), bool)
     stretched = length % 1.0 != 0.0 or other_length % 1.0 != 0.0
     size = int(np.ceil(length)) if stretched else int(length)
-    pixels = int(np.floor((start + length - size if vertical else start) + 0.5)) + np.arange(size)
+    first = near if figure_height is None else (figure_height - size) - near  # the buffer's top row, from the top
+    pixels = int(np.floor(first + 0.5)) + np.arange(size)
     keep = (pixels >= int(np.floor(start + 0.5))) & (pixels < int(np.floor(start + length + 0.5)))
-    return int(pixels[keep][0]), ((np.arange(size) + 0.5) / size)[keep]
+    return int(pixels[keep][0]), (np.arange(size + 1) + 0.5) / size, keep
+
+
+def _agg_nearest(source: np.ndarray, along_span: bool) -> np.ndarray:
+    """The image pixel Agg's nearest-neighbour filter (matplotlib 3.8) picks for each output pixel.
+
+    source : the exact image coordinate (pixels, continuous) of each output pixel's centre, and,
+    ``along_span``, of the centre one past the last. Agg rounds coordinates to 1/256 pixel (iround)
+    and, along a scanline, steps from the first to the one-past-last with an integer line
+    interpolator (agg::dda2_line_interpolator) instead of transforming each pixel; across
+    scanlines each row is transformed itself. Then the pixel is the coordinate >> 8. A voxel edge
+    that falls on a half pixel goes the way this arithmetic sends it (one pixel either side: r 0.97
+    against 0.99 on a view with voxels 2.5 pixels wide).
+    """
+    fixed = np.where(source < 0, source * 256 - 0.5, source * 256 + 0.5).astype(np.int64)  # agg::iround
+    if not along_span:
+        return fixed >> 8
+    count, start, delta = len(source) - 1, int(fixed[0]), int(fixed[-1] - fixed[0])
+    step, rem = int(np.fix(delta / count)), int(np.fmod(delta, count))  # C division
+    mod = rem
+    if mod <= 0:
+        mod, rem, step = mod + count, rem + count, step - 1
+    mod -= count
+    out, y = np.empty(count, np.int64), start
+    for k in range(count):
+        out[k] = y
+        mod += rem
+        y += step
+        if mod > 0:
+            mod -= count
+            y += 1
+    return out >> 8
+
+
 #: figures the fast engine draws before resizing them together
 FIGURE_CHUNK = 8
 #: volumes of a batch whose mean |v| the cut components are labelled on
@@ -271,24 +341,21 @@ def _layout(shape: tuple[int, int, int], spacing: tuple[float, float, float],
     limits = [(low[a] + box[2 * a] * (high[a] - low[a]) / shape[a],
                low[a] + box[2 * a + 1] * (high[a] - low[a]) / shape[a]) for a in range(3)]
     views = [VIEW_AXES[view] for view in style.views]
-    widths = np.array([limits[h][1] - limits[h][0] for h, _ in views])
-    fractions = widths / widths.sum()
     result = []
-    left = 0.0
-    for (h, v), fraction in zip(views, fractions):
-        box_w, box_h = fraction * width, float(height)
+    for (h, v), (left, bottom, right, top) in zip(views, _axes_boxes(limits, views, style)):
         span_h, span_v = limits[h][1] - limits[h][0], limits[v][1] - limits[v][0]
-        # equal aspect: shrink the box along one side, keep it centred
-        draw_w, draw_h = (box_w, box_w * span_v / span_h) if span_v / span_h < box_h / box_w else (box_h * span_h / span_v, box_h)
-        x0, top = left + (box_w - draw_w) / 2, (box_h - draw_h) / 2  # the axes' left and top edges, pixels
-        left += box_w
-        first_column, across = _pixel_grid(x0, draw_w, draw_h, style.raster, vertical=False)
-        first_row, down = _pixel_grid(top, draw_h, draw_w, style.raster, vertical=True)
+        first_column, across, drawn_i = _pixel_grid(left, right, top - bottom, style.raster)
+        first_row, down, drawn_j = _pixel_grid(bottom, top, right - left, style.raster, figure_height=height)
         u = limits[h][0] + across * span_h  # mm along the horizontal axis, left to right
         w = limits[v][1] - down * span_v  # mm along the vertical axis, top to bottom
-        i = np.floor((u - low[h]) / (high[h] - low[h]) * shape[h]).astype(int)
+        # image pixel coordinates (continuous) of each buffer pixel's centre
+        column, row = (u - low[h]) / (high[h] - low[h]) * shape[h], (high[v] - w) / (high[v] - low[v]) * shape[v]
+        if style.raster == "matplotlib-3.8":
+            i, j = _agg_nearest(column, along_span=True)[drawn_i], _agg_nearest(row[:-1], along_span=False)[drawn_j]
+        else:
+            i, j = np.floor(column).astype(int), np.floor(row).astype(int)
         # origin="upper" on the rot90 slice: the top image row is the last voxel of the vertical axis
-        j = shape[v] - 1 - np.floor((high[v] - w) / (high[v] - low[v]) * shape[v]).astype(int)
+        j = shape[v] - 1 - j
         keep_i, keep_j = (i >= 0) & (i < shape[h]), (j >= 0) & (j < shape[v])
         # kept pixels form one rectangle: figure rows top..top+len(j), columns left..left+len(i)
         result.append((first_row + int(np.argmax(keep_j)), first_column + int(np.argmax(keep_i)), i[keep_i], j[keep_j]))
