@@ -445,7 +445,9 @@ def render_fast(volumes: np.ndarray, affine: np.ndarray, size: int, threshold: f
                 cut = slices[view]
                 level = np.clip(((cut - low) * scale).astype(np.int16), 0, 255)
                 level[np.abs(cut) <= threshold] = 256
-                figure[top:top + len(j), left:left + len(i)] = table[level.T[j][:, i]]
+                shown = level.T[j][:, i]
+                # undrawn voxels are transparent: where views share an edge pixel, the other view shows
+                np.copyto(figure[top:top + len(j), left:left + len(i)], table[shown], where=shown != 256)
         _resize_into(figures[: stop - start], out[start:stop])
     return out
 
