@@ -9,13 +9,13 @@ figure, colour map ``cold_hot``, views coronal, sagittal, axial; :func:`render_s
 - ``nilearn`` (:func:`render_nilearn`): calls nilearn and matplotlib, the reference;
 - ``fast`` (:func:`render_fast`): the same geometry and colours computed with numpy for a batch of
   volumes, with no figure. It reproduces nilearn's steps: NaN and inf are 0; voxels with ``|v| <=
-  threshold`` are left white; the colour scale is symmetric around 0 up to ``max |v|`` when the
-  volume has both signs and ``[min, max]`` otherwise (nilearn's ``symmetric_cbar="auto"``), mapped
-  through the style's map with 256 levels; each view's limits are the bounding box of the
+  threshold`` are not drawn (transparent); the colour scale is symmetric around 0 up to ``max |v|``
+  when the volume has both signs and ``[min, max]`` otherwise (nilearn's ``symmetric_cbar="auto"``),
+  mapped through the style's map with 256 levels; each view's limits are the bounding box of the
   supra-threshold voxels, the three axes get widths proportional to those boxes and shrink to
   equal aspect around their centres (matplotlib's ``aspect="equal"``, ``adjustable="box"``, anchor
-  C; :func:`_axes_boxes`); slices are drawn nearest-neighbour over the extent between the first
-  and last voxel centres (:func:`_pixel_grid`, :func:`_agg_nearest`). The one shortcut is in
+  C); slices are drawn nearest-neighbour over the extent between the first and last voxel centres,
+  placed and coloured by matplotlib's own arithmetic (:mod:`.raster`). The one shortcut is in
   finding the cut position (see :func:`_cut_components`); ``benchmarks/bench_render.py`` reports
   the pixel correlation with nilearn, ``benchmarks/render_study_match.py`` with nilearn 0.10.4.
 """
@@ -39,6 +39,8 @@ from nilearn.image import reorder_img  # noqa: E402
 from nilearn.plotting import find_xyz_cut_coords, plot_stat_map  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from neurolatent.science.raster import agg_nearest, axes_boxes, colour_levels, pixel_grid  # noqa: E402
+
 DPI = 100
 
 
@@ -46,7 +48,7 @@ DPI = 100
 class Style:
     """How an ortho picture looks: the figure (inches at :data:`DPI`), the colour map, the views
     left to right (``x`` sagittal, ``y`` coronal, ``z`` axial), and how matplotlib puts each view's
-    image on the pixel grid (``raster``, see :func:`_pixel_grid`)."""
+    image on the pixel grid (``raster``, see :func:`.raster.pixel_grid`)."""
 
     figure_inches: tuple[float, float]
     colormap: str
@@ -61,103 +63,6 @@ STYLES = {
     # 3 x (2.2 x 3.5) in, the default map cold_hot, and OrthoSlicer's view order of that version, y, x, z
     "study": Style((6.6, 3.5), "cold_hot", "yxz", "matplotlib-3.8"),
 }
-
-
-def _axes_boxes(limits: list, views: list, style: Style) -> list[tuple[float, float, float, float]]:
-    """Each view's axes in figure pixels, (left, bottom, right, top) from the bottom-left corner, as
-    nilearn's OrthoSlicer locator and matplotlib's ``apply_aspect`` place them, operation for operation.
-
-    limits : per volume axis its drawn (min, max), mm; views : per view its (horizontal, vertical)
-    volume axes. The locator gives each view a share of the figure's width proportional to its
-    horizontal extent (the shares summed in the order the views were made, the left edges
-    accumulated), equal aspect shrinks the box to the data's ratio around its centre (anchor C).
-    The last bit matters: an axes 165.00000000000003 pixels high is drawn 166 pixels high (see
-    :func:`_pixel_grid`), so the arithmetic is matplotlib's, not a simpler equivalent.
-    """
-    fig_w, fig_h = style.figure_inches[0] * DPI, style.figure_inches[1] * DPI
-    fig_aspect = fig_h / fig_w
-    spans = [limits[h][1] - limits[h][0] for h, _ in views]
-    total = float(sum([0, *spans]))  # the locator's dict starts with a dummy axes of width 0
-    shares = [span / total * (1 - 0) for span in spans]
-    boxes, left = [], 0.0
-    for (h, v), share in zip(views, shares):
-        x0, y0, x1, y1 = left, 0.0, left + share, 1.0
-        left += share
-        w, hh = x1 - x0, y1 - y0
-        box_aspect = 1.0 * (max(abs(limits[v][1] - limits[v][0]), 1e-30) / max(abs(limits[h][1] - limits[h][0]), 1e-30))
-        height = w * box_aspect / fig_aspect  # Bbox.shrunk_to_aspect
-        width = w if height <= hh else hh * fig_aspect / box_aspect
-        height = height if height <= hh else hh
-        p0, p1 = np.array([x0, y0]), np.array([x0, y0]) + (width, height)
-        inner_w, inner_h = p1 - p0
-        shift = np.array([(x0 + 0.5 * (w - inner_w)) - p0[0], (y0 + 0.5 * (hh - inner_h)) - p0[1]])  # anchored("C")
-        (l, b), (r, t) = (p0 + shift) * (fig_w, fig_h), (p1 + shift) * (fig_w, fig_h)
-        boxes.append((float(l), float(b), float(r), float(t)))
-    return boxes
-
-
-def _pixel_grid(near: float, far: float, other_length: float, raster: str, extent: int,
-                vertical: bool = False) -> tuple[int, np.ndarray, np.ndarray]:
-    """Where matplotlib draws an axes-filling image along one figure axis (Agg, nearest neighbour).
-
-    near, far : the axes' edges along the axis in figure pixels, from the left, or, ``vertical``,
-    from the bottom (the figure's rows are then counted from the top); other_length : its extent
-    along the other axis; extent : the figure's pixels along the axis. Returns the first figure
-    pixel (column, or row from the top) drawn, the position of each of the image buffer's pixel
-    centres (and of one past the last, for 3.8) in the axes as a fraction of its span from its left
-    (top) edge, and which buffer pixels are drawn.
-
-    - matplotlib 3.11 rounds the axes' edges to whole pixels and samples at the pixel centres.
-    - matplotlib 3.8 renders the image into ceil(length) pixels, stretching it slightly to fill
-      them (``_make_image``'s "round up the output width"); Agg's ``draw_image`` puts that buffer's
-      left edge on the axes' left edge and its bottom edge on the axes' bottom, rounded to the
-      nearest pixel; drawing is clipped to the axes' edges rounded to pixels, both edges' pixels
-      included (Agg's clip box is inclusive). (Measured against nilearn 0.10.4, matplotlib 3.8.0.)
-    """
-    length = far - near
-    start = extent - far if vertical else near  # from the top or the left
-    if raster == "matplotlib-3.11":
-        first, last = int(np.floor(start + 0.5)), int(np.floor(start + length + 0.5))
-        pixels = np.arange(first, last)
-        return first, (pixels + 0.5 - start) / length, np.ones(len(pixels), bool)
-    stretched = length % 1.0 != 0.0 or other_length % 1.0 != 0.0
-    size = int(np.ceil(length)) if stretched else int(length)
-    first = (extent - size) - near if vertical else near  # the buffer's first row from the top, or column
-    pixels = int(np.floor(first + 0.5)) + np.arange(size)
-    low_edge, high_edge = (extent - far, extent - near) if vertical else (near, far)
-    keep = (pixels >= max(int(np.floor(low_edge + 0.5)), 0)) & (pixels <= min(int(np.floor(high_edge + 0.5)), extent - 1))
-    return int(pixels[keep][0]), (np.arange(size + 1) + 0.5) / size, keep
-
-
-def _agg_nearest(source: np.ndarray, along_span: bool) -> np.ndarray:
-    """The image pixel Agg's nearest-neighbour filter (matplotlib 3.8) picks for each output pixel.
-
-    source : the exact image coordinate (pixels, continuous) of each output pixel's centre, and,
-    ``along_span``, of the centre one past the last. Agg rounds coordinates to 1/256 pixel (iround)
-    and, along a scanline, steps from the first to the one-past-last with an integer line
-    interpolator (agg::dda2_line_interpolator) instead of transforming each pixel; across
-    scanlines each row is transformed itself. Then the pixel is the coordinate >> 8. A voxel edge
-    that falls on a half pixel goes the way this arithmetic sends it (one pixel either side: r 0.97
-    against 0.99 on a view with voxels 2.5 pixels wide).
-    """
-    fixed = np.where(source < 0, source * 256 - 0.5, source * 256 + 0.5).astype(np.int64)  # agg::iround
-    if not along_span:
-        return fixed >> 8
-    count, start, delta = len(source) - 1, int(fixed[0]), int(fixed[-1] - fixed[0])
-    step, rem = int(np.fix(delta / count)), int(np.fmod(delta, count))  # C division
-    mod = rem
-    if mod <= 0:
-        mod, rem, step = mod + count, rem + count, step - 1
-    mod -= count
-    out, y = np.empty(count, np.int64), start
-    for k in range(count):
-        out[k] = y
-        mod += rem
-        y += step
-        if mod > 0:
-            mod -= count
-            y += 1
-    return out >> 8
 
 
 #: figures the fast engine draws before resizing them together
@@ -346,16 +251,16 @@ def _layout(shape: tuple[int, int, int], spacing: tuple[float, float, float],
                low[a] + box[2 * a + 1] * (high[a] - low[a]) / shape[a]) for a in range(3)]
     views = [VIEW_AXES[view] for view in style.views]
     result = []
-    for (h, v), (left, bottom, right, top) in zip(views, _axes_boxes(limits, views, style)):
+    for (h, v), (left, bottom, right, top) in zip(views, axes_boxes(limits, views, (width, height))):
         span_h, span_v = limits[h][1] - limits[h][0], limits[v][1] - limits[v][0]
-        first_column, across, drawn_i = _pixel_grid(left, right, top - bottom, style.raster, width)
-        first_row, down, drawn_j = _pixel_grid(bottom, top, right - left, style.raster, height, vertical=True)
+        first_column, across, drawn_i = pixel_grid(left, right, top - bottom, style.raster, width)
+        first_row, down, drawn_j = pixel_grid(bottom, top, right - left, style.raster, height, vertical=True)
         u = limits[h][0] + across * span_h  # mm along the horizontal axis, left to right
         w = limits[v][1] - down * span_v  # mm along the vertical axis, top to bottom
         # image pixel coordinates (continuous) of each buffer pixel's centre
         column, row = (u - low[h]) / (high[h] - low[h]) * shape[h], (high[v] - w) / (high[v] - low[v]) * shape[v]
         if style.raster == "matplotlib-3.8":
-            i, j = _agg_nearest(column, along_span=True)[drawn_i], _agg_nearest(row[:-1], along_span=False)[drawn_j]
+            i, j = agg_nearest(column, along_span=True)[drawn_i], agg_nearest(row[:-1], along_span=False)[drawn_j]
         else:
             i, j = np.floor(column).astype(int), np.floor(row).astype(int)
         # origin="upper" on the rot90 slice: the top image row is the last voxel of the vertical axis
@@ -437,14 +342,14 @@ def render_fast(volumes: np.ndarray, affine: np.ndarray, size: int, threshold: f
         stop = min(start + FIGURE_CHUNK, len(volumes))
         for k in range(start, stop):
             volume, (low, high), figure = volumes[k], ranges[k], figures[k - start]
-            scale = 256.0 / (high - low) if high > low else 0.0
             figure[:] = table[256]
             x, y, z = cuts[k]
             slices = {"x": volume[x, :, :], "y": volume[:, y, :], "z": volume[:, :, z]}
             for (top, left, i, j), view in zip(_layout(shape, spacing, origin, boxes[k], look), look.views):
                 cut = slices[view]
-                level = np.clip(((cut - low) * scale).astype(np.int16), 0, 255)
-                level[np.abs(cut) <= threshold] = 256
+                drawn = np.abs(cut) > threshold
+                level = colour_levels(cut, drawn, low, high, look.raster)
+                level[~drawn] = 256
                 shown = level.T[j][:, i]
                 # undrawn voxels are transparent: where views share an edge pixel, the other view shows
                 np.copyto(figure[top:top + len(j), left:left + len(i)], table[shown], where=shown != 256)

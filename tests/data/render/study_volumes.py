@@ -206,7 +206,8 @@ def panels(picture: np.ndarray, axes_px: list) -> list[np.ndarray]:
     """The three views of a (672, 672, 3) study picture, left to right: each view's axes (figure
     pixels left, top, right, bottom, from index()) scaled to the square, widened to whole pixels."""
     sx, sy = SIZE / FIGURE[0], SIZE / FIGURE[1]
-    return [picture[int(np.floor(top * sy)):int(np.ceil(bottom * sy)), int(np.floor(left * sx)):int(np.ceil(right * sx))]
+    return [picture[int(np.floor(top * sy)):int(np.ceil(bottom * sy)),
+                    int(np.floor(left * sx)):int(np.ceil(right * sx))]
             for left, top, right, bottom in axes_px]
 
 
