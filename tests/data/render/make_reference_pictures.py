@@ -3,7 +3,7 @@
 The study's environment (its env_rw24.yml: nilearn 0.10.4, matplotlib 3.8.0, numpy 1.26.4, nibabel
 5.2.1, pillow 10.2.0) is ``requirements-study.txt``; ``make_study_env.sh`` makes it under
 ``.study-env/`` (git-ignored) and runs the ``drawn`` step there (and ``pictures`` with ``all``; 108
-volumes took about 10 minutes on a loaded two-core machine).
+volumes took about 13 minutes on a loaded two-core machine).
 
 1. ``volumes`` (the project's environment) writes four volumes here: a raw positive BOLD volume
    on BOLD5000's native oblique grid (the synthetic twin's raw run, 106 x 106 x 69 at 2 mm), one
