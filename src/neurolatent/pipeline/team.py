@@ -259,7 +259,9 @@ def _start_server(team: Path, port: int, db_port: int, values: dict[str, str], w
     cmd = [str(Path(sys.executable).with_name("mlflow")), "server", "--app-name", "basic-auth",
            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
            "--backend-store-uri", f"postgresql+psycopg2://{DB_USER}@127.0.0.1:{db_port}/mlflow",
-           "--serve-artifacts", "--artifacts-destination", str(artifacts)]
+           "--serve-artifacts", "--artifacts-destination", str(artifacts),
+           # a client's idle keep-alive connection would otherwise hold a stop for its full wait
+           "--uvicorn-opts", "--timeout-graceful-shutdown 5"]
     with open(log, "ab") as out:
         # a session of its own: stop (and a test's SIGKILL) reaches its workers as one group
         process = subprocess.Popen(cmd, cwd=team, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -310,17 +312,18 @@ def start(root: Path, port: int, db_port: int, workers: int = 1) -> str:
         except KeyError:
             _fail("PostgreSQL's 'postgres' user is missing (it runs the cluster when started as root): "
                   "apt-get install postgresql")
+    db_up = _db_running(team, bin_dir)
+    server_up = _server_pid(team) is not None
+    for name, wanted, up, variable in (("MLflow", port, server_up, "TEAM_PORT"),
+                                       ("PostgreSQL", db_port, db_up, "TEAM_DB_PORT")):
+        if not up and not port_free(wanted):
+            _fail(f"port {wanted} on 127.0.0.1 is taken by another process, so {name} cannot listen there: "
+                  f"free it, or choose another (make team-server {variable}=...)")
     team.mkdir(exist_ok=True)
     team.chmod(0o711)  # the postgres user (as root) reaches db/ through it; nothing in it is world-readable
     values = _secrets(team)
     _write_private(team / "pgpass", f"127.0.0.1:*:*:{DB_USER}:{values['db_password']}\n")
     _own(team / "pgpass")  # libpq ignores a password file that others can read
-    db_up = _db_running(team, bin_dir)
-    server_up = _server_pid(team) is not None
-    for name, wanted, up in (("MLflow", port, server_up), ("PostgreSQL", db_port, db_up)):
-        if not up and not port_free(wanted):
-            _fail(f"port {wanted} on 127.0.0.1 is taken (another process listens there): {name} cannot start; "
-                  f"free it or choose another (make team-server TEAM_PORT=... TEAM_DB_PORT=...)")
     if not db_up:
         if not (team / "db" / "PG_VERSION").is_file():
             _init_db(team, bin_dir, values["db_password"])

@@ -401,8 +401,9 @@ def log_artifacts(paths: list[Path], folder: str | None = None) -> None:
         return
     import mlflow
 
-    for path in paths:
-        mlflow.log_artifact(str(path), artifact_path=folder)
+    with store_errors():
+        for path in paths:
+            mlflow.log_artifact(str(path), artifact_path=folder)
 
 
 def log_table(table: Any, name: str) -> None:
