@@ -325,3 +325,16 @@ def test_outputs_travel_through_an_ssh_remote_and_a_wrong_key_is_refused(lab, ss
     theirs, ours = output_files(clone), output_files(project)
     assert theirs.keys() == ours.keys() and len(ours) >= 5
     assert all(theirs[name] == ours[name] for name in ours)
+
+
+def test_rotating_the_admin_password_refuses_the_old_one_at_once(lab):
+    """Last: the module's login changes here."""
+    search = f"{lab.url}/api/2.0/mlflow/experiments/search?max_results=1"
+    rotated = _team(lab.project, "rotate")
+    assert rotated.returncode == 0, rotated.stderr
+    new = _env_file(lab.project)["MLFLOW_TRACKING_PASSWORD"]
+    assert new != lab.password and len(new) >= 12
+    assert request(search, "admin", lab.password)[0] == 401 and request(search, "admin", new)[0] == 200
+    again = _team(lab.project, "start", "--port", str(lab.port), "--db-port", str(lab.db_port))
+    assert again.returncode == 0 and "already running" in again.stdout and _env_file(lab.project)[
+        "MLFLOW_TRACKING_PASSWORD"] == new
