@@ -231,6 +231,7 @@ def _wait_healthy(base: str, process: subprocess.Popen, log: Path) -> None:
                 return
         time.sleep(0.5)
     _stop_server(process.pid)
+    (log.parent / "server.pid").unlink(missing_ok=True)
     _fail(f"mlflow server did not answer {base}/health within {START_S} s (see {log})")
 
 
@@ -248,7 +249,7 @@ def _auth_ini(team: Path, db_port: int) -> Path:
 
 def _start_server(team: Path, port: int, db_port: int, values: dict[str, str], workers: int) -> None:
     artifacts = team / "artifacts"
-    artifacts.mkdir(exist_ok=True)
+    artifacts.mkdir(mode=0o700, exist_ok=True)  # the server's alone: no one reads them past the login
     log = team / "server.log"
     env = {**os.environ, "PGPASSFILE": str(team / "pgpass"), "MLFLOW_AUTH_CONFIG_PATH": str(_auth_ini(team, db_port)),
            "MLFLOW_FLASK_SERVER_SECRET_KEY": values["flask_secret_key"],
@@ -319,6 +320,9 @@ def start(root: Path, port: int, db_port: int, workers: int = 1) -> str:
         if not up and not port_free(wanted):
             _fail(f"port {wanted} on 127.0.0.1 is taken by another process, so {name} cannot listen there: "
                   f"free it, or choose another (make team-server {variable}=...)")
+    if subprocess.run(_as_db_user(["test", "-x", str(team.parent)]), stdin=subprocess.DEVNULL).returncode != 0:
+        _fail(f"{team.parent}: the postgres user cannot reach it (a folder above it is private to its owner): "
+              "put the project where it can, or run make team-server as a user other than root")
     team.mkdir(exist_ok=True)
     team.chmod(0o711)  # the postgres user (as root) reaches db/ through it; nothing in it is world-readable
     values = _secrets(team)
