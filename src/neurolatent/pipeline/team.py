@@ -254,7 +254,10 @@ def _start_server(team: Path, port: int, db_port: int, values: dict[str, str], w
     env = {**os.environ, "PGPASSFILE": str(team / "pgpass"), "MLFLOW_AUTH_CONFIG_PATH": str(_auth_ini(team, db_port)),
            "MLFLOW_FLASK_SERVER_SECRET_KEY": values["flask_secret_key"],
            # read on the first start only, when the admin is created (rotate: update-password)
-           "MLFLOW_AUTH_ADMIN_PASSWORD": values["admin_password"]}
+           "MLFLOW_AUTH_ADMIN_PASSWORD": values["admin_password"],
+           # MLflow 3's job runner (GenAI scorers, prompt optimisation: nothing this pipeline uses)
+           # would start eight more processes on the lab's machine
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         env.pop(name, None)
     cmd = [str(Path(sys.executable).with_name("mlflow")), "server", "--app-name", "basic-auth",
