@@ -9,7 +9,8 @@ BIN    := $(VENV)/bin
 # PATH for every command this Makefile runs, whether or not the user activated the environment
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test setup clean-venv study corrected corrected-glmsingle chromium compare compare-quick ablation show
+.PHONY: repro test setup clean-venv study corrected corrected-glmsingle chromium lab-packages compare compare-quick ablation show \
+        team-server team-server-stop team-server-rotate
 
 # The study's configuration and the corrected one on a real BOLD5000 copy, each one DVC experiment:
 #   make study BOLD5000=/data/ds001499 STIMULI=/data/BOLD5000_Stimuli               (raw runs)
@@ -75,7 +76,7 @@ repro: $(VENV)/.installed
 # first, which left the longest end-to-end run to start last); one thread a worker
 TEST_WORKERS ?= 2
 
-test: $(VENV)/.installed chromium
+test: $(VENV)/.installed chromium lab-packages
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The MLflow UI test drives Debian's chromium. As root on Debian/Ubuntu it is installed when
@@ -85,6 +86,27 @@ chromium:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
 	    || echo "chromium could not be installed: the MLflow UI test will skip"; \
 	fi
+
+# The lab's setup tests (tests/e2e/test_team.py) start PostgreSQL and an sshd of their own: as root
+# on Debian/Ubuntu their packages are installed when absent (the tests skip and say why elsewhere).
+lab-packages:
+	@if { [ -z "$$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" ] || ! [ -x /usr/sbin/sshd ]; } \
+	    && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	     postgresql openssh-server >/dev/null) || echo "postgresql/openssh-server could not be installed: the lab tests will skip"; \
+	fi
+
+# The team MLflow server on this machine (README, "Sharing"): PostgreSQL + basic auth on 127.0.0.1,
+# state in .team/ (git-ignored); `. .team/env` then logs every stage there. TEAM_PORT (5000) and
+# TEAM_DB_PORT (5433) choose the ports; team-server-rotate gives the admin a new password.
+team-server: $(VENV)/.installed
+	@$(BIN)/python -m neurolatent.pipeline.team start
+
+team-server-stop: $(VENV)/.installed
+	@$(BIN)/python -m neurolatent.pipeline.team stop
+
+team-server-rotate: $(VENV)/.installed
+	@$(BIN)/python -m neurolatent.pipeline.team rotate
 
 setup: $(VENV)/.installed
 

@@ -1,7 +1,6 @@
 """`dvc repro` for real: a throwaway git + DVC project made from this one, on small params."""
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from projects import BIN, ROOT, make_project, run as _run
+from projects import ROOT, failing, lineage, make_project, out_hashes, output_files, run as _run, user_files
 
 
 @pytest.fixture(scope="module")
@@ -22,18 +21,13 @@ def project(tmp_path_factory) -> Path:
     return make_project(tmp_path_factory.mktemp("project"))
 
 
-def _out_hashes(project: Path) -> dict[str, str]:
-    lock = yaml.safe_load((project / "dvc.lock").read_text())
-    return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
-
-
 @pytest.mark.slow
 def test_dvc_repro_runs_and_reruns_identically(project):
     _run(["dvc", "repro"], project)
     trials = pd.read_parquet(project / "data/interim/trials.parquet")
     assert len(trials) == 2 * 37 and set(trials["subject"]) == {"CSI1", "CSI2"}
     assert (project / "data/raw/truth/truth.json").is_file()
-    first = _out_hashes(project)
+    first = out_hashes(project)
     assert set(first) >= {"data/raw/bold5000", "data/raw/truth", "data/interim/trials.parquet",
                           "data/interim/stimuli.parquet", "data/processed/fmri", "models/fmri_ae",
                           "metrics/fmri_ae.json", "plots/fmri_ae_loss.csv", "data/embeddings/fmri.npy",
@@ -55,7 +49,7 @@ def test_dvc_repro_runs_and_reruns_identically(project):
     # rerun a training, the permutation tests and the encoding fits (the rest is covered by
     # tests/pipeline/test_numerics.py): the same bytes, to the last archive member's time stamp
     _run(["dvc", "repro", "-f", "-s", "image_ae", "rsa", "encode"], project)
-    assert _out_hashes(project) == first
+    assert out_hashes(project) == first
     assert "up to date" in _run(["dvc", "status"], project)
     second = _lineage(project, first, {"image_ae", "rsa", "encode"}, skip={first_execution})
     # rsa's input came from DVC's workspace/cache this time: the README's search finds the run that made it
@@ -69,60 +63,17 @@ def test_dvc_repro_runs_and_reruns_identically(project):
 
 
 def _lineage(project: Path, hashes: dict[str, str], stages: set[str], skip: set[str] = frozenset()) -> dict | str:
-    """The pipeline run of the newest `dvc repro` (not in ``skip``) must parent exactly ``stages``,
-    each tagged with dvc.lock's hashes of its inputs and outputs; returns its id, or (with ``skip``)
-    its stage runs by name."""
+    """:func:`projects.lineage`, and on a whole pipeline the headline on the parent, the dataset
+    input and the logged model; returns the parent's id, or (with ``skip``) its stage runs by name."""
     import mlflow
 
-    commit = _run(["git", "rev-parse", "HEAD"], project).strip()
-    parents = [run for run in mlflow.search_runs(
-        experiment_names=["neurolatent"], output_format="list",
-        filter_string=f"tags.`neurolatent.role` = 'pipeline' and attributes.run_name = 'repro {commit[:7]}'")
-        if run.info.run_id not in skip]
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    parent = parents[0]
-    children = {run.info.run_name: run for run in mlflow.search_runs(
-        experiment_names=["neurolatent"], output_format="list",
-        filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")}
-    assert set(children) == stages
-    for run in children.values():
-        tags = {key.removeprefix("dvc.out."): value for key, value in run.data.tags.items() if key.startswith("dvc.out.")}
-        assert tags and all(hashes[path] == value for path, value in tags.items()), run.info.run_name
-        inputs = {key.removeprefix("dvc.in."): value for key, value in run.data.tags.items() if key.startswith("dvc.in.")}
-        assert all(hashes[path] == value for path, value in inputs.items() if path in hashes), run.info.run_name
+    parent, children = lineage(project, hashes, stages, skip)
     if "summary" in stages:
         assert parent.data.metrics["ae.r"] == pytest.approx(json.loads((project / "metrics/summary.json").read_text())["ae.r"], rel=1e-5)
         assert mlflow.get_run(children["rsa"].info.run_id).inputs.dataset_inputs[0].dataset.name.startswith("BOLD5000 synthetic")
         model = mlflow.pytorch.load_model(f"runs:/{children['fmri_ae'].info.run_id}/fmri_ae")
         assert model is not None
     return children if skip else parent.info.run_id
-
-
-def _output_files(project: Path) -> dict[str, bytes]:
-    """Every file of every stage output in dvc.lock, by path relative to the project."""
-    files = {}
-    for path in _out_hashes(project):
-        target = project / path
-        for item in ([target] if target.is_file() else sorted(p for p in target.rglob("*") if p.is_file())):
-            files[str(item.relative_to(project))] = item.read_bytes()
-    return files
-
-
-def _failing(cmd: list[str], cwd: Path) -> str:
-    """Run ``cmd``, which must fail; its stdout and stderr."""
-    env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode != 0, f"{' '.join(cmd)} succeeded:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
-
-
-def _user_files(project: Path) -> dict[str, str]:
-    """SHA-1 of every file the pipeline made or keeps (data, models, metrics, plots, dvc.lock)."""
-    import hashlib
-
-    return {str(path.relative_to(project)): hashlib.sha1(path.read_bytes()).hexdigest()
-            for folder in ("data", "models", "metrics", "plots") for path in sorted((project / folder).rglob("*"))
-            if path.is_file()} | {"dvc.lock": hashlib.sha1((project / "dvc.lock").read_bytes()).hexdigest()}
 
 
 def _edit_params(project: Path, key: str, value) -> None:
@@ -180,7 +131,7 @@ def test_the_readmes_rsatoolbox_example_runs_as_written_on_the_output(reproduced
 @pytest.mark.slow
 @pytest.mark.parametrize("key, value, named", BAD_PARAMS, ids=[case[0] for case in BAD_PARAMS])
 def test_a_bad_param_stops_dvc_repro_and_every_file_keeps_its_bytes(reproduced, key, value, named):
-    before = _user_files(reproduced)
+    before = user_files(reproduced)
     if isinstance(value, dict):
         params = yaml.safe_load((reproduced / "params.yaml").read_text())
         params[key].update(value)
@@ -188,29 +139,29 @@ def test_a_bad_param_stops_dvc_repro_and_every_file_keeps_its_bytes(reproduced, 
     else:
         _edit_params(reproduced, key, value)
     try:
-        output = _failing(["dvc", "repro"], reproduced)
+        output = failing(["dvc", "repro"], reproduced)
     finally:
         _run(["git", "checkout", "--", "params.yaml"], reproduced)
     ours = [line for line in output.splitlines() if line.startswith("neurolatent ") and ": error: " in line]
     assert len(ours) == 1 and named in ours[0], output
-    assert _user_files(reproduced) == before
+    assert user_files(reproduced) == before
 
 
 @pytest.mark.slow
 def test_a_yaml_syntax_error_names_its_line_and_column(reproduced):
-    before = _user_files(reproduced)
+    before = user_files(reproduced)
     text = (reproduced / "params.yaml").read_text()
     (reproduced / "params.yaml").write_text(text.replace("\n  seed: 0", "\n\tseed: 0", 1))
     line = next(number for number, row in enumerate(text.splitlines(), 1) if row == "  seed: 0")
     try:
-        dvc = _failing(["dvc", "repro"], reproduced)
-        ours = _failing(["neurolatent", "rsa"], reproduced)
+        dvc = failing(["dvc", "repro"], reproduced)
+        ours = failing(["neurolatent", "rsa"], reproduced)
     finally:
         _run(["git", "checkout", "--", "params.yaml"], reproduced)
     assert f"line {line}, column 1" in dvc
     assert ours.strip().splitlines()[-1] == (f"neurolatent rsa: error: params.yaml: line {line}, column 1: not valid "
                                              "YAML (found character '\\t' that cannot start any token)")
-    assert _user_files(reproduced) == before
+    assert user_files(reproduced) == before
 
 
 @pytest.mark.slow
@@ -218,14 +169,14 @@ def test_a_yaml_syntax_error_names_its_line_and_column(reproduced):
                                             ("rsa.permutation=100", "rsa.permutation")], ids=["value", "key"])
 def test_a_typo_in_dvc_exp_run_set_param_loses_nothing(reproduced, setting, named):
     """A value DVC writes and the stage refuses, and a key DVC itself refuses (its own message)."""
-    before = _user_files(reproduced)
+    before = user_files(reproduced)
     try:
-        output = _failing(["dvc", "exp", "run", "-S", setting], reproduced)
+        output = failing(["dvc", "exp", "run", "-S", setting], reproduced)
     finally:
         _run(["git", "checkout", "--", "params.yaml"], reproduced)
     first = next(line for line in output.splitlines() if "error" in line.lower())
     assert named in first, output
-    assert _user_files(reproduced) == before
+    assert user_files(reproduced) == before
 
 
 @pytest.mark.slow
@@ -238,7 +189,7 @@ def test_outputs_travel_through_a_local_remote_to_a_fresh_clone(project, tmp_pat
     _run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
     _run(["dvc", "pull"], clone)
     assert "up to date" in _run(["dvc", "status"], clone)
-    theirs, ours = _output_files(clone), _output_files(project)
+    theirs, ours = output_files(clone), output_files(project)
     assert theirs.keys() == ours.keys() and len(ours) > 20
     assert all(theirs[name] == ours[name] for name in ours)
 
@@ -300,7 +251,7 @@ def test_outputs_travel_through_an_s3_remote(project, tmp_path, s3_server):
     _run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
     _run(["dvc", "pull", "-r", "s3"], clone)
     assert "up to date" in _run(["dvc", "status"], clone)
-    theirs, ours = _output_files(clone), _output_files(project)
+    theirs, ours = output_files(clone), output_files(project)
     assert theirs.keys() == ours.keys() and all(theirs[name] == ours[name] for name in ours)
 
 

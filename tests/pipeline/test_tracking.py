@@ -145,3 +145,37 @@ def test_the_pipeline_run_holds_every_param_and_names_those_an_experiment_change
     assert parent.data.params == {"rsa.seed": "0", "rsa.compare": "pearson", "stitch.seed": "0"}
     assert parent.data.tags["neurolatent.changed"] == "rsa.compare"
     assert parent.data.tags["mlflow.source.name"] == "dvc exp run"
+
+
+def test_a_tracking_server_that_does_not_answer_fails_the_stage_in_one_line_naming_it(tmp_path, monkeypatch):
+    """A real MLflow client against a port nothing listens on (its retries cut to none): one line that
+    names the server, without the password a URI may carry."""
+    import socket
+
+    from neurolatent.errors import NeurolatentError
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://bob:hunter2@127.0.0.1:{port}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with pytest.raises(NeurolatentError) as caught:
+        with tracking.stage_run("trials", {}):
+            pass
+    line = str(caught.value)
+    assert line == (f"MLflow tracking server http://127.0.0.1:{port} did not answer (connection refused, after "
+                    "MLflow's retries): is it running?"), line
+
+
+@pytest.mark.parametrize("error, expected", [
+    ("API request to endpoint /api/2.0/mlflow/runs/create failed with error code 401 != 200. Response body: 'You are "
+     "not authenticated.'", "refused the credentials of 'alice' (401)"),
+    ("API request to endpoint /api/2.0/mlflow/runs/create failed with error code 403 != 200. Response body: 'Permission "
+     "denied'", "refused 'alice' (403): an admin grants EDIT on experiment 'neurolatent'"),
+    ("INTERNAL_ERROR: disk full", "MLflow tracking server https://mlflow.lab:8443: INTERNAL_ERROR: disk full"),
+])
+def test_a_tracking_servers_refusal_says_what_to_do(error, expected, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    line = tracking.server_failure("https://mlflow.lab:8443", error)
+    assert line.startswith("MLflow tracking server https://mlflow.lab:8443") and expected in line, line

@@ -339,7 +339,32 @@ def store_errors() -> Iterator[None]:
         import mlflow
 
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NeurolatentError(f"MLflow store {mlflow.get_tracking_uri()}: {first}") from None
+        uri = mlflow.get_tracking_uri()
+        if uri.startswith(("http://", "https://")):
+            raise NeurolatentError(server_failure(uri, first)) from None
+        raise NeurolatentError(f"MLflow store {uri}: {first}") from None
+
+
+def server_failure(uri: str, error: str) -> str:
+    """The one line for a tracking server's failure ``error`` (MLflow's message, after its own
+    retries): the server named (credentials in the URI left out), and what the user can do."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    where = f"MLflow tracking server {parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME") or parts.username
+    if "error code 401" in error:
+        return (f"{where} refused the credentials of {user!r} (401): set MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD (make team-server writes them to .team/env)") if user else (
+                f"{where} asks for a login (401): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
+    if "error code 403" in error:
+        return f"{where} refused {user!r} (403): an admin grants EDIT on experiment {EXPERIMENT!r}"
+    for cause, reason in (("Connection refused", "connection refused"), ("timed out", "timed out"),
+                          ("Name or service not known", "unknown host"), ("Max retries exceeded", "no answer"),
+                          ("Connection aborted", "connection lost"), ("RemoteDisconnected", "connection lost")):
+        if cause in error:
+            return f"{where} did not answer ({reason}, after MLflow's retries): is it running?"
+    return f"{where}: {error}"
 
 
 def _number(value: Any) -> float | None:
@@ -376,8 +401,9 @@ def log_artifacts(paths: list[Path], folder: str | None = None) -> None:
         return
     import mlflow
 
-    for path in paths:
-        mlflow.log_artifact(str(path), artifact_path=folder)
+    with store_errors():
+        for path in paths:
+            mlflow.log_artifact(str(path), artifact_path=folder)
 
 
 def log_table(table: Any, name: str) -> None:
