@@ -151,6 +151,16 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
            File("out", "data/encoding", "per subject and voxel: every subset's held-out R^2 and penalties", "out"),
            File("metrics", "metrics/encode.json", "unique and shared variance per partition, ROI and band", "detail"),
            File("plots", "plots/encode", "partition table and figures", "plots"))),
+    Stage("align", "Align every subject into one shared space (SRM, Procrustes template, MindEye2-style adapter) and "
+          "read a held-out subject from few of its images: few-shot identification against scratch, between-subject "
+          "identification, and on synthetic data how well each shared space spans the planted features.",
+          ("align", "preprocess.lag_s", "preprocess.anchor", "preprocess.rounding"),
+          (SAMPLES, TRIALS, STIMULI, IMAGES, TRUTH, FMRI, FMRI_INDEX,
+           File("out", "data/align", "align.method's shared space per subject and image (shared.npy, index.parquet)",
+                "out"),
+           File("metrics", "metrics/align.json", "few-shot and between-subject identification, planted spans",
+                "detail"),
+           File("plots", "plots/align", "fewshot.csv, planted.csv, fewshot.png", "plots"))),
     Stage("summary", "Write metrics/summary.json: the run's headline (at most 15 numbers), the one metrics file "
           "dvc exp show reads.", (),
           (*DETAIL.values(), File("metrics", "metrics/summary.json", "the headline numbers", "metrics"))),

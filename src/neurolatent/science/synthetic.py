@@ -75,6 +75,10 @@ class TwinSettings:
     drift_scale: float
     #: the feature family (a key of :data:`FAMILIES`) each ROI's responses are planted from
     families: dict[str, str]
+    #: every subject sees the first subject's images (each in its own order)
+    same_images: bool = False
+    #: dimensions of shared image content beyond the features (:func:`shared_content`)
+    shared_dims: int = 0
 
 
 def name_seed(*parts: object) -> int:
@@ -282,6 +286,14 @@ def planted_patterns(features_z: np.ndarray, n_voxels: int, rng: np.random.Gener
     """
     weights = rng.normal(0.0, 1.0 / np.sqrt(features_z.shape[1]), (features_z.shape[1], n_voxels))
     return zscore(features_z @ weights)
+
+
+def shared_content(image_names: list[str], dims: int, seed: int) -> np.ndarray:
+    """What every subject's responses carry beyond the planted features: (n_images, dims) standard
+    normal values, each image's drawn from its own name and ``seed`` (so an image's content does
+    not depend on which other images were selected); float64."""
+    return np.array([np.random.default_rng(name_seed("shared", seed, name)).standard_normal(dims)
+                     for name in image_names]).reshape(len(image_names), dims)
 
 
 def rigid(rotation_deg: np.ndarray, translation_mm: np.ndarray, scale: float = 1.0) -> np.ndarray:
