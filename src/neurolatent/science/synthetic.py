@@ -63,7 +63,8 @@ class TwinSettings:
     seed : every random stream's; snr : a region voxel's trial-response sd over its noise sd;
     voxel_size_mm : of the grids; image_size : stimulus side, pixels; roi_radius_mm : of each ROI
     sphere; noise_percent : noise sd, % of baseline; drift_scale : slow drift sd, in noise sds;
-    families : {ROI: feature family} (the visual hierarchy by default).
+    families : {ROI: feature family} (the visual hierarchy by default); same_images : every subject
+    sees the first one's images; shared_dims : shared content beyond the features (:func:`shared_content`).
     """
 
     seed: int
@@ -75,9 +76,7 @@ class TwinSettings:
     drift_scale: float
     #: the feature family (a key of :data:`FAMILIES`) each ROI's responses are planted from
     families: dict[str, str]
-    #: every subject sees the first subject's images (each in its own order)
     same_images: bool = False
-    #: dimensions of shared image content beyond the features (:func:`shared_content`)
     shared_dims: int = 0
 
 
@@ -289,11 +288,8 @@ def planted_patterns(features_z: np.ndarray, n_voxels: int, rng: np.random.Gener
 
 
 def shared_content(image_names: list[str], dims: int, seed: int) -> np.ndarray:
-    """What every subject's responses carry beyond the planted features: (n_images, dims) standard
-    normal values, each image's drawn from its own name and ``seed`` (so an image's content does
-    not depend on which other images were selected); float64."""
-    return np.array([np.random.default_rng(name_seed("shared", seed, name)).standard_normal(dims)
-                     for name in image_names]).reshape(len(image_names), dims)
+    """Content every subject responds to beyond the features: (n_images, dims) N(0, 1), by image name."""
+    return np.array([np.random.default_rng(name_seed("shared", seed, n)).standard_normal(dims) for n in image_names])
 
 
 def rigid(rotation_deg: np.ndarray, translation_mm: np.ndarray, scale: float = 1.0) -> np.ndarray:
