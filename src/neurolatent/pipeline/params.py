@@ -308,8 +308,9 @@ class EmbedParams(_Section):
 class RsaParams(_Section):
     """Stage rsa: every image model against every fMRI representation, per subject and group."""
 
-    fmri: Annotated[list[Literal["ae", "samples"]], about("""fMRI representations: the fMRI AE's latents (ae) and/or the
-        fmri stage's samples of the visual region (samples).""", min_length=1)] = ["ae", "samples"]
+    fmri: Annotated[list[Literal["ae", "samples", "align"]], about("""fMRI representations: the fMRI AE's latents (ae),
+        the fmri stage's samples of the visual region (samples) and/or the align stage's shared space of every subject
+        (align).""", min_length=1)] = ["ae", "samples"]
     standardise: Annotated[bool, about("Standardise each matrix's features before the SVD (the study did).")] = True
     variance: Annotated[Share | None, about("""Keep the fewest SVD components reaching this explained variance (the
         study: 0.70), or set it to null and give components.""")] = 0.70
@@ -349,8 +350,9 @@ class RsaParams(_Section):
 class StitchParams(_Section):
     """Stage stitch: map fMRI latents onto image latents and back (see neurolatent.science.mapping)."""
 
-    fmri: Annotated[list[Literal["ae", "samples"]], about("""The fMRI side: the fMRI AE's latents (ae) and/or the fmri
-        stage's samples of the visual region (samples).""", min_length=1)] = ["ae", "samples"]
+    fmri: Annotated[list[Literal["ae", "samples", "align"]], about("""The fMRI side: the fMRI AE's latents (ae), the fmri
+        stage's samples of the visual region (samples) and/or the align stage's shared space (align).""",
+                                                                   min_length=1)] = ["ae", "samples"]
     methods: Annotated[list[Literal["ridge", "procrustes", "relative"]], about("""Mappings from fMRI to image latents:
         ridge regression, orthogonal Procrustes between PCA spaces, zero-shot relative representations.""",
                                                                              min_length=1)] = ["ridge", "procrustes",

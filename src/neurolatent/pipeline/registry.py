@@ -81,6 +81,7 @@ SAMPLES = _in("samples", "data/processed/fmri", "the fmri stage's samples")
 FMRI = _in("fmri", "data/embeddings/fmri.npy", "fMRI AE latents per (subject, image)")
 FMRI_INDEX = _in("fmri_index", "data/embeddings/fmri_index.parquet", "rows of fmri.npy")
 IMAGES = _in("images", "data/embeddings/images", "one matrix per image model")
+ALIGNED = _in("align", "data/align", "the align stage's shared space per subject and image")
 IMAGE_AE = _in("image_ae", "models/image_ae", "the image autoencoder")
 COMPUTE = ("compute",)
 #: each stage's full metrics, the summary stage's inputs
@@ -132,14 +133,14 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     Stage("rsa", "Compare every image model with every fMRI representation by RSA: reduced RDMs per subject, "
           "rank correlation, permutation p, bootstrap CI, noise ceiling, and the study's statistics.",
           ("rsa", "preprocess.lag_s", "preprocess.anchor", "preprocess.rounding", *COMPUTE),
-          (FMRI, FMRI_INDEX, SAMPLES, TRIALS, STIMULI, IMAGES, TRUTH,
+          (FMRI, FMRI_INDEX, SAMPLES, TRIALS, STIMULI, IMAGES, TRUTH, ALIGNED,
            File("rdms", "data/rdms", "every RDM (rsatoolbox-ready)", "out"),
            File("metrics", DETAIL["rsa"].path, "RSA r, p, CI, noise ceiling per comparison", "detail"),
            File("plots", "plots/rsa", "tables and figures", "plots"))),
     Stage("stitch", "Map fMRI latents onto image latents (ridge, Procrustes, relative representations), identify "
           "and reconstruct held-out stimuli, and predict each voxel from image latents.",
           ("stitch", "preprocess.method", "preprocess.lag_s", "preprocess.anchor", "preprocess.rounding", *COMPUTE),
-          (FMRI, FMRI_INDEX, SAMPLES, TRIALS, STIMULI, RAW, IMAGES, TRUTH, IMAGE_AE,
+          (FMRI, FMRI_INDEX, SAMPLES, TRIALS, STIMULI, RAW, IMAGES, TRUTH, IMAGE_AE, ALIGNED,
            File("metrics", DETAIL["stitch"].path, "identification, reconstruction, encoding", "detail"),
            File("plots", "plots/stitch", "tables and figures", "plots"))),
     Stage("encode", "Fit the image models (and, on synthetic data, the planted families) together to every voxel "
@@ -156,7 +157,7 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           "identification, and on synthetic data how well each shared space spans the planted features.",
           ("align", "preprocess.lag_s", "preprocess.anchor", "preprocess.rounding"),
           (SAMPLES, TRIALS, STIMULI, IMAGES, TRUTH, FMRI, FMRI_INDEX,
-           File("out", "data/align", "align.method's shared space per subject and image (shared.npy, index.parquet)",
+           File("out", ALIGNED.path, "align.method's shared space per subject and image (shared.npy, index.parquet)",
                 "out"),
            File("metrics", "metrics/align.json", "few-shot and between-subject identification, planted spans",
                 "detail"),

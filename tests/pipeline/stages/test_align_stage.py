@@ -12,6 +12,8 @@ from neurolatent.pipeline.params import validate_params
 
 from conftest import run_stage, write_dataset
 
+pytestmark = pytest.mark.slow
+
 FAST = {"k": [5, 10], "features": 4, "bootstrap": 200, "methods": ["srm", "procrustes", "adapter"]}
 
 
@@ -65,3 +67,15 @@ def test_bad_params_stop_with_one_clear_line_and_write_nothing(inputs, tmp_path)
         _align(inputs, tmp_path, methods=["hyperalignment"])
     with pytest.raises(NeurolatentError, match=r"^params.yaml: align.anchor: no image model 'clip'"):
         _align(inputs, tmp_path, anchor=["clip"])
+
+
+def test_rsa_reads_the_shared_space_as_the_align_representation(inputs, tmp_path):
+    where, truth = inputs
+    _align(inputs, tmp_path)
+    metrics = run_stage("rsa", {"rsa": {"fmri": ["align"], "permutations": 500, "bootstrap": 200,
+                                        "cka_permutations": 200}},
+                        align=tmp_path / "align", samples=where / "fmri", trials=where / "trials.parquet",
+                        stimuli=where / "stimuli.parquet", images=where / "images", truth=truth,
+                        rdms=tmp_path / "rdms", metrics=tmp_path / "rsa.json", plots=tmp_path / "rsa")
+    # the shared space of SNR-4 subjects keeps the planted geometry
+    assert metrics["rsa.align.planted.r"] > 0.3 and metrics["rsa.align.planted.p"] < 0.05
