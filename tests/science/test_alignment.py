@@ -12,7 +12,7 @@ import pytest
 from neurolatent.science.alignment import (SRM, DetSRM, FeatureAdapter, ProcrustesTemplate, build_alignment,
                                            canonical_correlations, fit_template, scaled_procrustes)
 from neurolatent.science.fewshot import (SCRATCH, SUBJECTS, FewShotDesign, check_ks, common_test_images, identify,
-                                         images_to_reach, leave_one_out, planted_space)
+                                         images_to_reach, leave_one_out, planted_space, planted_subjects)
 from neurolatent.science.stimuli import StimulusMatrix
 
 #: BrainIAK 0.12's SRM and DetSRM and fmralign 0.0.6's template on fixed data (the recipe beside it)
@@ -63,20 +63,8 @@ def test_scaled_procrustes_recovers_a_planted_rotation_and_scale():
 # ----------------------------------------------------------------------------- planted twins
 
 
-def twin(snr: float, n_subjects: int = 4, n_images: int = 150, voxels: int = 300, shared_dims: int = 0,
-         seed: int = 0) -> tuple[dict[str, StimulusMatrix], StimulusMatrix]:
-    """Subjects whose responses are each its own random linear map of 18 planted features (and
-    ``shared_dims`` more shared dimensions), unit sd per voxel, times ``snr``, plus unit noise."""
-    rng = np.random.default_rng(seed)
-    names = tuple(f"img{i:04d}.jpg" for i in range(n_images))
-    features = rng.standard_normal((n_images, 18))
-    content = np.hstack([features, rng.standard_normal((n_images, shared_dims))])
-    subjects = {}
-    for s in range(n_subjects):
-        patterns = content @ rng.normal(0, 1 / np.sqrt(content.shape[1]), (content.shape[1], voxels))
-        patterns = (patterns - patterns.mean(axis=0)) / patterns.std(axis=0)
-        subjects[f"S{s}"] = StimulusMatrix(f"S{s}", (snr * patterns + rng.standard_normal(patterns.shape)), names)
-    return subjects, StimulusMatrix("planted", features, names)
+def twin(snr: float, **kwargs):
+    return planted_subjects(snr, **kwargs)
 
 
 def design(subjects, planted, ks=(10, 25, 50), fraction=0.2, features=16) -> FewShotDesign:

@@ -231,3 +231,21 @@ def side_by_side(matrices: list[StimulusMatrix], names: tuple[str, ...]) -> Stim
     scaled by 1/sqrt(its width), so every model weighs the same whatever its width."""
     blocks = [_standardise(m.rows(names))[0] / np.sqrt(m.matrix.shape[1]) for m in matrices]
     return StimulusMatrix("+".join(m.name for m in matrices), np.hstack(blocks).astype(np.float32), names)
+
+
+def planted_subjects(snr: float, n_subjects: int = 4, n_images: int = 150, voxels: int = 300, shared_dims: int = 0,
+                     seed: int = 0) -> tuple[dict[str, StimulusMatrix], StimulusMatrix]:
+    """Known-answer subjects for tests and benchmarks, as the twin plants them: each subject's
+    (n_images, voxels) responses its own random linear map of 18 N(0, 1) planted features (and
+    ``shared_dims`` more shared dimensions no feature describes), unit sd per voxel, times ``snr``,
+    plus unit noise. Returns ({subject: responses}, the planted features (n_images, 18))."""
+    rng = np.random.default_rng(seed)
+    names = tuple(f"img{i:04d}.jpg" for i in range(n_images))
+    features = rng.standard_normal((n_images, 18))
+    content = np.hstack([features, rng.standard_normal((n_images, shared_dims))])
+    subjects = {}
+    for s in range(n_subjects):
+        patterns = content @ rng.normal(0, 1 / np.sqrt(content.shape[1]), (content.shape[1], voxels))
+        patterns = (patterns - patterns.mean(axis=0)) / patterns.std(axis=0)
+        subjects[f"S{s}"] = StimulusMatrix(f"S{s}", snr * patterns + rng.standard_normal(patterns.shape), names)
+    return subjects, StimulusMatrix("planted", features, names)
