@@ -70,7 +70,12 @@ def _perturbed_map(a: np.ndarray) -> np.ndarray:
 
 
 class _SharedResponse(BaseEstimator, TransformerMixin):
-    """What both SRMs share: ``transform`` and ``transform_subject``."""
+    """What both SRMs share: BrainIAK's parameters, ``transform`` and ``transform_subject``."""
+
+    def __init__(self, n_iter: int = 10, features: int = 50, rand_seed: int = 0):
+        self.n_iter = n_iter
+        self.features = features
+        self.rand_seed = rand_seed
 
     def transform(self, X: list[np.ndarray], y=None) -> list[np.ndarray]:
         """Each subject's (voxels_i, n) responses in the shared space: a list of (features, n)."""
@@ -100,11 +105,6 @@ class DetSRM(_SharedResponse):
     Attributes: w_ (list of (voxels_i, features)), s_ (features, n): the mean of W_i^T X_i.
     """
 
-    def __init__(self, n_iter: int = 10, features: int = 50, rand_seed: int = 0):
-        self.n_iter = n_iter
-        self.features = features
-        self.rand_seed = rand_seed
-
     def fit(self, X: list[np.ndarray], y=None) -> "DetSRM":
         """Fit on a list of (voxels_i, n) arrays, the same n images (columns) in every subject."""
         _check_subjects(X, self.features)
@@ -125,11 +125,6 @@ class SRM(_SharedResponse):
     Attributes: w_ (list of (voxels_i, features)), s_ (features, n): the posterior mean of the
     shared response; sigma_s_ (features, features); mu_ (list of (voxels_i,)); rho2_ (subjects,).
     """
-
-    def __init__(self, n_iter: int = 10, features: int = 50, rand_seed: int = 0):
-        self.n_iter = n_iter
-        self.features = features
-        self.rand_seed = rand_seed
 
     def fit(self, X: list[np.ndarray], y=None) -> "SRM":
         """Fit on a list of (voxels_i, n) arrays, the same n images (columns) in every subject."""
