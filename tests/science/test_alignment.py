@@ -11,7 +11,7 @@ import pytest
 
 from neurolatent.science.alignment import (SRM, DetSRM, FeatureAdapter, ProcrustesTemplate, build_alignment,
                                            canonical_correlations, fit_template, scaled_procrustes)
-from neurolatent.science.fewshot import (SCRATCH, SUBJECTS, FewShotDesign, check_ks, common_test_images, identify,
+from neurolatent.science.fewshot import (SCRATCH, SUBJECTS, FewShotDesign, check_features, check_ks, common_test_images, identify,
                                          images_to_reach, leave_one_out, planted_space, planted_subjects)
 from neurolatent.science.stimuli import StimulusMatrix
 
@@ -138,6 +138,9 @@ def test_bad_arguments_say_what_is_wrong_in_one_line():
     test = common_test_images(subjects, 0.2, 5, 0)
     with pytest.raises(ValueError, match=r"^k = 100 is more than S0's 48 training images \(60 images, 12 of them test\)$"):
         check_ks([25, 100], subjects, test)
+    with pytest.raises(ValueError, match=r"^60 shared dimensions: more than the 48 training images the subjects share$"):
+        check_features(60, subjects, test)
+    check_features(48, subjects, test)
     with pytest.raises(ValueError, match="unknown alignment method 'hyper'"):
         build_alignment("hyper", 8, 10, 0)
     apart = {s: StimulusMatrix(s, m.matrix, tuple(f"{s}-{n}" for n in m.stimuli)) for s, m in subjects.items()}

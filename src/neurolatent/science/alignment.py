@@ -41,6 +41,8 @@ def _check_subjects(data: list[np.ndarray], features: int, same_images: bool = T
         raise ValueError(f"every subject needs the same images (columns), got {sorted(samples)}")
     if min(samples) < features:
         raise ValueError(f"{min(samples)} images are too few for {features} shared features")
+    if min(x.shape[0] for x in data) < features:
+        raise ValueError(f"{min(x.shape[0] for x in data)} voxels are too few for {features} shared features")
     for x in data:
         if not np.all(np.isfinite(x)):
             raise ValueError("a subject's responses hold NaN or infinite values")

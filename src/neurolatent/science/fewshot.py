@@ -226,6 +226,16 @@ def check_ks(ks: list[int], responses: dict[str, StimulusMatrix], test: tuple[st
                              f"({len(matrix.stimuli)} images, {len(test)} of them test)")
 
 
+def check_features(features: int, responses: dict[str, StimulusMatrix], test: tuple[str, ...]) -> None:
+    """ValueError when the shared space would be wider than a subject's voxels or than the training
+    images the subjects share (what the stimulus-locked methods are fitted on)."""
+    voxels = min(r.matrix.shape[1] for r in responses.values())
+    common = len(common_images(responses, test))
+    if features > min(voxels, common):
+        raise ValueError(f"{features} shared dimensions: more than the {min(voxels, common)} "
+                         f"{'voxels of a subject' if voxels < common else 'training images the subjects share'}")
+
+
 def side_by_side(matrices: list[StimulusMatrix], names: tuple[str, ...]) -> StimulusMatrix:
     """Image features of several models as one matrix over ``names``: each z-scored per column and
     scaled by 1/sqrt(its width), so every model weighs the same whatever its width."""

@@ -65,6 +65,9 @@ def test_bad_params_stop_with_one_clear_line_and_write_nothing(inputs, tmp_path)
     with pytest.raises(NeurolatentError, match=r"align.methods.0: Input should be 'srm', 'detsrm', 'procrustes' or "
                                                r"'adapter'"):
         _align(inputs, tmp_path, methods=["hyperalignment"])
+    with pytest.raises(NeurolatentError, match=r"^params.yaml: align.features: 40 shared dimensions: more than the \d+ "
+                                               r"training images the subjects share$"):
+        _align(inputs, tmp_path, features=40)
     with pytest.raises(NeurolatentError, match=r"^params.yaml: align.anchor: no image model 'clip'"):
         _align(inputs, tmp_path, anchor=["clip"])
 

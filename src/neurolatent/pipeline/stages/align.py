@@ -32,7 +32,7 @@ from neurolatent.pipeline import tracking
 from neurolatent.pipeline.outputs.curves import fewshot_curves
 from neurolatent.pipeline.progress import progress
 from neurolatent.science.alignment import canonical_correlations
-from neurolatent.science.fewshot import (SCRATCH, FewShotDesign, check_ks, common_test_images,
+from neurolatent.science.fewshot import (SCRATCH, FewShotDesign, check_features, check_ks, common_test_images,
                                          fit_alignment, images_to_reach, leave_one_out, planted_space, side_by_side)
 from neurolatent.science.stats import named_rng
 
@@ -46,13 +46,19 @@ def closing_line(metrics: dict) -> str:
     return "align: images to 90 % of the subject's own accuracy (median): " + (", ".join(parts) or "never reached")
 
 
-def _design(settings: SimpleNamespace, responses: dict, models: dict, planted: dict) -> FewShotDesign:
+def _checked(key: str, check, *args):
+    """``check(*args)``; its ValueError as the one line naming ``align.<key>``."""
     try:
-        test = common_test_images(responses, settings.test_fraction, settings.min_test, settings.seed)
-        check_ks(settings.k, responses, test)
+        return check(*args)
     except ValueError as exc:
-        raise NeurolatentError(f"params.yaml: align.{'k' if exc.args[0].startswith('k =') else 'test_fraction'}: "
-                               f"{exc}") from None
+        raise NeurolatentError(f"params.yaml: align.{key}: {exc}") from None
+
+
+def _design(settings: SimpleNamespace, responses: dict, models: dict, planted: dict) -> FewShotDesign:
+    test = _checked("test_fraction", common_test_images, responses, settings.test_fraction, settings.min_test,
+                    settings.seed)
+    _checked("k", check_ks, settings.k, responses, test)
+    _checked("features", check_features, settings.features, responses, test)
     names = tuple(sorted(set().union(*(r.stimuli for r in responses.values()))))
     unknown = [name for name in settings.anchor or () if name not in models]
     if unknown:
