@@ -163,7 +163,8 @@ def leave_one_out(method: str, responses: dict[str, StimulusMatrix], held_out: s
                 for target, latents in design.targets.items()}
     others_test = np.mean([m.matrix for m in alignment.shared(others, {s: test for s in others}).values()], axis=0)
     reachable = len(order) if isinstance(model, FeatureAdapter) else len(common)
-    column = {name: i for i, name in enumerate(common)}
+    # the fit's columns are the images the others share, which may be more than everyone shares
+    column = {name: i for i, name in enumerate(common_images(others, design.test))}
     for k in (*[k for k in design.ks if k <= reachable], reachable):
         x, x_test = _standardise(subject.rows(order[:k]), subject.rows(test))
         if isinstance(model, FeatureAdapter):
