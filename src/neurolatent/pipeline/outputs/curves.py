@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 
@@ -28,10 +29,15 @@ def fewshot_curves(table: pd.DataFrame, path: Path, chance: float = 0.5) -> None
             ax.fill_between(curve.index, curve["ci_low"], curve["ci_high"], color=colours[method], alpha=0.15, lw=0)
         ax.axhline(chance, color="black", ls="--", lw=0.8, label="chance")
         ax.set_xscale("log")
+        ks = sorted(set(own["k"]))
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("images of the new subject (k)", fontsize=8)
         ax.set_title("between subjects" if target == "subjects" else display_name(target), fontsize=9)
         ax.tick_params(labelsize=7)
-    axes[0, 0].set_ylabel("2-way identification (mean over held-out subjects)", fontsize=8)
+    axes[0, 0].set_ylabel("2-way identification", fontsize=8)
+    figure.suptitle("A new subject from k of its images: mean over held-out subjects, band = mean 95% CI",
+                    fontsize=9)
     handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
     figure.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(6, len(handles)), fontsize=7)
     figure.tight_layout(rect=(0, 0.1, 1, 1))
