@@ -172,3 +172,10 @@ def test_a_new_subject_that_saw_fewer_images_is_matched_to_the_others_by_name(me
     rows = pd.DataFrame(leave_one_out(method, subjects, "S3", d, np.random.default_rng(0)))
     assert rows[(rows["k"] == 50) & (rows["target"] == "planted")]["two_way"].item() > 0.95
     assert rows[(rows["k"] == 50) & (rows["target"] == SUBJECTS)]["two_way"].item() > 0.95
+
+
+@pytest.mark.parametrize("method", ["srm", "procrustes", "adapter"])
+def test_leaving_one_of_two_subjects_out_aligns_it_to_the_other(method):
+    subjects, planted = twin(snr=1.0, n_subjects=2)
+    rows = pd.DataFrame(leave_one_out(method, subjects, "S1", design(subjects, planted), np.random.default_rng(0)))
+    assert rows[(rows["k"] == 50) & (rows["target"] == SUBJECTS)]["two_way"].item() > 0.95

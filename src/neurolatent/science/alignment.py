@@ -34,8 +34,10 @@ METHODS = ("srm", "detsrm", "procrustes", "adapter")
 
 
 def _check_subjects(data: list[np.ndarray], features: int, same_images: bool = True) -> None:
-    if len(data) < 2:
-        raise ValueError(f"alignment needs at least 2 subjects, got {len(data)}")
+    # BrainIAK refuses one subject; here one is allowed, so that leaving one of two out still runs
+    # (a model of one subject is its own leading subspace: W its left singular vectors, S W^T X)
+    if not data:
+        raise ValueError("alignment needs at least one subject")
     samples = {x.shape[1] for x in data}
     if same_images and len(samples) != 1:
         raise ValueError(f"every subject needs the same images (columns), got {sorted(samples)}")

@@ -84,8 +84,8 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
                                                     params.preprocess.anchor, params.preprocess.rounding))
     else:
         responses = fmri_latents(paths.fmri, paths.fmri_index)
-    if len(responses) < 3:
-        raise NeurolatentError(f"align: {len(responses)} subjects; leaving one out needs at least 3 (data.subjects)")
+    if len(responses) < 2:
+        raise NeurolatentError(f"align: {len(responses)} subject; leaving one out needs at least 2 (data.subjects)")
     models = image_models(paths.images, pd.read_parquet(paths.stimuli))
     planted = planted_features(paths.truth)
     design = _design(settings, responses, models, planted)
