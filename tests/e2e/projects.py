@@ -43,6 +43,7 @@ def make_project(dest: Path) -> Path:
     params["rsa"].update(permutations=300, bootstrap=100, cka_permutations=100)
     params["stitch"].update(permutations=100)
     params["encode"].update(search=3, folds=3, bootstrap=100)
+    params["align"].update(k=[5, 10], features=4, bootstrap=100)  # 30 training images a subject here
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], dest)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], dest)

@@ -32,7 +32,8 @@ def test_dvc_repro_runs_and_reruns_identically(project):
                           "data/interim/stimuli.parquet", "data/processed/fmri", "models/fmri_ae",
                           "metrics/fmri_ae.json", "plots/fmri_ae_loss.csv", "data/embeddings/fmri.npy",
                           "models/image_ae", "data/embeddings/images", "data/rdms", "metrics/rsa.json",
-                          "plots/rsa", "metrics/stitch.json", "plots/stitch"}
+                          "plots/rsa", "metrics/stitch.json", "plots/stitch", "data/align", "metrics/align.json",
+                          "plots/align"}
     rsa = json.loads((project / "metrics/rsa.json").read_text())
     assert rsa["rsa.samples.planted.p"] < 0.01 and rsa["rsa.samples.planted.r"] > 0.3
     stitch = json.loads((project / "metrics/stitch.json").read_text())
@@ -45,7 +46,8 @@ def test_dvc_repro_runs_and_reruns_identically(project):
     assert "stitch.decode.samples.LOC.planted_object.ridge.two_way" in stitch
     assert "stitch.encode.pixels.EarlyVis.median_r" in stitch
     first_execution = _lineage(project, first, {"dataset", "trials", "fmri", "fmri_ae", "embed_fmri", "image_ae",
-                                                 "embed_images", "rsa", "stitch", "encode", "summary", "page"})
+                                                 "embed_images", "align", "rsa", "stitch", "encode", "summary",
+                                                 "page"})
     # rerun a training, the permutation tests and the encoding fits (the rest is covered by
     # tests/pipeline/test_numerics.py): the same bytes, to the last archive member's time stamp
     _run(["dvc", "repro", "-f", "-s", "image_ae", "rsa", "encode"], project)

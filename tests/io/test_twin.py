@@ -192,3 +192,39 @@ def test_truth_files(small_dataset):
                 assert (labels[mask] == next(c for c, k in codes.items() if k == f"{hemisphere}{roi}")).all()
                 region &= ~mask
         assert not region.any()
+
+
+def test_same_images_gives_every_subject_the_first_ones_images_in_an_order_of_its_own():
+    from neurolatent.io.twin import selected_schedule
+
+    apart = selected_schedule(["CSI1", "CSI2", "CSI4"], [1], [1, 2, 3], seed=0)
+    shared = selected_schedule(["CSI1", "CSI2", "CSI4"], [1], [1, 2, 3], seed=0, same_images=True)
+    images = {s: set(rows["ImgName"]) for s, rows in apart.groupby("subject")}
+    # BOLD5000's own schedules: three runs of two subjects share few of their ~111 images (the repeated ones)
+    assert len(images["CSI1"] & images["CSI2"]) < 0.1 * len(images["CSI1"])
+    first = shared[shared["subject"] == "CSI1"].reset_index(drop=True)
+    assert first[["ImgName", "onset"]].equals(apart[apart["subject"] == "CSI1"][["ImgName", "onset"]].reset_index(drop=True))
+    for subject in ("CSI2", "CSI4"):
+        own = shared[shared["subject"] == subject]
+        assert sorted(own["ImgName"]) == sorted(first["ImgName"]) and len(own) == len(first)
+        assert (own["ImgName"].to_numpy() != first["ImgName"].to_numpy()).mean() > 0.8  # its own order
+        assert (own["Subj"] == subject.removeprefix("CSI")).all()
+    # each subject its own order: not one shuffle for all
+    assert (shared[shared["subject"] == "CSI2"]["ImgName"].to_numpy()
+            != shared[shared["subject"] == "CSI4"]["ImgName"].to_numpy()).mean() > 0.8
+
+
+def test_shared_dims_plant_content_every_subject_shares_beyond_the_features():
+    from neurolatent.io.twin import response_features
+
+    rng = np.random.default_rng(0)
+    families = {"lowlevel": rng.standard_normal((50, 18)), "scene": rng.standard_normal((50, 6))}
+    names = [f"img{i}.jpg" for i in range(50)]
+    settings = synthetic.TwinSettings(0, 1.0, 4, 64, 7.0, 1.0, 2.0, {}, shared_dims=0)
+    assert response_features(families, names, settings) is families  # 0: the default planted truth, unchanged
+    wider = response_features(families, names, settings.__class__(**{**vars(settings), "shared_dims": 5}))
+    assert wider["lowlevel"].shape == (50, 23) and wider["scene"].shape == (50, 11)
+    np.testing.assert_array_equal(wider["lowlevel"][:, 18:], wider["scene"][:, 6:])  # one content for all families
+    # an image's content is its own: the same whichever other images are selected
+    np.testing.assert_array_equal(synthetic.shared_content(names[:3], 5, 0), synthetic.shared_content(names, 5, 0)[:3])
+    assert abs(np.corrcoef(wider["lowlevel"][:, 18:].T, families["lowlevel"].T)[:5, 5:]).max() < 0.5

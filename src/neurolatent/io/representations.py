@@ -2,9 +2,10 @@
 
 Every matrix comes with the image names of its rows; callers join by name, never by position.
 
-- fMRI, per subject: ``ae`` (the fMRI AE's latents, ``data/embeddings/fmri.npy``) and ``samples``
+- fMRI, per subject: ``ae`` (the fMRI AE's latents, ``data/embeddings/fmri.npy``), ``samples``
   (the fmri stage's samples of the visual region, averaged over each image's presentations; for
-  betas and volume only the subject's own voxels, not the zero padding).
+  betas and volume only the subject's own voxels, not the zero padding) and ``align`` (the align
+  stage's shared space, ``data/align``: every subject's responses in one space).
 - Images, shared by subjects: each entry of ``data/embeddings/images/manifest.json``, and with
   synthetic data the planted features themselves (``planted``, from ``data/raw/truth``), the
   reference a pipeline should recover.
@@ -23,7 +24,7 @@ from neurolatent.io.samples import FmriSamples
 from neurolatent.science.stats import zscore
 from neurolatent.science.stimuli import StimulusMatrix, average_repeats
 
-FMRI_KINDS = ("ae", "samples")
+FMRI_KINDS = ("ae", "samples", "align")
 
 
 def _need(path: Path, stage: str) -> Path:
@@ -32,15 +33,23 @@ def _need(path: Path, stage: str) -> Path:
     return Path(path)
 
 
-def fmri_latents(fmri_npy: Path, index_parquet: Path) -> dict[str, StimulusMatrix]:
-    """The fMRI AE latents per subject: {subject: StimulusMatrix (n_images_of_subject, d)}."""
-    matrix = np.load(_need(fmri_npy, "embed_fmri"), mmap_mode="r")
-    index = pd.read_parquet(_need(index_parquet, "embed_fmri"))
+def fmri_latents(fmri_npy: Path, index_parquet: Path, kind: str = "ae") -> dict[str, StimulusMatrix]:
+    """The fMRI AE latents per subject: {subject: StimulusMatrix (n_images_of_subject, d)} (``kind``
+    names the matrices, and the stage that writes them: ``ae``, embed_fmri; ``align``, align)."""
+    stage = {"ae": "embed_fmri", "align": "align"}[kind]
+    matrix = np.load(_need(fmri_npy, stage), mmap_mode="r")
+    index = pd.read_parquet(_need(index_parquet, stage))
     if len(index) != len(matrix):
         raise NeurolatentError(f"{index_parquet}: {len(index)} rows for {len(matrix)} in {fmri_npy}")
-    return {subject: StimulusMatrix(f"ae/{subject}", np.asarray(matrix[rows.index.to_numpy()], dtype=np.float32),
+    return {subject: StimulusMatrix(f"{kind}/{subject}", np.asarray(matrix[rows.index.to_numpy()], dtype=np.float32),
                                     tuple(rows["image_name"]))
             for subject, rows in index.groupby("subject", sort=True)}
+
+
+def fmri_aligned(align_dir: Path) -> dict[str, StimulusMatrix]:
+    """The align stage's shared space per subject: {subject: StimulusMatrix (n_images_of_subject,
+    align.features)}, from ``shared.npy`` and its rows' ``index.parquet`` (subject, image_name)."""
+    return fmri_latents(_need(Path(align_dir), "align") / "shared.npy", Path(align_dir) / "index.parquet", "align")
 
 
 def fmri_trial_samples(samples_dir: Path, trials_path: Path, lag_s: float | tuple[float, float],

@@ -22,7 +22,7 @@ from neurolatent.io import bids
 from neurolatent.io.files import save_npy, write_json
 from neurolatent.io.glmsingle import write_glmsingle_schedule
 from neurolatent.io.nifti import write_nifti_gz
-from neurolatent.io.schedule import events_text, load_schedule
+from neurolatent.io.schedule import derive_schedule, events_text, load_schedule
 from neurolatent.science import synthetic
 from neurolatent.science.rsa.rdm import rdm_upper
 from neurolatent.science.stats import zscore
@@ -34,9 +34,14 @@ DATASET_DESCRIPTION = {
 
 
 def selected_schedule(subjects: list[str], sessions: list[int] | None, runs: list[int] | None,
-                      seed: int) -> pd.DataFrame:
+                      seed: int, same_images: bool = False) -> pd.DataFrame:
     """The trials of ``subjects``' ``sessions`` and ``runs`` (None: all), chronological, with each
     image's category (BOLD5000's schedules; CSI3's and CSI4's derived with ``seed``).
+
+    ``same_images``: every subject after the first sees the first subject's selected images, each
+    in an order of its own (:func:`~neurolatent.io.schedule.derive_schedule` of the first
+    subject's selection, over as many of its runs as the subject's own selection has, seeded by
+    ``seed`` and the subject's name).
 
     Raises NeurolatentError when the selection leaves a subject without runs.
     """
@@ -49,6 +54,9 @@ def selected_schedule(subjects: list[str], sessions: list[int] | None, runs: lis
             table = table[table["run"].isin(runs)]
         if table.empty:
             raise NeurolatentError(f"params.yaml: data.sessions/data.runs select no run of {subject}")
+        if same_images and parts:
+            n_runs = len(table[["session", "run"]].drop_duplicates())
+            table = derive_schedule(parts[0], subject, n_runs, synthetic.name_seed("schedule", seed, subject))
         parts.append(table)
     schedule = pd.concat(parts, ignore_index=True)
     schedule["category"] = schedule["ImgType"].map(bids.category_of)
@@ -226,6 +234,17 @@ def write_glmsingle(schedule: pd.DataFrame, root: Path, subject: Subject, name: 
                              folder / name / f"{name}_schedule.tsv")
 
 
+def response_features(families_z: dict[str, np.ndarray], image_names: list[str],
+                      params: synthetic.TwinSettings) -> dict[str, np.ndarray]:
+    """What each family's ROIs respond to: its z-scored features (n_images, k), with
+    ``params.shared_dims`` columns of :func:`~neurolatent.science.synthetic.shared_content`
+    (z-scored) beside them, the same for every family and subject; unchanged with 0."""
+    if params.shared_dims == 0:
+        return families_z
+    shared = zscore(synthetic.shared_content(image_names, params.shared_dims, params.seed))
+    return {name: np.hstack([values, shared]) for name, values in families_z.items()}
+
+
 def plant_subject(name: str, template: tuple[np.ndarray, np.ndarray, np.ndarray], families_z: dict[str, np.ndarray],
                   params: synthetic.TwinSettings) -> Subject:
     """Subject ``name``'s anatomy (from the MNI ``template`` of :func:`mni_template`), its voxels'
@@ -284,6 +303,7 @@ def write_truth(truth: Path, stimuli: pd.DataFrame, families: dict[str, np.ndarr
         "planted": True,
         "snr": params.snr,
         "seed": params.seed,
+        "shared_dims": params.shared_dims,
         "forms": list(forms),
         "families": {name: list(names) for name, names in synthetic.FAMILIES.items()},
         "rois": {roi: {"family": family, "snr": params.snr} for roi, family in params.families.items()},

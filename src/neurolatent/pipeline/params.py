@@ -77,6 +77,16 @@ class SyntheticParams(_Section):
         lowlevel, LOC object, OPA, PPA and RSC scene; planting one family everywhere is the control with no
         ROI x model interaction.""")] = {"EarlyVis": "lowlevel", "LOC": "object", "OPA": "scene", "PPA": "scene",
                                          "RSC": "scene"}
+    same_images: Annotated[bool, about("""true: every subject sees the first subject's images of the selected sessions
+        and runs, each in its own order (BOLD5000's design for CSI1-3 over all sessions, in miniature: any few runs of
+        the real schedules share almost no image between subjects, and alignment needs images in common); false:
+        BOLD5000's schedules as they are.""")] = False
+    shared_dims: Annotated[int, about("""Dimensions of image content beyond the planted features that every subject's
+        responses carry (as real brains respond to more than any feature set describes): each image gets this many
+        standard normal values, seeded, appended to each ROI family's z-scored features before the subject's random
+        linear map, so they take shared_dims / (features + shared_dims) of the planted variance. 0: responses are a
+        map of the features alone, and the shared space between subjects is the feature space itself.""",
+                                  ge=0, le=256)] = 0
     jobs: Annotated[Count, about("Processes writing runs in parallel.", le=64)] = 2
 
     @model_validator(mode="after")
@@ -298,8 +308,9 @@ class EmbedParams(_Section):
 class RsaParams(_Section):
     """Stage rsa: every image model against every fMRI representation, per subject and group."""
 
-    fmri: Annotated[list[Literal["ae", "samples"]], about("""fMRI representations: the fMRI AE's latents (ae) and/or the
-        fmri stage's samples of the visual region (samples).""", min_length=1)] = ["ae", "samples"]
+    fmri: Annotated[list[Literal["ae", "samples", "align"]], about("""fMRI representations: the fMRI AE's latents (ae),
+        the fmri stage's samples of the visual region (samples) and/or the align stage's shared space of every subject
+        (align).""", min_length=1)] = ["ae", "samples"]
     standardise: Annotated[bool, about("Standardise each matrix's features before the SVD (the study did).")] = True
     variance: Annotated[Share | None, about("""Keep the fewest SVD components reaching this explained variance (the
         study: 0.70), or set it to null and give components.""")] = 0.70
@@ -339,8 +350,9 @@ class RsaParams(_Section):
 class StitchParams(_Section):
     """Stage stitch: map fMRI latents onto image latents and back (see neurolatent.science.mapping)."""
 
-    fmri: Annotated[list[Literal["ae", "samples"]], about("""The fMRI side: the fMRI AE's latents (ae) and/or the fmri
-        stage's samples of the visual region (samples).""", min_length=1)] = ["ae", "samples"]
+    fmri: Annotated[list[Literal["ae", "samples", "align"]], about("""The fMRI side: the fMRI AE's latents (ae), the fmri
+        stage's samples of the visual region (samples) and/or the align stage's shared space (align).""",
+                                                                   min_length=1)] = ["ae", "samples"]
     methods: Annotated[list[Literal["ridge", "procrustes", "relative"]], about("""Mappings from fMRI to image latents:
         ridge regression, orthogonal Procrustes between PCA spaces, zero-shot relative representations.""",
                                                                              min_length=1)] = ["ridge", "procrustes",
@@ -381,6 +393,40 @@ class EncodeParams(_Section):
     seed: Annotated[Seed, about("Seed of the search, the folds, the noise band and the bootstrap.")] = 0
 
 
+class AlignParams(_Section):
+    """Stage align: one shared space for every subject, and a new subject read from few of its images (see
+    neurolatent.science.alignment and .fewshot)."""
+
+    fmri: Annotated[Literal["samples", "ae"], about("""The responses aligned: the fmri stage's samples of the visual
+        region (samples, each subject its own voxels) or the fMRI AE's latents (ae).""")] = "samples"
+    methods: Annotated[list[Literal["srm", "detsrm", "procrustes", "adapter"]], about("""The alignments compared, each
+        against scratch (ridge on the new subject's own images): srm (the probabilistic shared response model,
+        BrainIAK's), detsrm (its deterministic form), procrustes (fmralign's template of scaled orthogonal Procrustes
+        maps, after a per-subject PCA to align.features), adapter (MindEye2-style: a linear adapter per subject into
+        one latent, fitted jointly with a shared map to the image features align.anchor; needs no shared images).
+        The first three are fitted on the images every subject saw.""", min_length=1)] = ["srm", "procrustes",
+                                                                                           "adapter"]
+    method: Annotated[Literal["srm", "detsrm", "procrustes", "adapter"], about("""The alignment whose shared space is
+        written to data/align (fitted on every subject) for rsa and stitch (their fmri: align) and named in the
+        summary; `dvc exp run -S align.method=...` compares them.""")] = "srm"
+    features: Annotated[Count, about("Dimensions of the shared space (BrainIAK's features).", le=1024)] = 16
+    n_iter: Annotated[Count, about("Iterations of the SRMs' fits and of the Procrustes template's updates.",
+                                   le=1000)] = 10
+    k: Annotated[list[Annotated[Count, Field(ge=2)]], about("""How many of the new subject's training images map it
+        in (and fit scratch), each a fit of its own; the subject's all training images are always added. Each must be
+        at most what every subject has (its images less the test ones).""", min_length=1)] = [25, 50, 100, 200]
+    anchor: Annotated[list[Annotated[str, Field(min_length=1)]] | None, about("""The image models whose latents
+        (z-scored, side by side, each scaled by 1/sqrt(its width)) anchor the adapter; null: every image model
+        embed_images wrote.""", min_length=1)] = None
+    test_fraction: Annotated[Fraction, about("""The share of the images every subject saw held out as test images
+        (seeded; the same for every subject).""")] = 0.2
+    min_test: Annotated[Count, about("Fewer test images is an error (identification needs candidates).", ge=2)] = 5
+    bootstrap: Annotated[Count, about("Bootstrap draws over test images for the 2-way accuracy's interval.")] = 1000
+    ci: Annotated[Fraction, about("Coverage of that interval.")] = 0.95
+    seed: Annotated[Seed, about("Seed of the test split, the order images enter a few-shot fit, the SRMs' "
+                                "initialisation and the bootstrap.")] = 0
+
+
 class ComputeParams(_Section):
     """Where and how every stage computes (see neurolatent.pipeline.numerics and .parallel)."""
 
@@ -415,6 +461,7 @@ class Params(_Section):
     rsa: RsaParams = RsaParams()
     stitch: StitchParams = StitchParams()
     encode: EncodeParams = EncodeParams()
+    align: AlignParams = AlignParams()
 
     @model_validator(mode="before")
     @classmethod

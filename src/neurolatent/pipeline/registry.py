@@ -34,12 +34,15 @@ class File:
         stage's full metrics JSON, an uncached output in git: ``dvc metrics show <file>`` and the
         report read it), ``plots`` (tables and figures the top-level ``plots:`` of dvc.yaml draw, in
         git), ``work`` (scratch space outside DVC)
+    optional : an input the stage runs without when it is absent (the planted truth of real data;
+        the align stage's shared space, read only where a stage's fmri lists align)
     """
 
     name: str
     path: str
     help: str
     kind: Literal["in", "out", "metrics", "detail", "plots", "work"] = "in"
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,18 +72,19 @@ class Stage:
         return [f for f in self.files if f.kind in ("out", "metrics", "detail", "plots")]
 
 
-def _in(name: str, path: str, help_text: str) -> File:
-    return File(name, path, help_text, "in")
+def _in(name: str, path: str, help_text: str, optional: bool = False) -> File:
+    return File(name, path, help_text, "in", optional)
 
 
 RAW = _in("raw", "data/raw/bold5000", "the BOLD5000-layout folder")
-TRUTH = _in("truth", "data/raw/truth", "the synthetic data's planted truth (truth.json only for real data)")
+TRUTH = _in("truth", "data/raw/truth", "the synthetic data's planted truth (truth.json only for real data)", True)
 TRIALS = _in("trials", "data/interim/trials.parquet", "one row per trial")
 STIMULI = _in("stimuli", "data/interim/stimuli.parquet", "one row per image, the row order of every per-stimulus matrix")
 SAMPLES = _in("samples", "data/processed/fmri", "the fmri stage's samples")
 FMRI = _in("fmri", "data/embeddings/fmri.npy", "fMRI AE latents per (subject, image)")
 FMRI_INDEX = _in("fmri_index", "data/embeddings/fmri_index.parquet", "rows of fmri.npy")
 IMAGES = _in("images", "data/embeddings/images", "one matrix per image model")
+ALIGNED = _in("align", "data/align", "the align stage's shared space per subject and image", True)
 IMAGE_AE = _in("image_ae", "models/image_ae", "the image autoencoder")
 COMPUTE = ("compute",)
 #: each stage's full metrics, the summary stage's inputs
@@ -132,14 +136,14 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     Stage("rsa", "Compare every image model with every fMRI representation by RSA: reduced RDMs per subject, "
           "rank correlation, permutation p, bootstrap CI, noise ceiling, and the study's statistics.",
           ("rsa", "preprocess.lag_s", "preprocess.anchor", "preprocess.rounding", *COMPUTE),
-          (FMRI, FMRI_INDEX, SAMPLES, TRIALS, STIMULI, IMAGES, TRUTH,
+          (FMRI, FMRI_INDEX, SAMPLES, TRIALS, STIMULI, IMAGES, TRUTH, ALIGNED,
            File("rdms", "data/rdms", "every RDM (rsatoolbox-ready)", "out"),
            File("metrics", DETAIL["rsa"].path, "RSA r, p, CI, noise ceiling per comparison", "detail"),
            File("plots", "plots/rsa", "tables and figures", "plots"))),
     Stage("stitch", "Map fMRI latents onto image latents (ridge, Procrustes, relative representations), identify "
           "and reconstruct held-out stimuli, and predict each voxel from image latents.",
           ("stitch", "preprocess.method", "preprocess.lag_s", "preprocess.anchor", "preprocess.rounding", *COMPUTE),
-          (FMRI, FMRI_INDEX, SAMPLES, TRIALS, STIMULI, RAW, IMAGES, TRUTH, IMAGE_AE,
+          (FMRI, FMRI_INDEX, SAMPLES, TRIALS, STIMULI, RAW, IMAGES, TRUTH, IMAGE_AE, ALIGNED,
            File("metrics", DETAIL["stitch"].path, "identification, reconstruction, encoding", "detail"),
            File("plots", "plots/stitch", "tables and figures", "plots"))),
     Stage("encode", "Fit the image models (and, on synthetic data, the planted families) together to every voxel "
@@ -151,6 +155,16 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
            File("out", "data/encoding", "per subject and voxel: every subset's held-out R^2 and penalties", "out"),
            File("metrics", "metrics/encode.json", "unique and shared variance per partition, ROI and band", "detail"),
            File("plots", "plots/encode", "partition table and figures", "plots"))),
+    Stage("align", "Align every subject into one shared space (SRM, Procrustes template, MindEye2-style adapter) and "
+          "read a held-out subject from few of its images: few-shot identification against scratch, between-subject "
+          "identification, and on synthetic data how well each shared space spans the planted features.",
+          ("align", "preprocess.lag_s", "preprocess.anchor", "preprocess.rounding"),
+          (SAMPLES, TRIALS, STIMULI, IMAGES, TRUTH, FMRI, FMRI_INDEX,
+           File("out", ALIGNED.path, "align.method's shared space per subject and image (shared.npy, index.parquet)",
+                "out"),
+           File("metrics", "metrics/align.json", "few-shot and between-subject identification, planted spans",
+                "detail"),
+           File("plots", "plots/align", "fewshot.csv, planted.csv, fewshot.png", "plots"))),
     Stage("summary", "Write metrics/summary.json: the run's headline (at most 15 numbers), the one metrics file "
           "dvc exp show reads.", (),
           (*DETAIL.values(), File("metrics", "metrics/summary.json", "the headline numbers", "metrics"))),
@@ -175,11 +189,11 @@ def producer(stage: Stage, name: str) -> str | None:
 
 def missing_inputs(stage: Stage, paths: dict[str, str]) -> str | None:
     """One line naming the first of ``stage``'s inputs (``paths``: {file name: the path given})
-    that does not exist and the stage that makes it; None when every input exists. The truth
-    folder may be absent (real data)."""
+    that does not exist and the stage that makes it; None when every input exists. An optional
+    input may be absent (the truth folder with real data)."""
     for file in stage.inputs():
         given = Path(paths[file.name])
-        if given.exists() or file.name == "truth":
+        if given.exists() or file.optional:
             continue
         made_by = producer(stage, file.name)
         if made_by is None:

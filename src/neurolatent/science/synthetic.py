@@ -63,7 +63,8 @@ class TwinSettings:
     seed : every random stream's; snr : a region voxel's trial-response sd over its noise sd;
     voxel_size_mm : of the grids; image_size : stimulus side, pixels; roi_radius_mm : of each ROI
     sphere; noise_percent : noise sd, % of baseline; drift_scale : slow drift sd, in noise sds;
-    families : {ROI: feature family} (the visual hierarchy by default).
+    families : {ROI: feature family} (the visual hierarchy by default); same_images : every subject
+    sees the first one's images; shared_dims : shared content beyond the features (:func:`shared_content`).
     """
 
     seed: int
@@ -75,6 +76,8 @@ class TwinSettings:
     drift_scale: float
     #: the feature family (a key of :data:`FAMILIES`) each ROI's responses are planted from
     families: dict[str, str]
+    same_images: bool = False
+    shared_dims: int = 0
 
 
 def name_seed(*parts: object) -> int:
@@ -282,6 +285,11 @@ def planted_patterns(features_z: np.ndarray, n_voxels: int, rng: np.random.Gener
     """
     weights = rng.normal(0.0, 1.0 / np.sqrt(features_z.shape[1]), (features_z.shape[1], n_voxels))
     return zscore(features_z @ weights)
+
+
+def shared_content(image_names: list[str], dims: int, seed: int) -> np.ndarray:
+    """Content every subject responds to beyond the features: (n_images, dims) N(0, 1), by image name."""
+    return np.array([np.random.default_rng(name_seed("shared", seed, n)).standard_normal(dims) for n in image_names])
 
 
 def rigid(rotation_deg: np.ndarray, translation_mm: np.ndarray, scale: float = 1.0) -> np.ndarray:

@@ -38,7 +38,8 @@ def _write_twin(data: SimpleNamespace, compute: SimpleNamespace, out_dir: Path, 
     """Every form of ``data.forms`` drawn from one planted truth; the runs written in parallel, in
     ``data.synthetic.jobs`` processes or on a Dask cluster (``compute.scheduler``)."""
     settings = TwinSettings(**data.synthetic.model_dump(exclude={"jobs"}, mode="json"))
-    schedule = twin.selected_schedule(list(data.subjects), data.sessions, data.runs, settings.seed)
+    schedule = twin.selected_schedule(list(data.subjects), data.sessions, data.runs, settings.seed,
+                                      settings.same_images)
     stimuli = twin.stimulus_table(schedule)
     image_row = pd.Series(np.arange(len(stimuli)), index=stimuli["image_name"])
     template = twin.mni_template(settings.voxel_size_mm)
@@ -46,7 +47,8 @@ def _write_twin(data: SimpleNamespace, compute: SimpleNamespace, out_dir: Path, 
         twin.write_top_files(root, list(data.subjects))
         families = twin.write_stimuli(stimuli, root, settings.image_size, progress)
         (root / bids.REPEATED_LIST).write_text("\n".join(twin.repeated_images()) + "\n")
-        families_z = {name: zscore(values) for name, values in families.items()}
+        families_z = twin.response_features({name: zscore(values) for name, values in families.items()},
+                                            list(stimuli["image_name"]), settings)
         subjects = {name: twin.plant_subject(name, template, families_z, settings) for name in data.subjects}
         for name, subject in subjects.items():
             twin.write_subject(root, truth, name, subject)

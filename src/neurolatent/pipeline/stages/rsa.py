@@ -45,8 +45,9 @@ from neurolatent.errors import NeurolatentError
 from neurolatent.io import bids
 from neurolatent.io.files import atomic_dir, write_metrics
 from neurolatent.io.rdms import save_rdms
-from neurolatent.io.representations import (first_presentations, fmri_latents, fmri_samples, fmri_trial_samples,
-                                            image_layers, image_models, planted_features, roi_columns, voxel_labels)
+from neurolatent.io.representations import (first_presentations, fmri_aligned, fmri_latents, fmri_samples,
+                                            fmri_trial_samples, image_layers, image_models, planted_features,
+                                            roi_columns, voxel_labels)
 from neurolatent.pipeline import tracking
 from neurolatent.pipeline.numerics import torch_device
 from neurolatent.pipeline.outputs import figures, summaries
@@ -88,6 +89,8 @@ def _inputs(params: SimpleNamespace, paths: SimpleNamespace) -> tuple[dict, dict
     fmri: dict[str, dict[str, StimulusMatrix]] = {}
     if "ae" in params.rsa.fmri:
         fmri["ae"] = fmri_latents(paths.fmri, paths.fmri_index)
+    if "align" in params.rsa.fmri:
+        fmri["align"] = fmri_aligned(paths.align)
     if "samples" in params.rsa.fmri:
         fmri["samples"] = fmri_samples(fmri_trial_samples(paths.samples, paths.trials, params.preprocess.lag_s,
                                                           params.preprocess.anchor, params.preprocess.rounding))

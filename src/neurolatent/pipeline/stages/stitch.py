@@ -34,7 +34,7 @@ from neurolatent.errors import NeurolatentError
 from neurolatent.io import bids
 from neurolatent.io.files import atomic_dir, write_metrics
 from neurolatent.io.images import load_stimuli
-from neurolatent.io.representations import (fmri_latents, fmri_samples, fmri_trial_samples, image_models,
+from neurolatent.io.representations import (fmri_aligned, fmri_latents, fmri_samples, fmri_trial_samples, image_models,
                                             planted_features, roi_columns, voxel_labels)
 from neurolatent.models.autoencoder import decode_latents, encode_pictures, load_model, network_input
 from neurolatent.pipeline import tracking
@@ -65,6 +65,8 @@ def _inputs(params: SimpleNamespace, paths: SimpleNamespace) -> tuple[dict, dict
         fmri["ae"] = fmri_latents(paths.fmri, paths.fmri_index)
     if "samples" in params.stitch.fmri:
         fmri["samples"] = samples
+    if "align" in params.stitch.fmri:
+        fmri["align"] = fmri_aligned(paths.align)
     models = image_models(paths.images, stimuli) | planted_features(paths.truth)
     return trial_samples, samples, fmri, models
 
