@@ -170,3 +170,33 @@ def test_the_plugin_skeleton_is_brainscores_layout(tmp_path):
         assert "{identifier}" not in text and "{regions}" not in text
     assert 'REGIONS = ["EarlyVis", "LOC"]' in (tmp_path / "benchmarks/my_bold/benchmark.py").read_text()
     assert 'data_registry["my_bold"]' in (tmp_path / "data/my_bold/__init__.py").read_text()
+
+
+SIDE_PYTHON = Path(__file__).resolve().parents[2] / ".brainscore-env" / "bin" / "python"
+
+
+@pytest.mark.skipif(not SIDE_PYTHON.is_file(), reason="Brain-Score's classes need numpy < 2: build the side "
+                    "environment with `make brainscore-env` (tests/data/brainscore/requirements.txt)")
+def test_brainscores_own_classes_load_the_assembly_and_its_stimulus_set(tmp_path):
+    import subprocess
+
+    trials = _trials(np.random.default_rng(4))
+    write_assembly(neural_assembly(trials, _voxels(), ("d", "c", "b", "a")), tmp_path / "assembly.nc")
+    (tmp_path / "images").mkdir()
+    for name in "abcd":
+        (tmp_path / "images" / f"{name}.jpg").write_bytes(b"jpeg")
+    stimuli = pd.DataFrame({"image_name": list("abcd"), "category": ["COCO", "COCO", "Scene", "ImageNet"],
+                            "image_path": [f"images/{n}.jpg" for n in "abcd"]})
+    write_stimulus_set(stimuli, tmp_path, tmp_path / "stimulus_set.csv", tmp_path)
+    script = Path(__file__).resolve().parents[1] / "data" / "brainscore" / "load_assembly.py"
+    found = json.loads(subprocess.run([str(SIDE_PYTHON), str(script), str(tmp_path)], capture_output=True, text=True,
+                                      check=True).stdout)
+    assert found["class"] == "NeuroidAssembly" and found["dims"] == ["presentation", "neuroid", "time_bin"]
+    assert found["neuroid_id"] == ["CSI1.0", "CSI1.1", "CSI1.2", "CSI2.0", "CSI2.1"]
+    assert found["category"] == ["COCO", "ImageNet", "Scene"]  # the stimulus set merged into the presentations
+    assert Path(found["stimulus_path"]).is_file()
+    # every cell as the samples: CSI1's second showing of a is its third trial, CSI2 never saw a
+    a_twice = found["cells"]["a/1"]
+    np.testing.assert_array_equal(a_twice[:3], trials["CSI1"].matrix[2])
+    assert a_twice[3:] == [None, None]
+    np.testing.assert_array_equal(found["cells"]["d/0"][3:], trials["CSI2"].matrix[0])

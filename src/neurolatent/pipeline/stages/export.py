@@ -143,6 +143,12 @@ def _brainscore(params: SimpleNamespace, paths: SimpleNamespace, out: Path, stim
             "export.brainscore.neuroids": assembly.sizes["neuroid"]}
 
 
+def _median(values: np.ndarray) -> float:
+    """The median of the finite values; NaN when there is none (a region without noise ceiling)."""
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else float("nan")
+
+
 def _algonauts(params: SimpleNamespace, paths: SimpleNamespace, out: Path, stimuli: pd.DataFrame,
                trials: dict[str, StimulusMatrix]) -> dict:
     """Noise-normalised encoding accuracy per model and ROI (see the module's docstring)."""
@@ -174,8 +180,8 @@ def _algonauts(params: SimpleNamespace, paths: SimpleNamespace, out: Path, stimu
         for model, features in models.items():
             r = encode_held_out(features, voxels, test, named_rng(split.seed, "encode-null", model, subject)).r
             score = noise_normalised_score(r, ceiling)
-            per_subject += [{"model": model, "roi": roi, "subject": subject, "score": np.nanmedian(score[cols]),
-                             "median_r": np.nanmedian(r[cols]), "noise_ceiling": np.nanmedian(ceiling[cols] ** 2)}
+            per_subject += [{"model": model, "roi": roi, "subject": subject, "score": _median(score[cols]),
+                             "median_r": _median(r[cols]), "noise_ceiling": _median(ceiling[cols] ** 2)}
                             for roi, cols in regions.items()]
     if ceilings < len(samples):
         log.warning("export: %d of %d subjects saw no test image twice: their noise ceiling and Algonauts scores are NaN "
