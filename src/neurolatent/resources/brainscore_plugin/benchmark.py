@@ -29,6 +29,8 @@ BIBTEX = """@article{chang2019bold5000, title={BOLD5000, a public fMRI dataset w
 
 
 def load_region(region, average_repetitions, split=None, seed=0, test_fraction=0.2):
+    """The region's voxels on the images every subject saw; split "train" or "test" keeps a seeded
+    test_fraction of the images (test) or the rest (train); repetitions averaged when asked."""
     assembly = load_dataset("{identifier}")
     assembly = assembly.sel(neuroid=assembly["region"] == region).isel(time_bin=0)
     complete = ~np.isnan(assembly.values).any(axis=1)
@@ -43,6 +45,7 @@ def load_region(region, average_repetitions, split=None, seed=0, test_fraction=0
 
 
 def Bold5000Ridge(region):
+    """Ridge from the model's features to each subject's voxels, over the split-half ceiling."""
     return TrainTestNeuralBenchmark(
         identifier=f"{identifier}.{region}-ridge", version=1,
         ceiling_func=lambda: load_metric("internal_consistency")(LazyLoad(lambda: load_region(region, False, "test"))),
@@ -53,6 +56,9 @@ def Bold5000Ridge(region):
 
 
 class Bold5000RDM(BenchmarkBase):
+    """Spearman of the model's and each subject's RDM, mean over subjects, over the leave-one-subject-out
+    ceiling."""
+
     def __init__(self, region):
         self.region = region
         self._assembly = LazyLoad(lambda: load_region(region, True))

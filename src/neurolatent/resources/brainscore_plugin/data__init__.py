@@ -18,6 +18,7 @@ EXPORTS = Path(os.environ.get("NEUROLATENT_EXPORTS", "exports/brainscore"))
 
 
 def load_stimulus_set() -> StimulusSet:
+    """The export's images: stimulus_set.csv, each image's file resolved from its folder."""
     table = pd.read_csv(EXPORTS / "stimulus_set.csv")
     stimuli = StimulusSet(table.drop(columns=["image_path"]))
     stimuli.stimulus_paths = {stimulus_id: str((EXPORTS / path).resolve())
@@ -27,6 +28,7 @@ def load_stimulus_set() -> StimulusSet:
 
 
 def load_assembly() -> NeuroidAssembly:
+    """assembly.nc as a NeuroidAssembly, the stimulus set merged into its presentations."""
     stimuli = load_stimulus_set()
     assembly = StimulusMergeAssemblyLoader(cls=NeuroidAssembly, file_path=str(EXPORTS / "assembly.nc"),
                                            stimulus_set_identifier=stimuli.identifier, stimulus_set=stimuli).load()
