@@ -51,7 +51,8 @@ def test_net2brain_folders_give_the_exported_table(tmp_path):
     regions, models = _regions(np.random.default_rng(0))
     images = shared_images([item.stimuli for rdms in regions.values() for item in rdms], IMAGES)
     assert images == IMAGES[:12]
-    layers = {"pixels": ("pixels", "output"), "vit_l3": ("vit", "3")}
+    # a network named as embed.image_models names it: its folder and Model column are file-safe alike
+    layers = {"pixels": ("pixels", "output"), "vit_l3": ("untrained:resources/vit", "3")}
     stacks = write_brain_rdms(tmp_path / "brain_rdms", regions, images)
     squares = write_model_rdms(tmp_path / "model_rdms", models, layers, images)
     table = net2brain_results(stacks, squares, layers)
@@ -69,7 +70,8 @@ def test_net2brain_folders_give_the_exported_table(tmp_path):
         assert stack[0, 2, 7] == first.square()[i, j]
     reference = pd.DataFrame(peers_reference.evaluate(tmp_path / "model_rdms" / "pixels", tmp_path / "brain_rdms",
                                                       "pixels") +
-                             peers_reference.evaluate(tmp_path / "model_rdms" / "vit", tmp_path / "brain_rdms", "vit"))
+                             peers_reference.evaluate(tmp_path / "model_rdms" / "untrained_resources__vit",
+                                                      tmp_path / "brain_rdms", "untrained_resources__vit"))
     merged = table.merge(reference, on=["ROI", "Layer", "Model"], suffixes=("", "_net2brain"))
     assert len(merged) == len(table) == 4
     for column in NET2BRAIN_COLUMNS[3:]:

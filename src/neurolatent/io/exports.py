@@ -82,7 +82,8 @@ def net2brain_results(stacks: dict[str, np.ndarray], squares: dict[str, np.ndarr
         if stack.shape[0] < 2 or stack.shape[1] < 3:
             continue
         ceiling = net2brain_noise_ceiling(stack)
-        rows += [{"ROI": roi, "Layer": layers[name][1], "Model": layers[name][0],
+        # named as the files are, so RSA(model_rdms/<Model>, ..., <Model>) gives the same row
+        rows += [{"ROI": _file_safe(roi), "Layer": _file_safe(layers[name][1]), "Model": _file_safe(layers[name][0]),
                   **net2brain_row(square, stack, ceiling)} for name, square in squares.items()]
     return pd.DataFrame(rows, columns=list(NET2BRAIN_COLUMNS))
 
