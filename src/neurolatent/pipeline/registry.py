@@ -155,7 +155,7 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           "model RDMs and results.csv, a Brain-Score neural assembly (netCDF) with its stimulus set and a benchmark "
           "plugin skeleton, and Algonauts-style noise-normalised encoding scores, under exports/.",
           ("export", "stitch.test", "stitch.test_fraction", "stitch.min_test", "stitch.seed", "preprocess.lag_s",
-           "preprocess.anchor", "preprocess.rounding"),
+           "preprocess.anchor", "preprocess.rounding", *CPU_NUMERICS),
           (_in("rdms", "data/rdms", "the rsa stage's RDMs"), SAMPLES, TRIALS, STIMULI, RAW, IMAGES, TRUTH,
            File("out", "exports", "net2brain/, brainscore/, algonauts/", "out")),
           ("resources/brainscore_plugin",)),

@@ -21,6 +21,9 @@ DATA = {"subjects": ["CSI1", "CSI2"], "sessions": [2], "runs": [1, 4],
 LAG = {"preprocess": {"lag_s": [4.0, 6.0]}}
 
 
+pytestmark = pytest.mark.slow  # the twin through trials, fmri, embed_images and rsa first
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     where = tmp_path_factory.mktemp("export")
