@@ -40,11 +40,10 @@ from neurolatent.io.files import atomic_dir, write_csv
 from neurolatent.io.rdms import load_rdms
 from neurolatent.io.representations import (fmri_samples, fmri_trial_samples, image_layers, image_models,
                                             planted_features, voxel_labels)
-from neurolatent.science.mapping import noise_ceiling_r, split_test_images
+from neurolatent.science.mapping import RidgeMapping, noise_ceiling_r, split_test_images, voxelwise_r
 from neurolatent.science.peers import noise_normalised_score
-from neurolatent.science.stats import named_rng
 from neurolatent.science.stimuli import StimulusMatrix, presentations
-from neurolatent.science.stitching import encode_held_out
+from neurolatent.science.stitching import fit_on_training
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +115,7 @@ def _voxels(samples_dir: Path, trials: dict[str, StimulusMatrix]) -> pd.DataFram
         position = np.full((len(frame), 3), -1, dtype=np.int64)
         if mask_path.is_file():
             points = np.argwhere(np.asanyarray(nib.load(mask_path).dataobj) > 0)  # C order: the columns' order
-            if len(points) >= width:
+            if len(points) == width:
                 position = points[frame["column"].to_numpy()]
         try:
             ceiling = 100.0 * noise_ceiling_r(matrix.matrix, np.asarray(matrix.stimuli)) ** 2
@@ -178,7 +177,9 @@ def _algonauts(params: SimpleNamespace, paths: SimpleNamespace, out: Path, stimu
             regions |= {roi: own.loc[own["roi"] == roi, "column"].to_numpy() for roi in bids.ROIS
                         if roi in set(own["roi"])}
         for model, features in models.items():
-            r = encode_held_out(features, voxels, test, named_rng(split.seed, "encode-null", model, subject)).r
+            # the stitch stage's encoding model (encode_held_out's fit), without its shuffled control
+            fitted = fit_on_training(RidgeMapping(alpha_per_target=True), features, voxels, voxels.stimuli, test)
+            r = voxelwise_r(*fitted.transform(features.rows(test), voxels.rows(test)))
             score = noise_normalised_score(r, ceiling)
             per_subject += [{"model": model, "roi": roi, "subject": subject, "score": _median(score[cols]),
                              "median_r": _median(r[cols]), "noise_ceiling": _median(ceiling[cols] ** 2)}
@@ -191,6 +192,23 @@ def _algonauts(params: SimpleNamespace, paths: SimpleNamespace, out: Path, stimu
     (out / "algonauts").mkdir()
     table.to_csv(out / "algonauts" / "scores.csv", index=False)
     return {f"export.algonauts.{row.model}.{row.roi}": float(row.score) for row in table.itertuples()}
+
+
+def closing_line(metrics: dict) -> str:
+    """What each frame got: Net2Brain's shared images, the assembly's size, Algonauts' best model."""
+    parts = []
+    if "export.net2brain.shared_images" in metrics:
+        parts.append(f"net2brain over {metrics['export.net2brain.shared_images']} shared images")
+    if "export.brainscore.presentations" in metrics:
+        parts.append(f"brainscore assembly {metrics['export.brainscore.presentations']} presentations x "
+                     f"{metrics['export.brainscore.neuroids']} neuroids")
+    union = {key.split(".")[2]: value for key, value in metrics.items()
+             if key.startswith("export.algonauts.") and key.endswith(f".{UNION}") and np.isfinite(value)}
+    if any(key.startswith("export.algonauts.") for key in metrics):
+        best = max(union, key=union.get) if union else None
+        parts.append(f"algonauts best {best} {union[best]:.1f}% of the noise ceiling" if best else
+                     "algonauts scores NaN (no noise ceiling)")
+    return "export: " + "; ".join(parts)
 
 
 def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
