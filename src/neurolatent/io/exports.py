@@ -75,7 +75,7 @@ def net2brain_results(stacks: dict[str, np.ndarray], squares: dict[str, np.ndarr
     """Net2Brain's results table: :data:`NET2BRAIN_COLUMNS`, a row per ROI of ``stacks`` ({ROI:
     (subjects, n, n)}) x model of ``squares`` ({name: (n, n)}), in the order given; what
     ``RSA(model_rdms/<Model>, brain_rdms, <Model>, squared=False).evaluate()`` gives, less its
-    ``(i) `` prefixes, ``.npz`` suffixes and R_array. Fewer than 3 images or 2 subjects: no row
+    R_array, with ROI and Layer named without its ``(i) `` prefixes and file names (``(0) RDM_3.npz``: ``3``). Fewer than 3 images or 2 subjects: no row
     (no statistic is defined)."""
     rows = []
     for roi, stack in stacks.items():
