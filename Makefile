@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # PATH for every command this Makefile runs, whether or not the user activated the environment
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test setup clean-venv study corrected corrected-glmsingle chromium lab-packages compare compare-quick ablation show \
+.PHONY: repro test setup clean-venv brainscore-env study corrected corrected-glmsingle chromium lab-packages compare compare-quick ablation show \
         team-server team-server-stop team-server-rotate
 
 # The study's configuration and the corrected one on a real BOLD5000 copy, each one DVC experiment:
@@ -23,6 +23,15 @@ REAL_DATA = -S data.source=bids -S data.bids_root=$(BOLD5000) -S data.stimuli_ro
 
 # configs/*.yaml hold each configuration's params (one place for them; `neurolatent experiment`
 # passes every key as dvc exp run -S)
+# Brain-Score's own loader beside the project (brainscore-core needs numpy < 2): a side environment
+# tests/io/test_exports.py uses when present (README, "Into the field's tools")
+brainscore-env: .brainscore-env/.installed
+
+.brainscore-env/.installed: tests/data/brainscore/requirements.txt
+	$(PYTHON) -m venv .brainscore-env
+	.brainscore-env/bin/python -m pip install --quiet -r tests/data/brainscore/requirements.txt
+	touch $@
+
 study: $(VENV)/.installed
 	$(BIN)/neurolatent experiment study configs/study.yaml $(REAL_DATA)
 

@@ -425,6 +425,18 @@ class AlignParams(_Section):
     ci: Annotated[Fraction, about("Coverage of that interval.")] = 0.95
     seed: Annotated[Seed, about("Seed of the test split, the order images enter a few-shot fit, the SRMs' "
                                 "initialisation and the bootstrap.")] = 0
+class ExportParams(_Section):
+    """Stage export: the run's results in the files of Net2Brain, Brain-Score and the Algonauts
+    challenge (exports/; README, "Into the field's tools")."""
+
+    frames: Annotated[list[Literal["net2brain", "brainscore", "algonauts"]], about("""The frames to write:
+        net2brain (brain and model RDMs over the images every subject saw, and Net2Brain's results.csv),
+        brainscore (a neural assembly in netCDF, the stimulus set and a benchmark plugin skeleton), algonauts
+        (noise-normalised encoding accuracy per model and ROI).""", min_length=1)] = [
+        "net2brain", "brainscore", "algonauts"]
+    identifier: Annotated[str, about("""The Brain-Score plugin's name: its data and benchmark folders and the prefix
+        of its benchmark identifiers (<identifier>.<ROI>-ridge, <identifier>.<ROI>-rdm).""",
+                                     pattern=r"^[A-Za-z][A-Za-z0-9_]*$")] = "neurolatent_bold5000"
 
 
 class ComputeParams(_Section):
@@ -462,6 +474,7 @@ class Params(_Section):
     stitch: StitchParams = StitchParams()
     encode: EncodeParams = EncodeParams()
     align: AlignParams = AlignParams()
+    export: ExportParams = ExportParams()
 
     @model_validator(mode="before")
     @classmethod

@@ -165,6 +165,14 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
            File("metrics", "metrics/align.json", "few-shot and between-subject identification, planted spans",
                 "detail"),
            File("plots", "plots/align", "fewshot.csv, planted.csv, fewshot.png", "plots"))),
+    Stage("export", "Write the run's results in the files of the field's tools (export.frames): Net2Brain's brain and "
+          "model RDMs and results.csv, a Brain-Score neural assembly (netCDF) with its stimulus set and a benchmark "
+          "plugin skeleton, and Algonauts-style noise-normalised encoding scores, under exports/.",
+          ("export", "stitch.test", "stitch.test_fraction", "stitch.min_test", "stitch.seed", "preprocess.lag_s",
+           "preprocess.anchor", "preprocess.rounding", *CPU_NUMERICS),
+          (_in("rdms", "data/rdms", "the rsa stage's RDMs"), SAMPLES, TRIALS, STIMULI, RAW, IMAGES, TRUTH,
+           File("out", "exports", "net2brain/, brainscore/, algonauts/", "out")),
+          ("resources/brainscore_plugin",)),
     Stage("summary", "Write metrics/summary.json: the run's headline (at most 15 numbers), the one metrics file "
           "dvc exp show reads.", (),
           (*DETAIL.values(), File("metrics", "metrics/summary.json", "the headline numbers", "metrics"))),

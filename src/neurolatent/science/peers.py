@@ -1,0 +1,80 @@
+"""The statistics of the field's shared frames, as their own tools compute them.
+
+- Net2Brain (cvai-roig-lab/Net2Brain, ``net2brain/evaluations/rsa.py`` and ``noiseceiling.py``,
+  ``RSA(..., squared=False).evaluate(distance_metric="spearman")``): per subject, the Spearman r
+  of the model RDM's and the subject's RDM's upper triangles; ``R`` their mean over subjects,
+  ``Significance`` the one-sample t-test p of the subjects' r against 0, ``SEM`` their standard
+  error (ddof 1), ``LNC`` the mean over subjects of r(subject, mean RDM of the others), ``UNC`` the
+  mean over subjects of r(subject, mean RDM of all), ``%R = R / LNC x 100``.
+- Algonauts 2023 (Gifford et al. 2023, its development kit): per voxel, the encoding model's
+  Pearson r on test images with negative r set to 0, squared, over the noise ceiling (the
+  explainable fraction of the variance), x 100, capped at 100; a ceiling of 0 is 1e-14 there, so a
+  voxel without explainable variance scores 100 when r > 0 and 0 when r = 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+#: Net2Brain's results.csv columns, in its order (RSA.evaluate with squared=False, without R_array)
+NET2BRAIN_COLUMNS = ("ROI", "Layer", "Model", "R", "%R", "Significance", "SEM", "LNC", "UNC")
+#: Algonauts' stand-in for a zero noise ceiling
+ZERO_CEILING = 1e-14
+
+
+def _upper(square: np.ndarray) -> np.ndarray:
+    return square[np.triu_indices(square.shape[-1], 1)]
+
+
+def _check_stack(brain: np.ndarray) -> None:
+    if brain.ndim != 3 or brain.shape[1] != brain.shape[2]:
+        raise ValueError(f"brain RDMs: shape {brain.shape}, expected (subjects, n, n)")
+    if brain.shape[0] < 2 or brain.shape[1] < 3:
+        raise ValueError(f"brain RDMs: {brain.shape[0]} subject(s) over {brain.shape[1]} image(s): Net2Brain's "
+                         "statistics need 2 subjects and 3 images at least")
+
+
+def net2brain_noise_ceiling(brain: np.ndarray) -> tuple[float, float]:
+    """(LNC, UNC) of subjects' RDMs ``brain`` (subjects, n, n) over the same images, Net2Brain's
+    unsquared Spearman noise ceiling: leave one subject out against the mean of the others, and each
+    subject against the mean of all."""
+    _check_stack(brain)
+    total = brain.sum(axis=0)
+    subjects = brain.shape[0]
+    lower = [stats.spearmanr(_upper(own), _upper((total - own) / (subjects - 1)))[0] for own in brain]
+    upper = [stats.spearmanr(_upper(own), _upper(total / subjects))[0] for own in brain]
+    return float(np.mean(lower)), float(np.mean(upper))
+
+
+def net2brain_row(model: np.ndarray, brain: np.ndarray, ceiling: tuple[float, float]) -> dict[str, float]:
+    """Net2Brain's numbers for one model layer against one ROI.
+
+    model : (n, n) the layer's RDM; brain : (subjects, n, n) over the same images, same order;
+    ceiling : (LNC, UNC) of ``brain`` (:func:`net2brain_noise_ceiling`).
+    Returns {R, %R, Significance, SEM, LNC, UNC} (r unitless, %R in percent).
+    """
+    _check_stack(brain)
+    if model.shape != brain.shape[1:]:
+        raise ValueError(f"model RDM: shape {model.shape}, the brain RDMs are {brain.shape[1:]}")
+    cells = _upper(model)
+    r = np.array([stats.spearmanr(_upper(own), cells)[0] for own in brain])
+    mean = float(r.mean())
+    lnc, unc = ceiling
+    return {"R": mean, "%R": mean / lnc * 100.0, "Significance": float(stats.ttest_1samp(r, 0.0).pvalue),
+            "SEM": float(stats.sem(r)), "LNC": lnc, "UNC": unc}
+
+
+def noise_normalised_score(r: np.ndarray, ceiling_r: np.ndarray) -> np.ndarray:
+    """Algonauts 2023's noise-normalised encoding accuracy per voxel, percent in [0, 100].
+
+    r : (v,) Pearson r of predicted and measured responses on the test images (NaN: a constant voxel)
+    ceiling_r : (v,) the noise ceiling as the highest reachable r (the square root of the explainable
+        fraction, :func:`neurolatent.science.mapping.noise_ceiling_r`); NaN where unknown
+    Returns (v,) float64: 100 x max(r, 0)^2 / ceiling_r^2, capped at 100; NaN where r or the ceiling is.
+    """
+    r, ceiling_r = np.asarray(r, dtype=np.float64), np.asarray(ceiling_r, dtype=np.float64)
+    if r.shape != ceiling_r.shape:
+        raise ValueError(f"r has shape {r.shape}, the noise ceiling {ceiling_r.shape}")
+    explainable = np.where(ceiling_r == 0, ZERO_CEILING, ceiling_r ** 2)
+    return np.minimum(np.maximum(r, 0.0) ** 2 / explainable * 100.0, 100.0)

@@ -1,0 +1,204 @@
+"""The export files in their frames' formats: Net2Brain's folders read as Net2Brain reads them give
+the exported results.csv (tests/peers_reference.py); the Brain-Score assembly has the frame's dims
+and coords, and its values are the samples it came from, through a netCDF round trip."""
+
+from __future__ import annotations
+
+import ast
+import json
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.spatial.distance import pdist
+
+import peers_reference
+from neurolatent.errors import NeurolatentError
+from neurolatent.io.exports import (net2brain_results, neural_assembly, shared_images, write_assembly,
+                                    write_brain_rdms, write_model_rdms, write_plugin, write_stimulus_set)
+from neurolatent.science.peers import NET2BRAIN_COLUMNS
+from neurolatent.science.rsa.rdm import RDM
+from neurolatent.science.stimuli import StimulusMatrix
+
+IMAGES = tuple(f"img{i:02d}.jpg" for i in range(16))
+
+
+def _rdm(patterns: np.ndarray, names, name, subject="all") -> RDM:
+    return RDM(pdist(patterns, "correlation"), tuple(names), "correlation", name, {"subject": subject})
+
+
+def _regions(rng):
+    """Three subjects, each over the 12 shared images plus 2 of its own, in its own order; a planted
+    pattern in EarlyVis, none in LOC."""
+    shared = rng.standard_normal((len(IMAGES), 6))
+    regions = {"EarlyVis": [], "LOC": []}
+    for s in range(3):
+        names = list(IMAGES[:12]) + [f"own{s}_{k}.jpg" for k in range(2)]
+        order = rng.permutation(len(names))
+        names = [names[i] for i in order]
+        planted = np.vstack([shared[IMAGES.index(n)] if n in IMAGES else rng.standard_normal(6) for n in names])
+        regions["EarlyVis"].append(_rdm(planted + 0.5 * rng.standard_normal(planted.shape), names,
+                                        f"samples/EarlyVis/CSI{s + 1}", f"CSI{s + 1}"))
+        regions["LOC"].append(_rdm(rng.standard_normal((len(names), 6)), names, f"samples/LOC/CSI{s + 1}",
+                                   f"CSI{s + 1}"))
+    models = {"pixels": _rdm(shared, IMAGES, "pixels"), "vit_l3": _rdm(rng.standard_normal((16, 6)), IMAGES, "vit_l3")}
+    return regions, models
+
+
+def test_net2brain_folders_give_the_exported_table(tmp_path):
+    regions, models = _regions(np.random.default_rng(0))
+    images = shared_images([item.stimuli for rdms in regions.values() for item in rdms], IMAGES)
+    assert images == IMAGES[:12]
+    # a network named as embed.image_models names it: its folder and Model column are file-safe alike
+    layers = {"pixels": ("pixels", "output"), "vit_l3": ("untrained:resources/vit", "3")}
+    stacks = write_brain_rdms(tmp_path / "brain_rdms", regions, images)
+    squares = write_model_rdms(tmp_path / "model_rdms", models, layers, images)
+    table = net2brain_results(stacks, squares, layers)
+    assert list(table.columns) == list(NET2BRAIN_COLUMNS) == ["ROI", "Layer", "Model", "R", "%R", "Significance",
+                                                               "SEM", "LNC", "UNC"]
+    # as Net2Brain loads them: the first array, subjects x n x n over the shared images, names beside
+    for roi in regions:
+        stack = np.load(tmp_path / "brain_rdms" / f"{roi}.npz")["arr_0"]
+        assert stack.shape == (3, 12, 12) and np.allclose(stack, stack.transpose(0, 2, 1))
+        meta = json.loads((tmp_path / "brain_rdms" / f"{roi}.json").read_text())
+        assert meta["images"] == list(images) and meta["subjects"] == ["CSI1", "CSI2", "CSI3"]
+        # each subject's cell (i, j) is its own RDM's dissimilarity of those two images
+        first = regions[roi][0]
+        i, j = first.stimuli.index(images[2]), first.stimuli.index(images[7])
+        assert stack[0, 2, 7] == first.square()[i, j]
+    reference = pd.DataFrame(peers_reference.evaluate(tmp_path / "model_rdms" / "pixels", tmp_path / "brain_rdms",
+                                                      "pixels") +
+                             peers_reference.evaluate(tmp_path / "model_rdms" / "untrained_resources__vit",
+                                                      tmp_path / "brain_rdms", "untrained_resources__vit"))
+    merged = table.merge(reference, on=["ROI", "Layer", "Model"], suffixes=("", "_net2brain"))
+    assert len(merged) == len(table) == 4
+    for column in NET2BRAIN_COLUMNS[3:]:
+        np.testing.assert_allclose(merged[column], merged[f"{column}_net2brain"], rtol=1e-12)
+    found = table.set_index(["ROI", "Model"])
+    assert found.loc[("EarlyVis", "pixels"), "R"] > 0.4 and found.loc[("EarlyVis", "pixels"), "Significance"] < 0.01
+    assert found.loc[("EarlyVis", "pixels"), "%R"] == pytest.approx(
+        found.loc[("EarlyVis", "pixels"), "R"] / found.loc[("EarlyVis", "pixels"), "LNC"] * 100)
+
+
+def test_subjects_who_share_no_image_give_empty_but_valid_files(tmp_path):
+    regions, models = _regions(np.random.default_rng(1))
+    regions = {roi: [RDM(item.upper, tuple(f"{item.meta['subject']}_{n}" for n in item.stimuli), item.dissimilarity,
+                         item.name, item.meta) for item in rdms] for roi, rdms in regions.items()}
+    images = shared_images([item.stimuli for rdms in regions.values() for item in rdms], IMAGES)
+    assert images == ()
+    stacks = write_brain_rdms(tmp_path / "brain", regions, images)
+    squares = write_model_rdms(tmp_path / "models", models, {"pixels": ("pixels", "output"), "vit_l3": ("vit", "3")},
+                               images)
+    assert np.load(tmp_path / "brain" / "EarlyVis.npz")["arr_0"].shape == (3, 0, 0)
+    assert np.load(tmp_path / "models" / "vit" / "RDM_3.npz")["arr_0"].shape == (0, 0)
+    table = net2brain_results(stacks, squares, {"pixels": ("pixels", "output"), "vit_l3": ("vit", "3")})
+    assert table.empty and list(table.columns) == list(NET2BRAIN_COLUMNS)
+
+
+def _trials(rng):
+    """CSI1 sees a, b twice and c; CSI2 sees b, c, d; CSI1 has 3 voxels, CSI2 2."""
+    return {"CSI1": StimulusMatrix("trials/CSI1", rng.standard_normal((5, 3)).astype(np.float32),
+                                   ("a", "b", "a", "c", "b")),
+            "CSI2": StimulusMatrix("trials/CSI2", rng.standard_normal((3, 2)).astype(np.float32), ("d", "b", "c"))}
+
+
+def _voxels():
+    return pd.DataFrame({"subject": ["CSI1"] * 3 + ["CSI2"] * 2, "column": [0, 1, 2, 0, 1],
+                         "region": ["EarlyVis", "EarlyVis", "LOC", "EarlyVis", "LOC"],
+                         "hemisphere": ["LH", "RH", "LH", "LH", "RH"], "voxel_x": [1, 2, 3, 4, 5],
+                         "voxel_y": [0, 0, 0, 1, 1], "voxel_z": [7, 7, 7, 8, 8],
+                         "noise_ceiling": [10.0, 20.0, 30.0, np.nan, np.nan]})
+
+
+def test_the_assembly_holds_every_trial_in_brainscores_layout(tmp_path):
+    import xarray as xr
+
+    trials = _trials(np.random.default_rng(2))
+    assembly = neural_assembly(trials, _voxels(), ("d", "c", "b", "a"))
+    assert assembly.dims == ("presentation", "neuroid", "time_bin")
+    assert set(assembly.coords) == {"stimulus_id", "repetition", "neuroid_id", "subject", "region", "hemisphere",
+                                    "voxel_x", "voxel_y", "voxel_z", "noise_ceiling", "time_bin_start",
+                                    "time_bin_end"}
+    # presentations in the stimulus order, then by repetition
+    assert list(zip(assembly["stimulus_id"].values, assembly["repetition"].values)) == [
+        ("d", 0), ("c", 0), ("b", 0), ("b", 1), ("a", 0), ("a", 1)]
+    assert list(assembly["neuroid_id"].values) == ["CSI1.0", "CSI1.1", "CSI1.2", "CSI2.0", "CSI2.1"]
+    write_assembly(assembly, tmp_path / "assembly.nc")
+    loaded = xr.open_dataarray(tmp_path / "assembly.nc").load()
+    assert loaded.dims == assembly.dims and loaded.shape == (6, 5, 1)
+    for subject, matrix in trials.items():
+        seen: dict[str, int] = {}
+        for row, image in enumerate(matrix.stimuli):
+            repetition = seen.get(image, 0)
+            seen[image] = repetition + 1
+            cell = loaded.isel(presentation=(loaded["stimulus_id"].values == image)
+                               & (loaded["repetition"].values == repetition),
+                               neuroid=loaded["subject"].values == subject, time_bin=0)
+            np.testing.assert_array_equal(cell.values[0], matrix.matrix[row])
+    # a presentation the subject did not have is NaN: CSI2 never saw a, nor b twice
+    csi2 = loaded.isel(neuroid=loaded["subject"].values == "CSI2", time_bin=0)
+    assert np.isnan(csi2.values[[3, 4, 5]]).all() and not np.isnan(csi2.values[[0, 1, 2]]).any()
+    assert list(loaded["noise_ceiling"].values[:3]) == [10.0, 20.0, 30.0]
+    assert list(loaded["voxel_x"].values) == [1, 2, 3, 4, 5]
+
+
+def test_an_image_outside_the_stimulus_table_is_refused():
+    with pytest.raises(NeurolatentError, match="CSI1: image 'a' is not in the stimulus table"):
+        neural_assembly(_trials(np.random.default_rng(3)), _voxels(), ("b", "c", "d"))
+
+
+def test_stimulus_set_paths_resolve_from_its_final_folder(tmp_path):
+    raw = tmp_path / "raw"
+    (raw / "stimuli").mkdir(parents=True)
+    (raw / "stimuli" / "a.jpg").write_bytes(b"jpeg")
+    stimuli = pd.DataFrame({"image_name": ["a.jpg"], "category": ["COCO"], "image_path": ["stimuli/a.jpg"]})
+    final = tmp_path / "exports" / "brainscore"
+    table = write_stimulus_set(stimuli, raw, tmp_path / "scratch.csv", final)
+    assert list(table.columns) == ["stimulus_id", "image_file_name", "category", "image_path"]
+    assert (final / table.loc[0, "image_path"]).resolve() == (raw / "stimuli" / "a.jpg").resolve()
+    assert pd.read_csv(tmp_path / "scratch.csv").equals(table)
+
+
+def test_the_plugin_skeleton_is_brainscores_layout(tmp_path):
+    templates = Path(str(resources.files("neurolatent") / "resources" / "brainscore_plugin"))
+    write_plugin(templates, tmp_path, "my_bold", ["EarlyVis", "LOC"])
+    files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.py"))
+    assert files == ["benchmarks/my_bold/__init__.py", "benchmarks/my_bold/benchmark.py", "data/my_bold/__init__.py"]
+    for path in files:
+        text = (tmp_path / path).read_text()
+        ast.parse(text)
+        assert "{identifier}" not in text and "{regions}" not in text
+    assert 'REGIONS = ["EarlyVis", "LOC"]' in (tmp_path / "benchmarks/my_bold/benchmark.py").read_text()
+    assert 'data_registry["my_bold"]' in (tmp_path / "data/my_bold/__init__.py").read_text()
+
+
+SIDE_PYTHON = Path(__file__).resolve().parents[2] / ".brainscore-env" / "bin" / "python"
+
+
+@pytest.mark.skipif(not SIDE_PYTHON.is_file(), reason="Brain-Score's classes need numpy < 2: build the side "
+                    "environment with `make brainscore-env` (tests/data/brainscore/requirements.txt)")
+def test_brainscores_own_classes_load_the_assembly_and_its_stimulus_set(tmp_path):
+    import subprocess
+
+    trials = _trials(np.random.default_rng(4))
+    write_assembly(neural_assembly(trials, _voxels(), ("d", "c", "b", "a")), tmp_path / "assembly.nc")
+    (tmp_path / "images").mkdir()
+    for name in "abcd":
+        (tmp_path / "images" / f"{name}.jpg").write_bytes(b"jpeg")
+    stimuli = pd.DataFrame({"image_name": list("abcd"), "category": ["COCO", "COCO", "Scene", "ImageNet"],
+                            "image_path": [f"images/{n}.jpg" for n in "abcd"]})
+    write_stimulus_set(stimuli, tmp_path, tmp_path / "stimulus_set.csv", tmp_path)
+    script = Path(__file__).resolve().parents[1] / "data" / "brainscore" / "load_assembly.py"
+    found = json.loads(subprocess.run([str(SIDE_PYTHON), str(script), str(tmp_path)], capture_output=True, text=True,
+                                      check=True).stdout)
+    assert found["class"] == "NeuroidAssembly" and found["dims"] == ["presentation", "neuroid", "time_bin"]
+    assert found["neuroid_id"] == ["CSI1.0", "CSI1.1", "CSI1.2", "CSI2.0", "CSI2.1"]
+    assert found["category"] == ["COCO", "ImageNet", "Scene"]  # the stimulus set merged into the presentations
+    assert Path(found["stimulus_path"]).is_file()
+    # every cell as the samples: CSI1's second showing of a is its third trial, CSI2 never saw a
+    a_twice = found["cells"]["a/1"]
+    np.testing.assert_array_equal(a_twice[:3], trials["CSI1"].matrix[2])
+    assert a_twice[3:] == [None, None]
+    np.testing.assert_array_equal(found["cells"]["d/0"][3:], trials["CSI2"].matrix[0])

@@ -1,0 +1,96 @@
+"""The export stage on a small twin whose two subjects share images (CSI1 and CSI2, session 2, runs
+1 and 4: six images in common): Net2Brain's RSA on the exported folders gives results.csv
+(tests/peers_reference.py), the Brain-Score assembly holds the fmri stage's samples, and the
+Algonauts table has a row per model and ROI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import peers_reference
+from neurolatent.io.representations import fmri_trial_samples
+from neurolatent.pipeline.params import validate_params
+from neurolatent.science.peers import NET2BRAIN_COLUMNS
+
+from conftest import run_stage, write_dataset
+
+DATA = {"subjects": ["CSI1", "CSI2"], "sessions": [2], "runs": [1, 4],
+        "synthetic": {"voxel_size_mm": 4, "image_size": 64, "jobs": 1, "snr": 4.0}}
+LAG = {"preprocess": {"lag_s": [4.0, 6.0]}}
+
+
+pytestmark = pytest.mark.slow  # the twin through trials, fmri, embed_images and rsa first
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    where = tmp_path_factory.mktemp("export")
+    raw, truth = where / "bold5000", where / "truth"
+    write_dataset(validate_params({"data": DATA}).data, raw, truth)
+    run_stage("trials", raw=raw, trials=where / "trials.parquet", stimuli=where / "stimuli.parquet")
+    run_stage("fmri", raw=raw, trials=where / "trials.parquet", out=where / "fmri")
+    run_stage("embed_images", {"embed": {"image_models": ["pixels"]}}, stimuli=where / "stimuli.parquet", raw=raw,
+              out=where / "images")
+    files = {"samples": where / "fmri", "trials": where / "trials.parquet", "stimuli": where / "stimuli.parquet",
+             "images": where / "images", "truth": truth}
+    run_stage("rsa", {"rsa": {"permutations": 20, "bootstrap": 10, "cka_permutations": 10, "fmri": ["samples"]}},
+              rdms=where / "rdms", metrics=where / "rsa.json", plots=where / "plots", **files)
+    metrics = run_stage("export", {"stitch": {"min_test": 2}}, rdms=where / "rdms", raw=raw, out=where / "exports",
+                        **files)
+    return where, metrics
+
+
+def test_net2brain_results_are_net2brains_rsa_on_the_exported_folders(exported):
+    where, metrics = exported
+    folder = where / "exports" / "net2brain"
+    assert metrics["export.net2brain.shared_images"] == 6
+    results = pd.read_csv(folder / "results.csv")
+    assert list(results.columns) == list(NET2BRAIN_COLUMNS)
+    models = sorted(p.name for p in (folder / "model_rdms").iterdir())
+    assert models == sorted(["category", "pixels", "planted", "planted_lowlevel", "planted_object", "planted_scene"])
+    assert sorted(set(results["ROI"])) == sorted(["union", "EarlyVis", "LOC", "OPA", "PPA", "RSC"])
+    assert len(results) == 6 * 6
+    reference = pd.DataFrame([row for model in models for row in peers_reference.evaluate(
+        folder / "model_rdms" / model, folder / "brain_rdms", model)])
+    merged = results.merge(reference, on=["ROI", "Layer", "Model"], suffixes=("", "_net2brain"))
+    assert len(merged) == len(results)
+    for column in NET2BRAIN_COLUMNS[3:]:
+        np.testing.assert_allclose(merged[column], merged[f"{column}_net2brain"], rtol=1e-10)
+    by_representation = pd.read_csv(folder / "results_by_representation.csv")
+    assert list(by_representation.columns) == ["fmri", *NET2BRAIN_COLUMNS] and set(by_representation["fmri"]) == {"samples"}
+
+
+def test_the_assembly_holds_the_samples_it_came_from(exported):
+    import xarray as xr
+
+    where, metrics = exported
+    folder = where / "exports" / "brainscore"
+    assembly = xr.open_dataarray(folder / "assembly.nc").load()
+    assert assembly.dims == ("presentation", "neuroid", "time_bin")
+    trials = fmri_trial_samples(where / "fmri", where / "trials.parquet", (4.0, 6.0), "onset")
+    assert assembly.sizes["neuroid"] == sum(m.matrix.shape[1] for m in trials.values()) == metrics[
+        "export.brainscore.neuroids"]
+    assert set(assembly["region"].values) == {"EarlyVis", "LOC", "OPA", "PPA", "RSC"}
+    assert (assembly["voxel_x"].values >= 0).all()
+    for subject, matrix in trials.items():
+        own = assembly.isel(neuroid=assembly["subject"].values == subject, time_bin=0)
+        first = {name: i for i, name in reversed(list(enumerate(matrix.stimuli)))}
+        for name, row in list(first.items())[:10]:
+            cell = own.isel(presentation=(own["stimulus_id"].values == name) & (own["repetition"].values == 0))
+            np.testing.assert_array_equal(cell.values[0], matrix.matrix[row])
+    stimuli = pd.read_csv(folder / "stimulus_set.csv")
+    assert set(assembly["stimulus_id"].values) <= set(stimuli["stimulus_id"])
+    assert all((folder / path).is_file() for path in stimuli["image_path"])
+    assert (folder / "plugin" / "benchmarks" / "neurolatent_bold5000" / "benchmark.py").is_file()
+
+
+def test_the_algonauts_table_has_each_model_and_roi(exported):
+    where, _ = exported
+    scores = pd.read_csv(where / "exports" / "algonauts" / "scores.csv")
+    assert list(scores.columns) == ["model", "roi", "score", "median_r", "noise_ceiling"]
+    assert len(scores) == 5 * 6  # pixels and the four planted models x union and five ROIs
+    assert scores["median_r"].notna().all()
+    finite = scores["score"].dropna()
+    assert ((finite >= 0) & (finite <= 100)).all()

@@ -1,0 +1,67 @@
+"""The peer frames' statistics against their own definitions: Net2Brain's RSA table (its code
+transcribed, tests/peers_reference.py: squared=False, spearman) and
+Algonauts 2023's noise-normalised encoding accuracy on a case worked by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import pdist, squareform
+
+import peers_reference
+from neurolatent.science.peers import (NET2BRAIN_COLUMNS, net2brain_noise_ceiling, net2brain_row,
+                                       noise_normalised_score)
+
+
+def _subjects(rng, shared, subjects=5, noise=1.0):
+    """RDMs of subjects whose patterns are a shared (n, 8) pattern plus their own noise."""
+    return np.stack([squareform(pdist(shared + noise * rng.standard_normal(shared.shape), "correlation"))
+                     for _ in range(subjects)])
+
+
+def test_the_row_is_net2brains_definition():
+    rng = np.random.default_rng(0)
+    shared = rng.standard_normal((20, 8))
+    brain = _subjects(rng, shared)
+    model = squareform(pdist(shared + 0.5 * rng.standard_normal(shared.shape), "correlation"))
+    row = net2brain_row(model, brain, net2brain_noise_ceiling(brain))
+    expected = peers_reference.numbers(model, brain)
+    assert list(row) == list(NET2BRAIN_COLUMNS[3:])
+    assert row == pytest.approx(expected, rel=1e-12)
+    assert row["%R"] == pytest.approx(row["R"] / row["LNC"] * 100)
+    # a planted model is found, below the ceiling the subjects leave it
+    assert row["R"] > 0.3 and row["Significance"] < 0.001 and row["LNC"] < row["UNC"]
+
+
+def test_an_unrelated_model_is_significant_at_its_nominal_rate():
+    """The t-test is over subjects: when each subject's RDM is independent of the model (and of the
+    other subjects') its p is uniform, about 5% of draws below 0.05 (400 draws: 95% of such runs
+    give 11 to 30)."""
+    rng = np.random.default_rng(1)
+    model = squareform(pdist(rng.standard_normal((12, 8)), "correlation"))
+    p = []
+    for _ in range(400):  # the ceiling enters %R only
+        p.append(net2brain_row(model, _subjects(rng, np.zeros((12, 8)), subjects=6), (0.5, 0.6))["Significance"])
+    p = np.array(p)
+    assert 8 <= (p < 0.05).sum() <= 34
+    assert 0.4 < np.median(p) < 0.6
+
+
+def test_too_few_subjects_or_images_is_refused():
+    with pytest.raises(ValueError, match="2 subjects and 3 images"):
+        net2brain_noise_ceiling(np.zeros((1, 5, 5)))
+    with pytest.raises(ValueError, match="2 subjects and 3 images"):
+        net2brain_row(np.zeros((2, 2)), np.zeros((3, 2, 2)), (0.5, 0.6))
+    with pytest.raises(ValueError, match="model RDM"):
+        net2brain_row(np.zeros((4, 4)), np.zeros((3, 5, 5)), (0.5, 0.6))
+
+
+def test_algonauts_score_on_a_known_case():
+    """100 x max(r, 0)^2 / ceiling^2, capped at 100; a zero ceiling is Algonauts' 1e-14."""
+    r = np.array([0.5, -0.3, 0.9, 0.2, 0.0, np.nan, 0.3])
+    ceiling_r = np.array([1.0, 0.5, 0.6, 0.0, 0.0, 0.5, np.nan])
+    expected = np.array([25.0, 0.0, 100.0, 100.0, 0.0, np.nan, np.nan])
+    np.testing.assert_allclose(noise_normalised_score(r, ceiling_r), expected)
+    np.testing.assert_allclose(noise_normalised_score(np.array([0.3]), np.array([0.6])), [25.0])
+    with pytest.raises(ValueError, match="shape"):
+        noise_normalised_score(np.zeros(3), np.zeros(4))
