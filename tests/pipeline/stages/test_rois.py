@@ -67,6 +67,63 @@ def test_the_fmri_stage_records_each_voxels_roi(hierarchy, tmp_path_factory):
         assert own["column"].tolist() == list(range(meta["voxels"][subject]))
 
 
+@pytest.mark.parametrize("roi, family", [("EarlyVis", "planted_lowlevel"), ("LOC", "planted_object"),
+                                         ("PPA", "planted_scene")])
+def test_each_area_matches_the_family_planted_in_it(hierarchy, roi, family, tmp_path_factory):
+    _, rois, _ = hierarchy
+    best = _winner(rois, roi)
+    assert best["model"] == family, rois[rois["roi"] == roi][["model", "r"]]
+    assert best["p_fwe"] < 0.05
+    # and closer than the other families, each by a pairwise difference (bootstrap over images and
+    # subjects) whose CI excludes 0; the category model, in part of every family, only by its point estimate
+    pairs = pd.read_csv(next(tmp_path_factory.getbasetemp().glob("hierarchy*")) / "plots" / "pairwise.csv")
+    own = pairs[pairs["roi"] == roi]
+    for other in set(HYPOTHESES) - {family, "category"}:
+        row = own[((own["model_a"] == family) & (own["model_b"] == other))
+                  | ((own["model_a"] == other) & (own["model_b"] == family))].iloc[0]
+        sign = 1 if row["model_a"] == family else -1
+        assert sign * row["ci_low" if sign > 0 else "ci_high"] > 0, row
+    assert set(rois.columns) >= {"roi", "fmri", "model", "r", "ci_low", "ci_high", "p", "p_fwe", "ceiling_low",
+                                 "ceiling_high"}
+
+
+def _interaction(interactions: pd.DataFrame) -> tuple[float, float]:
+    """The (lowlevel - object) in EarlyVis minus (lowlevel - object) in LOC, with its CI."""
+    row = interactions[(interactions["roi_a"] == "EarlyVis") & (interactions["roi_b"] == "LOC")
+                       & (interactions["model_a"] == "planted_lowlevel") & (interactions["model_b"] == "planted_object")]
+    assert len(row) == 1, interactions.head()
+    return float(row["ci_low"].iloc[0]), float(row["ci_high"].iloc[0])
+
+
+def test_the_roi_by_model_interaction_is_found(hierarchy):
+    """EarlyVis prefers low-level features over objects far more than LOC does: the difference of
+    differences has a CI that excludes 0."""
+    low, _ = _interaction(hierarchy[2])
+    assert low > 0
+
+
+def test_one_family_everywhere_shows_no_interaction(same_family):
+    _, rois, interactions = same_family
+    low, high = _interaction(interactions)
+    assert low < 0 < high
+    assert _winner(rois, "LOC")["model"] in ("planted_lowlevel", "pixels")
+
+
+def test_at_snr_zero_no_cell_is_corrected_significant(tmp_path):
+    _, rois, _ = _run(tmp_path, snr=0.0)
+    assert (rois["p_fwe"] > 0.05).all(), rois[rois["p_fwe"] <= 0.05]
+
+
+@pytest.fixture(scope="module")
+def partition(hierarchy, tmp_path_factory):
+    """The encode stage on the hierarchy's twin: {metric: value}."""
+    where = next(tmp_path_factory.getbasetemp().glob("hierarchy*"))
+    return run_stage("encode", {"encode": {"bootstrap": 200}}, samples=where / "fmri", trials=where / "trials.parquet",
+                     stimuli=where / "stimuli.parquet", raw=where / "raw", images=where / "images",
+                     truth=where / "truth", out=where / "encoding", metrics=where / "encode.json",
+                     plots=where / "encode-plots")
+
+
 @pytest.mark.parametrize("roi, family", [("EarlyVis", "lowlevel"), ("LOC", "object"), ("PPA", "scene")])
 def test_banded_ridge_gives_each_areas_family_its_share_of_the_variance(partition, roi, family):
     share = {band: partition[f"encode.planted.{roi}.{band}.share"] for band in ("lowlevel", "object", "scene",
