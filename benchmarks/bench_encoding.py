@@ -30,9 +30,9 @@ SHAPES = {"default": (111, 2018, (768, 64, 64, 32)), "bold5000": (4916, 2000, (7
 SMOKE = {"smoke": (150, 50, (20, 10, 5))}
 
 
-def measure(images: int, voxels: int, widths: tuple[int, ...], search: int, repeat: int,
-            before: bool) -> list[tuple[str, float]]:
-    """[(what, seconds of one fit)] on random data of that shape (80 % of the images fitted)."""
+def measure(images: int, voxels: int, widths: tuple[int, ...], search: int, repeat: int, before: bool):
+    """Yields (what, seconds of one fit) on random data of that shape (80 % of the images fitted),
+    each as soon as it is measured."""
     from sklearn.linear_model import RidgeCV
     from sklearn.preprocessing import StandardScaler
 
@@ -42,24 +42,23 @@ def measure(images: int, voxels: int, widths: tuple[int, ...], search: int, repe
     train = int(0.8 * images)
     bands = [rng.standard_normal((train, width)) for width in widths]
     responses = rng.standard_normal((train, voxels))
-    rows = [("RidgeCV, one per band (baseline)", fastest(lambda: [
+    yield "RidgeCV, one per band (baseline)", fastest(lambda: [
         RidgeCV(alphas=ALPHAS, alpha_per_target=True).fit(StandardScaler().fit_transform(band), responses)
-        for band in bands], repeat)),
-        ("banded ridge, numpy", fastest(lambda: BandedRidgeCV(n_iter=search).fit(bands, responses), repeat))]
+        for band in bands], repeat)
+    yield "banded ridge, numpy", fastest(lambda: BandedRidgeCV(n_iter=search).fit(bands, responses), repeat)
+    import torch
+
+    if torch.cuda.is_available():
+        yield "banded ridge, torch_cuda", fastest(
+            lambda: BandedRidgeCV(n_iter=search, backend="torch_cuda").fit(bands, responses), repeat)
     if before:
         from himalaya.ridge import solve_group_ridge_random_search
         from sklearn.model_selection import KFold
 
         scaled = [StandardScaler().fit_transform(band) for band in bands]
-        rows.append(("himalaya's primal search (before #37)", fastest(lambda: solve_group_ridge_random_search(
+        yield "himalaya's primal search (before #37)", fastest(lambda: solve_group_ridge_random_search(
             scaled, responses, n_iter=search, alphas=np.asarray(ALPHAS), cv=KFold(5, shuffle=True, random_state=0),
-            random_state=0, fit_intercept=True, return_weights=True, progress_bar=False, warn=False), repeat)))
-    import torch
-
-    if torch.cuda.is_available():
-        rows.append(("banded ridge, torch_cuda", fastest(
-            lambda: BandedRidgeCV(n_iter=search, backend="torch_cuda").fit(bands, responses), repeat)))
-    return rows
+            random_state=0, fit_intercept=True, return_weights=True, progress_bar=False, warn=False), repeat)
 
 
 def main() -> None:
@@ -82,10 +81,11 @@ def main() -> None:
     print("| shape | images | voxels | band widths | fit | seconds | ratio to RidgeCV per band |")
     print("|---|---|---|---|---|---|---|")
     for name, (images, voxels, widths) in shapes.items():
-        rows = measure(images, voxels, widths, args.search, args.repeat, args.before or args.smoke)
-        for what, seconds in rows:
+        baseline = None
+        for what, seconds in measure(images, voxels, widths, args.search, args.repeat, args.before or args.smoke):
+            baseline = baseline or seconds
             print(f"| {name} | {images} | {voxels} | {' '.join(map(str, widths))} | {what} | {seconds:.2f} | "
-                  f"{seconds / rows[0][1]:.2f} |", flush=True)
+                  f"{seconds / baseline:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
