@@ -42,13 +42,23 @@ def partition(simulated):
     return variance_partition(bands, responses, train=train, test=test, random_state=0, n_iter=10)
 
 
+@pytest.fixture(scope="module")
+def split(simulated):
+    bands, responses, train, test, _ = simulated
+    return band_split(bands, responses, train=train, test=test, random_state=0, n_iter=10)
+
+
+@pytest.mark.parametrize("way", ["partition", "split"])
 @pytest.mark.parametrize("group", list(GROUPS))
-def test_each_band_gets_the_unique_variance_planted_in_it(simulated, partition, group):
+def test_each_band_gets_the_variance_planted_in_it(simulated, request, way, group):
+    # its unique R^2 from the fits of every subset, or its share of one fit's R^2 (the product
+    # measure): with independent spaces, both are the variance planted in the band
+    fit = request.getfixturevalue(way)
     group_of = simulated[4]
     for band in ("a", "b", "c"):
-        recovered = partition.unique[band][group_of == group].mean()
-        assert recovered == pytest.approx(GROUPS[group].get(band, 0.0), abs=0.05), (band, recovered)
-    assert abs(partition.unique["noise"][group_of == group].mean()) < 0.02
+        recovered = fit.parts[(band,)][group_of == group].mean()
+        assert recovered == pytest.approx(GROUPS[group].get(band, 0.0), abs=0.05), (way, band, recovered)
+    assert abs(fit.parts[("noise",)][group_of == group].mean()) < 0.02
 
 
 def test_independent_spaces_share_nothing_and_the_parts_sum_to_the_full_model(simulated, partition):
@@ -175,22 +185,6 @@ def test_the_torch_backend_on_the_cpu_gives_the_numpy_fit(n):
     np.testing.assert_allclose(torch_fit.penalties_, numpy_fit.penalties_, rtol=1e-8)
     np.testing.assert_allclose(torch_fit.predict(bands), numpy_fit.predict(bands), atol=1e-8)
     assert sum(steps) == numpy_fit.steps(3) == 4 * 3 + 1
-
-
-@pytest.fixture(scope="module")
-def split(simulated):
-    bands, responses, train, test, _ = simulated
-    return band_split(bands, responses, train=train, test=test, random_state=0, n_iter=10)
-
-
-@pytest.mark.parametrize("group", list(GROUPS))
-def test_one_fit_gives_each_band_the_share_planted_in_it(simulated, split, group):
-    # independent spaces: each band's product-measure share is the variance planted in it
-    group_of = simulated[4]
-    for band in ("a", "b", "c"):
-        recovered = split.shares[band][group_of == group].mean()
-        assert recovered == pytest.approx(GROUPS[group].get(band, 0.0), abs=0.05), (band, recovered)
-    assert abs(split.shares["noise"][group_of == group].mean()) < 0.02
 
 
 def test_the_shares_are_himalayas_r2_score_split_and_sum_to_the_joint_r2(simulated, split):
