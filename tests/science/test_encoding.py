@@ -192,14 +192,17 @@ def test_the_shares_are_himalayas_r2_score_split_and_sum_to_the_joint_r2(simulat
 
     np.testing.assert_allclose(np.vstack(list(split.shares.values())),
                                r2_score_split(split.test_responses, split.band_predictions), atol=1e-12)
+    # the shares sum to the joint R^2 of the centred prediction
     joint = split.band_predictions.sum(axis=0)
-    np.testing.assert_allclose(split.full, held_out_r2(joint, split.test_responses), atol=1e-12)
-    # the one fit is the subsets' fit of all bands: its R^2 less the mean error on the test images
+    np.testing.assert_allclose(sum(split.shares.values()), held_out_r2(joint, split.test_responses), atol=1e-12)
+    # the one fit is the subsets' fit of all bands, and its R^2 theirs
     bands, responses, train, test, _ = simulated
     full_fit = BandedRidgeCV(n_iter=10).fit([bands[b][train] for b in bands], responses[train])
     np.testing.assert_allclose(split.penalties, full_fit.penalties_)
-    # less its squared mean error over the test images' sum of squares: never below, and close
-    mean_error = split.full - held_out_r2(full_fit.predict([bands[b][test] for b in bands]), responses[test])
+    np.testing.assert_allclose(split.full, held_out_r2(full_fit.predict([bands[b][test] for b in bands]),
+                                                      responses[test]), atol=1e-12)
+    # the shares' sum exceeds it by the prediction's squared mean error: never below, and little
+    mean_error = sum(split.shares.values()) - split.full
     assert mean_error.min() > -1e-12 and mean_error.mean() < 0.01
     assert (np.asarray(split.bands)[winning_band(split)[simulated[4] == "c"]] == "c").mean() > 0.9
 

@@ -136,17 +136,21 @@ class BandSplit:
     terms ``p`` centred on the test images), and the shares sum to the joint R^2. A share credits a
     band with what its term predicts, counting its overlap with the other terms half to each: it
     is not the unique variance of :func:`variance_partition` (which needs a fit per subset of
-    bands), and a band that only fits noise gets a share near or below zero.
+    bands), and a band that only fits noise gets a share near or below zero. Its
+    ``r2_score_split`` scores data centred on the test images, so the shares sum to the joint
+    R^2 of the centred prediction, :attr:`full` plus the prediction's squared mean error.
 
     ``bands`` the names in the order given; ``penalties`` (n_bands, n_voxels) each band's penalty;
     ``band_predictions`` (n_bands, n_test, n_voxels) each band's term on the test images, centred
-    on them; ``test_responses`` (n_test, n_voxels) centred on the test images.
+    on them; ``test_responses`` (n_test, n_voxels) centred on the test images; ``residuals``
+    (n_test, n_voxels) the responses less the joint prediction, uncentred.
     """
 
     bands: tuple[str, ...]
     penalties: np.ndarray
     band_predictions: np.ndarray
     test_responses: np.ndarray
+    residuals: np.ndarray
 
     @property
     def shares(self) -> dict[str, np.ndarray]:
@@ -155,9 +159,11 @@ class BandSplit:
 
     @property
     def full(self) -> np.ndarray:
-        """(n_voxels,) the sum of the shares: held-out R^2 of all bands' prediction, less its
-        mean error on the test images (the prediction and responses are centred on them)."""
-        return sum(self.shares.values())
+        """(n_voxels,) held-out R^2 of all bands' prediction, as :func:`held_out_r2` and
+        :attr:`VariancePartition.full`. The shares sum to it plus the squared mean error of the
+        prediction over the test images' sum of squares (r2_score_split scores centred data): a
+        little more where the test images' mean differs from the training images'."""
+        return self.resampled_parts(np.ones((1, len(self.test_responses))))["full"][0]
 
     @property
     def parts(self) -> dict[tuple[str, ...], np.ndarray]:
@@ -183,9 +189,13 @@ class BandSplit:
                              for term in terms])
 
     def resampled_parts(self, counts: np.ndarray) -> dict:
-        """{(band,): (n_draws, n_voxels) its share, "full": their sum} on bootstrap draws."""
+        """{(band,): (n_draws, n_voxels) its share, "full": the R^2 of all bands} on bootstrap draws."""
         shares = self.resampled_shares(counts)
-        return {(band,): share for band, share in zip(self.bands, shares)} | {"full": shares.sum(axis=0)}
+        counts = _checked_counts(counts, len(self.test_responses))
+        sst = counts.sum(axis=1, keepdims=True) / len(counts[0]) * (self.test_responses ** 2).sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            full = np.where(sst > 0, 1.0 - counts @ self.residuals ** 2 / sst, np.nan)
+        return {(band,): share for band, share in zip(self.bands, shares)} | {"full": full}
 
 
 def band_split(bands: Mapping[str, np.ndarray], responses: np.ndarray, *, train, test, random_state: int = 0,
@@ -203,7 +213,7 @@ def band_split(bands: Mapping[str, np.ndarray], responses: np.ndarray, *, train,
     terms = model.predict_bands([np.asarray(bands[b])[test] for b in names])
     actual = responses[test]
     return BandSplit(names, model.penalties_, terms - terms.mean(axis=1, keepdims=True),
-                     actual - actual.mean(axis=0))
+                     actual - actual.mean(axis=0), actual - terms.sum(axis=0) - model.intercept_)
 
 
 def partition_parts(bands: tuple[str, ...], r2: Mapping[tuple[str, ...], np.ndarray]) -> dict[tuple[str, ...], np.ndarray]:
