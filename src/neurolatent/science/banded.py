@@ -13,9 +13,9 @@ matrix ``X'X`` and ``X'Y`` once per fold; per weighting, one eigendecomposition 
 Gram matrix (p x p) and the test predictions ``A diag(1 / (lambda + alpha)) B`` for each alpha,
 where ``A`` is the test rows in that basis and ``B`` the rotated ``X'Y``; the refit once per
 weighting some target chose, not once per weighting that improved any target (~100 GFLOP a
-weighting and fold, most of it the alphas' test predictions; 279 s against himalaya's 627 s, measured). With
-fewer images than features the bands' linear kernels (n x n) are smaller than the Gram matrix,
-and himalaya's kernel solver is used as is.
+weighting and fold, most of it the alphas' test predictions; 279 s against himalaya's 627 s,
+measured). With fewer images than features the bands' linear kernels (n x n) are smaller than
+the Gram matrix, and himalaya's kernel solver is used as is.
 """
 
 from __future__ import annotations
