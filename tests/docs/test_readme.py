@@ -43,16 +43,19 @@ def _rsa_rois() -> list[str]:
 
 def _encode(partition: str, bands: tuple[str, ...], regions: tuple[str, ...], first: str) -> list[str]:
     metrics = _metrics("encode")
-    lines = [_row([first, *(b if b != "noise" else "noise (control)" for b in bands), "shared", "all bands"]),
-             "|" + "---|" * (len(bands) + 3)]
+    # each band's share (encode.partition: split) or unique R^2 (subsets, with the shared parts)
+    kind = "share" if f"encode.{partition}.{regions[0]}.{bands[0]}.share" in metrics else "unique"
+    shared = ["shared"] if kind == "unique" else []
+    lines = [_row([first, *(b if b != "noise" else "noise (control)" for b in bands), *shared, "all bands"]),
+             "|" + "---|" * (len(bands) + 2 + len(shared))]
     for roi in regions:
         cells = []
         for band in bands:
             key = f"encode.{partition}.{roi}.{band}"
-            cell = f"{metrics[key + '.unique']:.3f} [{metrics[key + '.ci_low']:.3f}, {metrics[key + '.ci_high']:.3f}]"
+            cell = f"{metrics[f'{key}.{kind}']:.3f} [{metrics[key + '.ci_low']:.3f}, {metrics[key + '.ci_high']:.3f}]"
             cells.append(f"**{cell}**" if partition == "planted" and band == PLANTED_IN[roi] else cell)
         name = f"{roi} ({PLANTED_IN[roi]})" if partition == "planted" else roi
-        lines.append(_row([name, *cells, f"{metrics[f'encode.{partition}.{roi}.shared']:.3f}",
+        lines.append(_row([name, *cells, *(f"{metrics[f'encode.{partition}.{roi}.shared']:.3f}" for _ in shared),
                            f"{metrics[f'encode.{partition}.{roi}.full']:.3f}"]))
     return lines
 

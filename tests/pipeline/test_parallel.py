@@ -142,20 +142,29 @@ def test_a_worker_death_is_one_line(cluster):
     assert message.startswith("runs: Dask workers died running a run after ") and "\n" not in message
 
 
-def test_rsa_permutation_chunks_on_the_cluster_give_the_local_bytes(cluster, written, tmp_path):
+@pytest.fixture(scope="module")
+def embedded(written, tmp_path_factory):
+    """The fmri stage's samples and the pixels model of the written dataset: the folder holding
+    fmri/ and images/."""
+    root = tmp_path_factory.mktemp("embedded")
+    run_stage("fmri", {"preprocess": {"jobs": 1}}, raw=written / "local" / "raw", trials=written / "trials.parquet",
+              out=root / "fmri")
+    run_stage("embed_images", {"embed": {"image_models": ["pixels"]}}, stimuli=written / "stimuli.parquet",
+              raw=written / "local" / "raw", out=root / "images")
+    return root
+
+
+def test_rsa_permutation_chunks_on_the_cluster_give_the_local_bytes(cluster, written, embedded, tmp_path):
     """compute.scheduler: dask sends rsa's permutation chunks to the workers (each comparison's
     prepared matrices scattered once); metrics, tables and RDMs are the local run's bytes."""
     local_cluster, client = cluster
     paths = {"raw": written / "local" / "raw", "trials": written / "trials.parquet"}
-    run_stage("fmri", {"preprocess": {"jobs": 1}}, **paths, out=tmp_path / "fmri")
-    run_stage("embed_images", {"embed": {"image_models": ["pixels"]}}, stimuli=written / "stimuli.parquet",
-              raw=paths["raw"], out=tmp_path / "images")
     rsa = {"permutations": 300, "bootstrap": 50, "cka_permutations": 10, "fmri": ["samples"]}
     for where, compute in (("local", {"scheduler": "local"}),
                            ("dask", {"scheduler": "dask", "dask_address": local_cluster.scheduler_address})):
         with distributed.get_task_stream(client) as tasks:
-            run_stage("rsa", {"rsa": rsa, "compute": compute}, samples=tmp_path / "fmri", trials=paths["trials"],
-                      stimuli=written / "stimuli.parquet", images=tmp_path / "images", truth=written / "local" / "truth",
+            run_stage("rsa", {"rsa": rsa, "compute": compute}, samples=embedded / "fmri", trials=paths["trials"],
+                      stimuli=written / "stimuli.parquet", images=embedded / "images", truth=written / "local" / "truth",
                       rdms=tmp_path / where / "rdms", metrics=tmp_path / where / "rsa.json",
                       plots=tmp_path / where / "plots")
         chunks = sum("_on_worker" in task["key"] for task in tasks.data)
@@ -164,4 +173,25 @@ def test_rsa_permutation_chunks_on_the_cluster_give_the_local_bytes(cluster, wri
     for folder in ("rdms", "plots"):
         local, remote = _files(tmp_path / "local" / folder), _files(tmp_path / "dask" / folder)
         names = [name for name in local if name.endswith((".csv", ".npz", ".npy", ".json"))]
+        assert names and [name for name in names if local[name] != remote.get(name)] == []
+
+
+def test_encode_fits_on_the_cluster_give_the_local_bytes(cluster, written, embedded, tmp_path):
+    """compute.scheduler: dask sends encode's fits (one per subject and partition) to the workers;
+    metrics, table and per-voxel arrays are the local run's bytes."""
+    local_cluster, client = cluster
+    for where, compute in (("local", {"scheduler": "local"}),
+                           ("dask", {"scheduler": "dask", "dask_address": local_cluster.scheduler_address})):
+        with distributed.get_task_stream(client) as tasks:
+            run_stage("encode", {"encode": {"bootstrap": 50, "search": 3, "noise_features": 8}, "compute": compute},
+                      samples=embedded / "fmri", trials=written / "trials.parquet", stimuli=written / "stimuli.parquet",
+                      raw=written / "local" / "raw", images=embedded / "images", truth=written / "local" / "truth",
+                      out=tmp_path / where / "encoding", metrics=tmp_path / where / "encode.json",
+                      plots=tmp_path / where / "plots")
+        fits = sum("_on_worker" in task["key"] for task in tasks.data)
+        assert fits == (0 if where == "local" else 2), fits  # CSI1's models and planted partitions
+    assert (tmp_path / "local" / "encode.json").read_bytes() == (tmp_path / "dask" / "encode.json").read_bytes()
+    for folder in ("encoding", "plots"):
+        local, remote = _files(tmp_path / "local" / folder), _files(tmp_path / "dask" / folder)
+        names = [name for name in local if name.endswith((".csv", ".npz"))]
         assert names and [name for name in names if local[name] != remote.get(name)] == []

@@ -9,8 +9,8 @@ from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import StandardScaler
 
-from neurolatent.science.encoding import (ALPHAS, BandedRidgeCV, explainable_fraction, held_out_r2, partition_parts,
-                                          variance_partition, winning_band)
+from neurolatent.science.encoding import (ALPHAS, BandedRidgeCV, band_split, explainable_fraction, held_out_r2,
+                                          partition_parts, variance_partition, winning_band)
 
 #: voxel groups and the share of each voxel's variance each band explains (the rest is noise)
 GROUPS = {"a": {"a": 0.3}, "ab": {"a": 0.2, "b": 0.15}, "c": {"c": 0.4}, "none": {}}
@@ -42,13 +42,23 @@ def partition(simulated):
     return variance_partition(bands, responses, train=train, test=test, random_state=0, n_iter=10)
 
 
+@pytest.fixture(scope="module")
+def split(simulated):
+    bands, responses, train, test, _ = simulated
+    return band_split(bands, responses, train=train, test=test, random_state=0, n_iter=10)
+
+
+@pytest.mark.parametrize("way", ["partition", "split"])
 @pytest.mark.parametrize("group", list(GROUPS))
-def test_each_band_gets_the_unique_variance_planted_in_it(simulated, partition, group):
+def test_each_band_gets_the_variance_planted_in_it(simulated, request, way, group):
+    # its unique R^2 from the fits of every subset, or its share of one fit's R^2 (the product
+    # measure): with independent spaces, both are the variance planted in the band
+    fit = request.getfixturevalue(way)
     group_of = simulated[4]
     for band in ("a", "b", "c"):
-        recovered = partition.unique[band][group_of == group].mean()
-        assert recovered == pytest.approx(GROUPS[group].get(band, 0.0), abs=0.05), (band, recovered)
-    assert abs(partition.unique["noise"][group_of == group].mean()) < 0.02
+        recovered = fit.parts[(band,)][group_of == group].mean()
+        assert recovered == pytest.approx(GROUPS[group].get(band, 0.0), abs=0.05), (way, band, recovered)
+    assert abs(fit.parts[("noise",)][group_of == group].mean()) < 0.02
 
 
 def test_independent_spaces_share_nothing_and_the_parts_sum_to_the_full_model(simulated, partition):
@@ -141,3 +151,66 @@ def test_bad_arguments_are_named(call, message):
     bands = {"a": np.random.default_rng(0).standard_normal((10, 3))}
     with pytest.raises(ValueError, match=message):
         call(bands, np.random.default_rng(1).standard_normal((10, 4)))
+
+
+def _three_bands(n: int = 200, seed: int = 4):
+    rng = np.random.default_rng(seed)
+    bands = [rng.standard_normal((n, width)) for width in (6, 4, 9)]
+    y = bands[0] @ rng.standard_normal((6, 12)) + 0.5 * bands[1] @ rng.standard_normal((4, 12))
+    return bands, y + 2.0 * rng.standard_normal((n, 12)) + 3.0
+
+
+def test_banded_ridge_equals_himalayas_primal_search():
+    # the search in each fold's eigenbasis against himalaya's hat matrices: same folds and weightings
+    from himalaya.ridge import solve_group_ridge_random_search
+
+    bands, y = _three_bands()
+    ours = BandedRidgeCV(n_iter=8, random_state=2).fit(bands, y)
+    scaled = [StandardScaler().fit_transform(band) for band in bands]
+    deltas, coef, scores, intercept = solve_group_ridge_random_search(
+        scaled, y, n_iter=8, alphas=np.asarray(ALPHAS), cv=KFold(5, shuffle=True, random_state=2), random_state=2,
+        fit_intercept=True, return_weights=True, progress_bar=False)
+    np.testing.assert_allclose(ours.penalties_, np.exp(-deltas), rtol=1e-8)
+    np.testing.assert_allclose(ours.coef_, coef, atol=1e-8)
+    np.testing.assert_allclose(ours.intercept_, intercept, atol=1e-8)
+    np.testing.assert_allclose(ours.cv_scores_, scores.max(axis=0), rtol=1e-8)
+
+
+@pytest.mark.parametrize("n", [200, 12])  # the primal route and the kernel one
+def test_the_torch_backend_on_the_cpu_gives_the_numpy_fit(n):
+    bands, y = _three_bands(n)
+    steps = []
+    numpy_fit = BandedRidgeCV(n_iter=4, cv=3, progress=steps.append).fit(bands, y)
+    torch_fit = BandedRidgeCV(n_iter=4, cv=3, backend="torch").fit(bands, y)
+    np.testing.assert_allclose(torch_fit.penalties_, numpy_fit.penalties_, rtol=1e-8)
+    np.testing.assert_allclose(torch_fit.predict(bands), numpy_fit.predict(bands), atol=1e-8)
+    assert sum(steps) == numpy_fit.steps(3) == 4 * 3 + 1
+
+
+def test_the_shares_are_himalayas_r2_score_split_and_sum_to_the_joint_r2(simulated, split):
+    from himalaya.scoring import r2_score_split
+
+    np.testing.assert_allclose(np.vstack(list(split.shares.values())),
+                               r2_score_split(split.test_responses, split.band_predictions), atol=1e-12)
+    # the shares sum to the joint R^2 of the centred prediction
+    joint = split.band_predictions.sum(axis=0)
+    np.testing.assert_allclose(sum(split.shares.values()), held_out_r2(joint, split.test_responses), atol=1e-12)
+    # the one fit is the subsets' fit of all bands, and its R^2 theirs
+    bands, responses, train, test, _ = simulated
+    full_fit = BandedRidgeCV(n_iter=10).fit([bands[b][train] for b in bands], responses[train])
+    np.testing.assert_allclose(split.penalties, full_fit.penalties_)
+    np.testing.assert_allclose(split.full, held_out_r2(full_fit.predict([bands[b][test] for b in bands]),
+                                                      responses[test]), atol=1e-12)
+    # the shares' sum exceeds it by the prediction's squared mean error: never below, and little
+    mean_error = sum(split.shares.values()) - split.full
+    assert mean_error.min() > -1e-12 and mean_error.mean() < 0.01
+    assert (np.asarray(split.bands)[winning_band(split)[simulated[4] == "c"]] == "c").mean() > 0.9
+
+
+def test_bootstrap_draws_of_the_whole_test_set_give_the_shares(split):
+    once = split.resampled_parts(np.ones((1, len(split.test_responses))))
+    for band, share in split.shares.items():
+        np.testing.assert_allclose(once[(band,)][0], share, atol=1e-12)
+    np.testing.assert_allclose(once["full"][0], split.full, atol=1e-12)
+    twice = split.resampled_parts(np.full((1, len(split.test_responses)), 2.0))
+    np.testing.assert_allclose(twice["full"][0], split.full, atol=1e-12)

@@ -382,9 +382,14 @@ class EncodeParams(_Section):
         bands (names as the images manifest gives them, as in metrics/rsa.json); null: every image model and layer
         embed_images wrote.""", min_length=1)] = None
     planted: Annotated[bool, about("""Also partition the planted feature families of the synthetic data (the check
-        that each ROI's own family carries its unique variance).""")] = True
+        that each ROI's own family carries its variance).""")] = True
     noise_features: Annotated[int, about("""Width of a control band of pure noise features added to every partition
-        (it must get no unique variance); 0: none.""", ge=0, le=1024)] = 32
+        (it must get no share of the variance); 0: none.""", ge=0, le=1024)] = 32
+    partition: Annotated[Literal["split", "subsets"], about("""How the held-out R^2 is divided among the bands: split,
+        one banded-ridge fit of all bands per subject and partition, each band's share by the product measure (himalaya's
+        r2_score_split; the shares sum to the joint R^2); subsets, a fit per non-empty subset of the bands (2^k - 1),
+        each band's unique variance and the parts sets of bands share, by inclusion-exclusion: for a few bands.""")] = (
+        "split")
     search: Annotated[Count, about("""Band weightings tried per voxel by the random search (himalaya's n_iter; the
         first is equal weights).""", le=1000)] = 10
     folds: Annotated[Count, about("Cross-validation folds of the training images for choosing the penalties.",

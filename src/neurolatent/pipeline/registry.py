@@ -147,13 +147,15 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
            File("metrics", DETAIL["stitch"].path, "identification, reconstruction, encoding", "detail"),
            File("plots", "plots/stitch", "tables and figures", "plots"))),
     Stage("encode", "Fit the image models (and, on synthetic data, the planted families) together to every voxel "
-          "by banded ridge and partition the held-out variance into each band's unique part and the shared ones, "
+          "by banded ridge, one fit per subject and partition, and divide the held-out variance among the bands "
+          "(each band's share, or with encode.partition: subsets each band's unique part and the shared ones), "
           "per ROI, with bootstrap intervals over test images.",
           ("encode", "stitch.test", "stitch.test_fraction", "stitch.min_test", "stitch.seed", "preprocess.method",
-           "preprocess.lag_s", "preprocess.anchor", "preprocess.rounding", "compute.device", *CPU_NUMERICS),
+           "preprocess.lag_s", "preprocess.anchor", "preprocess.rounding", "compute.device", *CPU_NUMERICS,
+           *SCHEDULER),
           (SAMPLES, TRIALS, STIMULI, RAW, IMAGES, TRUTH,
-           File("out", "data/encoding", "per subject and voxel: every subset's held-out R^2 and penalties", "out"),
-           File("metrics", "metrics/encode.json", "unique and shared variance per partition, ROI and band", "detail"),
+           File("out", "data/encoding", "per subject and voxel: held-out R^2, penalties and each band's part", "out"),
+           File("metrics", "metrics/encode.json", "each band's part of the variance per partition and ROI", "detail"),
            File("plots", "plots/encode", "partition table and figures", "plots"))),
     Stage("align", "Align every subject into one shared space (SRM, Procrustes template, MindEye2-style adapter) and "
           "read a held-out subject from few of its images: few-shot identification against scratch, between-subject "

@@ -1,31 +1,31 @@
-"""Encoding models over several feature spaces at once: banded ridge and variance partitioning.
+"""Encoding models over several feature spaces at once: banded ridge and the share of variance
+each space explains.
 
 Predicting each voxel from one feature space at a time says how well each space predicts, not
-what each explains that the others do not. Here the spaces ("bands") are fitted together by
-banded ridge (Nunez-Elizalde, Huth & Gallant 2019), one penalty per band and voxel chosen by
-cross-validation on the training images, with himalaya's random search over band weights (so the
-largest band cannot drown the rest by sheer number of features); every non-empty subset of the
-bands is fitted the same way, and the held-out R^2 of the subsets partitions each voxel's explained
-variance into what each band explains alone (its unique part) and what sets of bands share
-(de Heer et al. 2017; Lescroart, Stansbury & Gallant 2015).
+what each explains given the others. Here the spaces ("bands") are fitted together by banded ridge
+(:mod:`neurolatent.science.banded`), one penalty per band and voxel chosen by cross-validation on
+the training images. Two ways to divide the held-out R^2 among the bands:
+
+- :func:`band_split`, one fit of all bands, each band's share by the product measure (Dupre la
+  Tour et al. 2022, himalaya's ``r2_score_split``): the shares sum to the joint R^2; one fit
+  whatever the number of bands.
+- :func:`variance_partition`, every non-empty subset of the bands fitted the same way, the
+  subsets' held-out R^2 partitioned into each band's unique part and the parts sets of bands
+  share (de Heer et al. 2017; Lescroart, Stansbury & Gallant 2015): 2^k - 1 fits, for a few bands.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.model_selection import KFold
-from sklearn.preprocessing import StandardScaler
-from sklearn.utils.validation import check_is_fitted
 
-#: the ridge penalties tried for each band (on z-scored features): 1e-2 .. 1e7, two a decade
-ALPHAS = tuple(float(a) for a in np.logspace(-2, 7, 19))
-#: himalaya's array backends: numpy on the CPU, torch_cuda on a GPU
-BACKENDS = ("numpy", "torch_cuda")
+from neurolatent.science.banded import ALPHAS, BACKENDS, BandedRidgeCV
+
+__all__ = ["ALPHAS", "BACKENDS", "BandSplit", "BandedRidgeCV", "VariancePartition", "band_split",
+           "explainable_fraction", "held_out_r2", "partition_parts", "variance_partition", "winning_band"]
 
 
 def _as_index(selection: np.ndarray, n: int, name: str) -> np.ndarray:
@@ -51,119 +51,6 @@ def held_out_r2(predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
     sst = ((actual - actual.mean(axis=0)) ** 2).sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(sst > 0, 1.0 - sse / sst, np.nan)
-
-
-class BandedRidgeCV(RegressorMixin, BaseEstimator):
-    """Banded ridge regression from several feature spaces to many targets (voxels).
-
-    Each band's features are z-scored on the training rows; the fit minimises
-    ``||sum_k X_k b_k - Y||^2 + sum_k lambda_k ||b_k||^2`` per voxel, with the penalties
-    ``lambda_k`` chosen per voxel by ``cv``-fold cross-validation (squared error) among
-    ``n_iter`` band weightings drawn on the simplex (himalaya's random search, on the features or, with
-    fewer images than features, on the bands' linear kernels)
-    times the ``alphas`` grid. With one band this is ridge with one penalty per voxel chosen from
-    ``alphas``: scikit-learn's ``RidgeCV(alpha_per_target=True)`` when ``cv`` is leave-one-out.
-
-    Parameters
-    ----------
-    alphas : sequence of float
-        Overall ridge penalties tried (on z-scored features).
-    n_iter : int
-        Band weightings tried (the first is equal weights); ignored with one band.
-    cv : int or scikit-learn splitter
-        Folds of the training rows for choosing penalties; an int is a KFold shuffled with
-        ``random_state``.
-    backend : {"numpy", "torch_cuda"}
-        himalaya's array backend; results come back as numpy arrays either way.
-    random_state : int
-        Seed of the band weightings and of the folds.
-
-    Attributes
-    ----------
-    penalties_ : ndarray (n_bands, n_voxels)
-        Each band's ridge penalty per voxel (on z-scored features); larger means the band was
-        shrunk more for that voxel.
-    cv_scores_ : ndarray (n_voxels,)
-        The chosen hyperparameters' cross-validated score (minus the mean squared error).
-    """
-
-    def __init__(self, alphas: Sequence[float] = ALPHAS, n_iter: int = 20, cv=5, backend: str = "numpy",
-                 random_state: int = 0):
-        self.alphas = alphas
-        self.n_iter = n_iter
-        self.cv = cv
-        self.backend = backend
-        self.random_state = random_state
-
-    def _check_bands(self, bands: Sequence[np.ndarray], n_rows: int | None = None) -> list[np.ndarray]:
-        if not len(bands):
-            raise ValueError("BandedRidgeCV: no band given")
-        bands = [np.asarray(band, dtype=np.float64) for band in bands]
-        for k, band in enumerate(bands):
-            if band.ndim != 2 or band.shape[1] == 0:
-                raise ValueError(f"BandedRidgeCV: band {k} must be (n_images, n_features>0), got {band.shape}")
-            if not np.isfinite(band).all():
-                raise ValueError(f"BandedRidgeCV: band {k} holds NaN or inf")
-        if len({band.shape[0] for band in bands} | ({n_rows} if n_rows is not None else set())) != 1:
-            raise ValueError(f"BandedRidgeCV: the bands and responses disagree on the number of images: "
-                             f"{[band.shape[0] for band in bands]}")
-        return bands
-
-    def fit(self, bands: Sequence[np.ndarray], responses: np.ndarray) -> "BandedRidgeCV":
-        """Learn penalties and weights from ``bands`` (each (n_images, n_features_k)) to
-        ``responses`` (n_images, n_voxels)."""
-        from himalaya.backend import get_backend, set_backend
-        from himalaya.kernel_ridge import primal_weights_weighted_kernel_ridge, solve_multiple_kernel_ridge_random_search
-        from himalaya.ridge import solve_group_ridge_random_search
-
-        if self.backend not in BACKENDS:
-            raise ValueError(f"BandedRidgeCV: backend must be one of {BACKENDS}, got {self.backend!r}")
-        responses = np.asarray(responses, dtype=np.float64)
-        if responses.ndim != 2:
-            raise ValueError(f"BandedRidgeCV: responses must be (n_images, n_voxels), got {responses.shape}")
-        bands = self._check_bands(bands, len(responses))
-        self.scalers_ = [StandardScaler().fit(band) for band in bands]
-        scaled = [scaler.transform(band) for scaler, band in zip(self.scalers_, bands)]
-        cv = KFold(self.cv, shuffle=True, random_state=self.random_state) if isinstance(self.cv, int) else self.cv
-        search = {"alphas": np.asarray(self.alphas, dtype=np.float64), "cv": cv, "random_state": self.random_state,
-                  "progress_bar": False,
-                  # one band: its weighting is 1, and the search is over alphas only
-                  "n_iter": np.ones((1, 1)) if len(bands) == 1 else self.n_iter}
-        previous = get_backend()
-        backend = set_backend(self.backend, on_error="raise")
-        try:
-            if len(responses) > sum(band.shape[1] for band in bands):
-                # more images than features: the primal solver, centred within each fold (exact)
-                deltas, coef, scores, intercept = solve_group_ridge_random_search(
-                    [backend.asarray(x) for x in scaled], backend.asarray(responses), fit_intercept=True,
-                    return_weights=True, warn=False, **search)
-                self.coef_, self.intercept_ = backend.to_numpy(coef), backend.to_numpy(intercept)
-            else:
-                # fewer images than features: the same search on the bands' linear kernels (n_images x
-                # n_images each: 6x faster at the default's 89 images and 928 features, measured), with
-                # features and responses centred on all training images once rather than per fold
-                offset = responses.mean(axis=0)
-                kernels = backend.asarray(np.stack([x @ x.T for x in scaled]))
-                deltas, dual, scores = solve_multiple_kernel_ridge_random_search(
-                    kernels, backend.asarray(responses - offset), return_weights="dual", **search)
-                self.coef_ = np.vstack([backend.to_numpy(w) for w in primal_weights_weighted_kernel_ridge(
-                    dual, deltas, [backend.asarray(x) for x in scaled])])
-                self.intercept_ = offset
-            self.penalties_ = np.exp(-backend.to_numpy(deltas))
-            self.cv_scores_ = backend.to_numpy(scores).max(axis=0)
-        finally:
-            set_backend(previous)
-        self.n_bands_ = len(bands)
-        return self
-
-    def predict(self, bands: Sequence[np.ndarray]) -> np.ndarray:
-        """Predicted responses (n_images, n_voxels) from ``bands`` as given to :meth:`fit`."""
-        check_is_fitted(self)
-        bands = self._check_bands(bands)
-        if len(bands) != self.n_bands_:
-            raise ValueError(f"BandedRidgeCV: fitted on {self.n_bands_} bands, given {len(bands)}")
-        scaled = np.hstack([scaler.transform(band) for scaler, band in zip(self.scalers_, bands)])
-        return scaled @ self.coef_ + self.intercept_
 
 
 @dataclass(frozen=True)
@@ -205,13 +92,22 @@ class VariancePartition:
         R^2. The parts sum to :attr:`full`; a single band's part is its unique variance."""
         return partition_parts(self.bands, self.r2)
 
+    @property
+    def band_penalties(self) -> np.ndarray:
+        """(n_bands, n_voxels) each band's penalty in the fit of all bands."""
+        return self.penalties[self.bands]
+
+    def resampled_parts(self, counts: np.ndarray) -> dict:
+        """:attr:`parts` and ``"full"`` on bootstrap draws over test images (``counts`` as in
+        :meth:`resampled_r2`): {part: (n_draws, n_voxels)}."""
+        r2 = self.resampled_r2(counts)
+        return partition_parts(self.bands, r2) | {"full": r2[self.bands]}
+
     def resampled_r2(self, counts: np.ndarray) -> dict[tuple[str, ...], np.ndarray]:
         """Bootstrap over test images without refitting: ``counts`` (n_draws, n_test) how many
         times each test image is in each draw; returns {subset: (n_draws, n_voxels) held-out R^2
         of that subset's fit on each draw} (:func:`partition_parts` turns them into parts)."""
-        counts = np.asarray(counts, dtype=np.float64)
-        if counts.ndim != 2 or counts.shape[1] != len(self.test_responses):
-            raise ValueError(f"counts must be (n_draws, {len(self.test_responses)}), got {counts.shape}")
+        counts = _checked_counts(counts, len(self.test_responses))
         # each draw's squared errors over the whole test set's SST (scaled to the draw's size): R^2
         # is then linear in the counts and its draws centre on the estimate; a draw's own SST (a
         # ratio of two resampled sums) skews them (measured: with 10 test images, the percentile
@@ -221,6 +117,103 @@ class VariancePartition:
         with np.errstate(divide="ignore", invalid="ignore"):
             return {subset: np.where(sst > 0, 1.0 - counts @ (self.test_responses - predicted) ** 2 / sst, np.nan)
                     for subset, predicted in self.predictions.items()}
+
+
+def _checked_counts(counts: np.ndarray, n_test: int) -> np.ndarray:
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.ndim != 2 or counts.shape[1] != n_test:
+        raise ValueError(f"counts must be (n_draws, {n_test}), got {counts.shape}")
+    return counts
+
+
+@dataclass(frozen=True)
+class BandSplit:
+    """One banded-ridge fit of all the bands, and each band's share of its held-out R^2 by the
+    product measure (himalaya's ``r2_score_split``; Dupre la Tour et al. 2022, NeuroImage 264).
+
+    The joint prediction is the sum of the bands' terms ``X_k b_k``; band k's share is
+    ``sum_i (2 y_i p_ki - p_ki sum_j p_ji) / sum_i y_i^2`` over test images i (responses ``y`` and
+    terms ``p`` centred on the test images), and the shares sum to the joint R^2. A share credits a
+    band with what its term predicts, counting its overlap with the other terms half to each: it
+    is not the unique variance of :func:`variance_partition` (which needs a fit per subset of
+    bands), and a band that only fits noise gets a share near or below zero. Its
+    ``r2_score_split`` scores data centred on the test images, so the shares sum to the joint
+    R^2 of the centred prediction, :attr:`full` plus the prediction's squared mean error.
+
+    ``bands`` the names in the order given; ``penalties`` (n_bands, n_voxels) each band's penalty;
+    ``band_predictions`` (n_bands, n_test, n_voxels) each band's term on the test images, centred
+    on them; ``test_responses`` (n_test, n_voxels) centred on the test images; ``residuals``
+    (n_test, n_voxels) the responses less the joint prediction, uncentred.
+    """
+
+    bands: tuple[str, ...]
+    penalties: np.ndarray
+    band_predictions: np.ndarray
+    test_responses: np.ndarray
+    residuals: np.ndarray
+
+    @property
+    def shares(self) -> dict[str, np.ndarray]:
+        """{band: (n_voxels,) its share of the held-out R^2}; NaN for a constant voxel."""
+        return dict(zip(self.bands, self.resampled_shares(np.ones((1, len(self.test_responses))))[:, 0]))
+
+    @property
+    def full(self) -> np.ndarray:
+        """(n_voxels,) held-out R^2 of all bands' prediction, as :func:`held_out_r2` and
+        :attr:`VariancePartition.full`. The shares sum to it plus the squared mean error of the
+        prediction over the test images' sum of squares (r2_score_split scores centred data): a
+        little more where the test images' mean differs from the training images'."""
+        return self.resampled_parts(np.ones((1, len(self.test_responses))))["full"][0]
+
+    @property
+    def parts(self) -> dict[tuple[str, ...], np.ndarray]:
+        """{(band,): its share}: the parts, as :attr:`VariancePartition.parts` names them."""
+        return {(band,): share for band, share in self.shares.items()}
+
+    @property
+    def band_penalties(self) -> np.ndarray:
+        """(n_bands, n_voxels) each band's penalty."""
+        return self.penalties
+
+    def resampled_shares(self, counts: np.ndarray) -> np.ndarray:
+        """(n_bands, n_draws, n_voxels) the shares on bootstrap draws over test images, without
+        refitting (``counts`` (n_draws, n_test) how often each test image is in each draw); as
+        :meth:`VariancePartition.resampled_r2`, over the whole test set's sum of squares scaled to
+        the draw's size, so that the shares are linear in the counts and centre on the estimate."""
+        counts = _checked_counts(counts, len(self.test_responses))
+        y, terms = self.test_responses, self.band_predictions
+        sst = counts.sum(axis=1, keepdims=True) / len(y) * (y ** 2).sum(axis=0)
+        joint = terms.sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.stack([np.where(sst > 0, counts @ (2 * y * term - term * joint) / sst, np.nan)
+                             for term in terms])
+
+    def resampled_parts(self, counts: np.ndarray) -> dict:
+        """{(band,): (n_draws, n_voxels) its share, "full": the R^2 of all bands} on bootstrap draws."""
+        shares = self.resampled_shares(counts)
+        counts = _checked_counts(counts, len(self.test_responses))
+        sst = counts.sum(axis=1, keepdims=True) / len(counts[0]) * (self.test_responses ** 2).sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            full = np.where(sst > 0, 1.0 - counts @ self.residuals ** 2 / sst, np.nan)
+        return {(band,): share for band, share in zip(self.bands, shares)} | {"full": full}
+
+
+def band_split(bands: Mapping[str, np.ndarray], responses: np.ndarray, *, train, test, random_state: int = 0,
+               **banded) -> BandSplit:
+    """Fit banded ridge once on all ``bands`` and split its held-out R^2 among them (:class:`BandSplit`).
+
+    Arguments as :func:`variance_partition`'s (``bands`` {name: (n_images, n_features_k)},
+    ``responses`` (n_images, n_voxels), ``train`` and ``test`` disjoint masks or indices,
+    ``**banded`` further :class:`BandedRidgeCV` arguments); one fit instead of one per subset of
+    bands, so it scales to many bands.
+    """
+    names, responses, train, test = _checked(bands, responses, train, test, "band_split")
+    model = BandedRidgeCV(random_state=random_state, **banded).fit(
+        [np.asarray(bands[b])[train] for b in names], responses[train])
+    terms = model.predict_bands([np.asarray(bands[b])[test] for b in names])
+    actual = responses[test]
+    return BandSplit(names, model.penalties_, terms - terms.mean(axis=1, keepdims=True),
+                     actual - actual.mean(axis=0), actual - terms.sum(axis=0) - model.intercept_)
 
 
 def partition_parts(bands: tuple[str, ...], r2: Mapping[tuple[str, ...], np.ndarray]) -> dict[tuple[str, ...], np.ndarray]:
@@ -240,6 +233,25 @@ def partition_parts(bands: tuple[str, ...], r2: Mapping[tuple[str, ...], np.ndar
                     part = part + (-1) ** (k + 1) * (union(others | set(chosen)) - base)
             out[subset] = part
     return out
+
+
+def _checked(bands: Mapping[str, np.ndarray], responses: np.ndarray, train, test,
+             who: str) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """(band names, responses as float64, train and test as index arrays), or ValueError naming ``who``."""
+    names = tuple(bands)
+    if not names:
+        raise ValueError(f"{who}: no band given")
+    responses = np.asarray(responses, dtype=np.float64)
+    n = len(responses)
+    for name, band in bands.items():
+        if np.shape(band)[0] != n:
+            raise ValueError(f"{who}: band {name!r} has {np.shape(band)[0]} rows, responses {n}")
+    train, test = _as_index(train, n, "train"), _as_index(test, n, "test")
+    if np.intersect1d(train, test).size:
+        raise ValueError(f"{who}: train and test share images")
+    if len(test) < 2:
+        raise ValueError(f"{who}: at least 2 test images are needed for R^2")
+    return names, responses, train, test
 
 
 def variance_partition(bands: Mapping[str, np.ndarray], responses: np.ndarray, *, train, test,
@@ -275,19 +287,7 @@ def variance_partition(bands: Mapping[str, np.ndarray], responses: np.ndarray, *
     kept and averaged, and a part is read against its bootstrap interval over test images
     (:meth:`VariancePartition.resampled_r2`), not voxel by voxel.
     """
-    names = tuple(bands)
-    if not names:
-        raise ValueError("variance_partition: no band given")
-    responses = np.asarray(responses, dtype=np.float64)
-    n = len(responses)
-    for name, band in bands.items():
-        if np.shape(band)[0] != n:
-            raise ValueError(f"variance_partition: band {name!r} has {np.shape(band)[0]} rows, responses {n}")
-    train, test = _as_index(train, n, "train"), _as_index(test, n, "test")
-    if np.intersect1d(train, test).size:
-        raise ValueError("variance_partition: train and test share images")
-    if len(test) < 2:
-        raise ValueError("variance_partition: at least 2 test images are needed for R^2")
+    names, responses, train, test = _checked(bands, responses, train, test, "variance_partition")
     r2, penalties, predictions = {}, {}, {}
     for size in range(1, len(names) + 1):
         for subset in combinations(names, size):
@@ -310,9 +310,9 @@ def explainable_fraction(r2: np.ndarray, ceiling_r: np.ndarray, min_ceiling: flo
         return np.where(ceiling_r >= min_ceiling, np.asarray(r2) / ceiling_r ** 2, np.nan)
 
 
-def winning_band(partition: VariancePartition, min_r2: float = 0.0) -> np.ndarray:
-    """(n_voxels,) index into ``partition.bands`` of the band with the largest unique R^2 per
-    voxel; -1 where all bands together do not exceed ``min_r2``."""
-    unique = np.vstack([partition.unique[b] for b in partition.bands])
+def winning_band(partition: VariancePartition | BandSplit, min_r2: float = 0.0) -> np.ndarray:
+    """(n_voxels,) index into ``partition.bands`` of the band with the largest part per voxel (its
+    unique R^2, or its share); -1 where all bands together do not exceed ``min_r2``."""
+    unique = np.vstack([partition.parts[(b,)] for b in partition.bands])
     winner = np.argmax(np.nan_to_num(unique, nan=-np.inf), axis=0)
     return np.where(np.nan_to_num(partition.full, nan=-np.inf) > min_r2, winner, -1)

@@ -125,15 +125,31 @@ def partition(hierarchy, tmp_path_factory):
 
 
 @pytest.mark.parametrize("roi, family", [("EarlyVis", "lowlevel"), ("LOC", "object"), ("PPA", "scene")])
-def test_banded_ridge_gives_each_areas_family_its_unique_variance(partition, roi, family):
-    unique = {band: partition[f"encode.planted.{roi}.{band}.unique"] for band in ("lowlevel", "object", "scene",
-                                                                                  "noise")}
-    assert max(unique, key=unique.get) == family, unique
+def test_banded_ridge_gives_each_areas_family_its_share_of_the_variance(partition, roi, family):
+    share = {band: partition[f"encode.planted.{roi}.{band}.share"] for band in ("lowlevel", "object", "scene",
+                                                                                "noise")}
+    assert max(share, key=share.get) == family, share
     assert partition[f"encode.planted.{roi}.{family}.ci_low"] > 0.05
-    # the control band of pure noise features explains nothing (it may cost a little: a band that
-    # only adds features to fit can only lose on held-out images)
-    assert abs(unique["noise"]) < 0.03
-    assert partition[f"encode.planted.{roi}.noise.ci_low"] < 0
+    # the control band of pure noise features explains nothing
+    assert abs(share["noise"]) < 0.03
+    assert partition[f"encode.planted.{roi}.noise.ci_low"] < 0.01
+
+
+def test_the_subsets_partition_gives_each_family_its_unique_variance_and_the_same_full_fit(partition,
+                                                                                         tmp_path_factory):
+    """encode.partition: subsets fits every subset of the bands: the own family's unique part wins,
+    the shared parts are reported, and the fit of all bands is the split's (same R^2)."""
+    where = next(tmp_path_factory.getbasetemp().glob("hierarchy*"))
+    subsets = run_stage("encode", {"encode": {"bootstrap": 50, "partition": "subsets"}}, samples=where / "fmri",
+                        trials=where / "trials.parquet", stimuli=where / "stimuli.parquet", raw=where / "raw",
+                        images=where / "images", truth=where / "truth", out=where / "encoding-subsets",
+                        metrics=where / "encode-subsets.json", plots=where / "encode-subsets-plots")
+    for roi, family in (("EarlyVis", "lowlevel"), ("LOC", "object"), ("PPA", "scene")):
+        unique = {band: subsets[f"encode.planted.{roi}.{band}.unique"] for band in ("lowlevel", "object", "scene")}
+        assert max(unique, key=unique.get) == family, unique
+        assert f"encode.planted.{roi}.shared" in subsets
+        assert subsets[f"encode.planted.{roi}.full"] == pytest.approx(partition[f"encode.planted.{roi}.full"],
+                                                                     abs=1e-12)
 
 
 def test_the_encode_stage_writes_its_table_figures_and_per_voxel_arrays(partition, tmp_path_factory):

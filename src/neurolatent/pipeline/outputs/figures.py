@@ -351,31 +351,35 @@ def encoding_brain_map(r: np.ndarray, mask_path: Path, label: str, path: Path) -
 
 
 def variance_partition_bars(table: pd.DataFrame, path: Path) -> None:
-    """Per ROI, each band's unique held-out R^2 (bars, 95 % bootstrap interval) and every shared
-    part together (grey), a panel per partition. table : the encode stage's partition.csv rows
-    (partition, roi, part, kind, r2, ci_low, ci_high)."""
+    """Per ROI, each band's part of the held-out R^2 (its share, or its unique R^2; bars, 95 %
+    bootstrap interval) and every shared part together (grey, where the subsets were fitted), a
+    panel per partition. table : the encode stage's partition.csv rows (partition, roi, part, kind,
+    r2, ci_low, ci_high)."""
     partitions = list(dict.fromkeys(table["partition"]))
     figure, axes = plt.subplots(len(partitions), 1, figsize=(8.5, 3.2 * len(partitions)), squeeze=False)
     for ax, partition in zip(axes[:, 0], partitions):
         own = table[table["partition"] == partition]
         regions = list(dict.fromkeys(own["roi"]))
-        bands = list(dict.fromkeys(own.loc[own["kind"] == "unique", "part"]))
+        kind = "share" if (own["kind"] == "share").any() else "unique"
+        bands = list(dict.fromkeys(own.loc[own["kind"] == kind, "part"]))
+        together = [*bands, "shared"] if (own["kind"] == "shared_total").any() else bands
         colours = dict(zip(bands, plt.cm.tab10(np.arange(len(bands)) % 10)))
         width = 0.8 / (len(bands) + 1)
-        for k, band in enumerate([*bands, "shared"]):
-            rows = own[(own["part"] == band) & own["kind"].isin(["unique", "shared_total"])].set_index("roi")
+        for k, band in enumerate(together):
+            rows = own[(own["part"] == band) & own["kind"].isin([kind, "shared_total"])].set_index("roi")
             rows = rows.reindex(regions)
             x = np.arange(len(regions)) + (k - len(bands) / 2) * width
             error = None
             if band != "shared":
                 error = np.vstack([rows["r2"] - rows["ci_low"], rows["ci_high"] - rows["r2"]])
-            ax.bar(x, rows["r2"], width, yerr=error, capsize=2, label=f"{display_name(band)}, unique" if band != "shared"
+            ax.bar(x, rows["r2"], width, yerr=error, capsize=2, label=f"{display_name(band)}, {kind}" if band != "shared"
                    else "shared by two or more", color=colours.get(band, "0.7"), error_kw={"lw": 0.7})
         ax.axhline(0.0, color="black", lw=0.6)
         ax.set_xticks(range(len(regions)), regions, fontsize=8)
         ax.set_ylabel("held-out R$^2$", fontsize=8)
-        ax.set_title(f"{partition}: variance each band explains alone, and together (banded ridge, test images)",
-                     fontsize=9)
+        ax.set_title(f"{partition}: " + ("each band's share of the variance all explain" if kind == "share" else
+                                          "variance each band explains alone, and together")
+                     + " (banded ridge, test images)", fontsize=9)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7, ncol=3, loc="upper right")
     figure.tight_layout()

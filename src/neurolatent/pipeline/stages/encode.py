@@ -1,25 +1,33 @@
 """Stage ``encode``: image models fitted together to every voxel by banded ridge, and the variance
-each explains alone or shares with the others, per ROI.
+each explains, per ROI.
 
 Two partitions: ``models`` (the image models and layers, ``encode.bands``) and, on the synthetic
 data, ``planted`` (the planted feature families: the check that each ROI's own family carries its
-unique variance); each with a control band of pure noise features (``encode.noise_features``).
-Per subject, every non-empty subset of a partition's bands is fitted on the training images and
-scored on the test images of the stitch stage's split (``stitch.test``, the same images);
-a part's value per ROI is the mean over the ROI's voxels, then over subjects, with a percentile
-interval from ``encode.bootstrap`` draws over each subject's test images. With repeated test
-images (``stitch.test: repeats``) each unique part is also read over the noise ceiling.
+variance); each with a control band of pure noise features (``encode.noise_features``). Per subject
+and partition, fitted on the training images and scored on the test images of the stitch stage's
+split (``stitch.test``, the same images): with ``encode.partition: split``, one fit of all bands and
+each band's share of the held-out R^2 (the product measure); with ``subsets``, every non-empty
+subset of the bands fitted and each band's unique part and the shared parts by inclusion-exclusion.
+A part's value per ROI is the mean over the ROI's voxels, then over subjects, with a percentile
+interval from ``encode.bootstrap`` draws over each subject's test images. With repeated test images
+(``stitch.test: repeats``) each band's part is also read over the noise ceiling. The fits (one per
+subject and partition) run on the Dask scheduler when ``compute.scheduler`` names one, else here,
+with progress per fold and band weighting.
 
-Outputs: ``metrics/encode.json`` (``encode.<partition>.<roi>.<band>.unique`` with ``.ci_low``,
-``.ci_high``, ``.explainable`` and ``.log10_penalty`` (the median over voxels); ``...<roi>.shared`` (every
-shared part together) and ``...<roi>.full``), ``plots/encode/`` (partition.csv, a row per part;
-partition.png, the per-ROI bars; winning_<partition>.png, each voxel's winning band on the first
-subject's brain), ``data/encoding/<subject>.npz`` (per voxel: every subset's R^2 and penalties).
+Outputs: ``metrics/encode.json`` (``encode.<partition>.<roi>.<band>.share`` (split) or ``.unique``
+(subsets), with ``.ci_low``, ``.ci_high``, ``.explainable`` and ``.log10_penalty`` (the median over
+voxels); ``...<roi>.shared`` (subsets: every shared part together) and ``...<roi>.full``),
+``plots/encode/`` (partition.csv, a row per part; partition.png, the per-ROI bars;
+winning_<partition>.png, each voxel's winning band on the first subject's brain),
+``data/encoding/<subject>.npz`` (per voxel: the fit of all bands' R^2 and penalties; each band's
+share, or every subset's R^2 and penalties).
 """
 
 from __future__ import annotations
 
 import logging
+from functools import partial
+from math import comb
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -34,8 +42,10 @@ from neurolatent.io.representations import (fmri_samples, fmri_trial_samples, im
 from neurolatent.pipeline import tracking
 from neurolatent.pipeline.numerics import resolve_device
 from neurolatent.pipeline.outputs import figures
+from neurolatent.pipeline.parallel import parallel_map, scheduler_address
 from neurolatent.pipeline.progress import progress
-from neurolatent.science.encoding import explainable_fraction, partition_parts, variance_partition, winning_band
+from neurolatent.science.encoding import (BandedRidgeCV, BandSplit, VariancePartition, band_split,
+                                          explainable_fraction, variance_partition, winning_band)
 from neurolatent.science.mapping import noise_ceiling_r, split_test_images
 from neurolatent.science.stats import named_rng
 from neurolatent.science.stimuli import StimulusMatrix, presentations
@@ -44,23 +54,26 @@ log = logging.getLogger(__name__)
 
 #: the control band's name
 NOISE = "noise"
+#: what a band's own part is called, by ``encode.partition``
+BAND_PART = {"split": "share", "subsets": "unique"}
 #: bootstrap draws per matrix product (bounds memory at BOLD5000's size: draws x voxels x 8 bytes)
 DRAWS_PER_CHUNK = 100
 
 
 def closing_line(metrics: dict) -> str:
-    """Per partition, the band with the most unique variance in each ROI."""
+    """Per partition, the band with the largest part (share or unique R^2) in each ROI."""
+    own = {key: value for key, value in metrics.items() if key.endswith((".share", ".unique"))}
     parts = []
-    for partition in dict.fromkeys(key.split(".")[1] for key in metrics if key.endswith(".unique")):
+    for partition in dict.fromkeys(key.split(".")[1] for key in own):
         winners = []
-        for roi in dict.fromkeys(key.split(".")[2] for key in metrics if key.startswith(f"encode.{partition}.")
-                                 and key.endswith(".unique")):
-            unique = {key.split(".")[3]: value for key, value in metrics.items()
-                      if key.startswith(f"encode.{partition}.{roi}.") and key.endswith(".unique")}
-            best = max(unique, key=unique.get)
-            winners.append(f"{roi} {best} {unique[best]:.3f}")
+        for roi in dict.fromkeys(key.split(".")[2] for key in own if key.startswith(f"encode.{partition}.")):
+            values = {key.split(".")[3]: value for key, value in own.items()
+                      if key.startswith(f"encode.{partition}.{roi}.")}
+            best = max(values, key=values.get)
+            winners.append(f"{roi} {best} {values[best]:.3f}")
         parts.append(f"{partition}: " + ", ".join(winners))
-    return "encode: most unique R^2 per ROI: " + "; ".join(parts) if parts else "encode: nothing fitted"
+    kind = "share of" if any(key.endswith(".share") for key in own) else "unique"
+    return f"encode: most {kind} R^2 per ROI: " + "; ".join(parts) if parts else "encode: nothing fitted"
 
 
 def _partitions(params: SimpleNamespace, paths: SimpleNamespace, stimuli: pd.DataFrame) -> dict[str, dict]:
@@ -102,8 +115,7 @@ def _bootstrap_parts(fit, columns: dict[str, np.ndarray], draws: int, rng: np.ra
         picks = rng.integers(0, n_test, (size, n_test))
         counts = np.zeros((size, n_test))
         np.add.at(counts, (np.repeat(np.arange(size), n_test), picks.ravel()), 1.0)
-        r2 = fit.resampled_r2(counts)
-        parts = partition_parts(fit.bands, r2) | {"full": r2[fit.bands]}
+        parts = fit.resampled_parts(counts)
         for roi, cols in columns.items():
             for part, values in parts.items():
                 out[roi].setdefault(part, []).append(np.nanmean(values[:, cols], axis=1))
@@ -112,6 +124,34 @@ def _bootstrap_parts(fit, columns: dict[str, np.ndarray], draws: int, rng: np.ra
 
 def _part_name(part) -> str:
     return part if isinstance(part, str) else "+".join(part)
+
+
+def _fit(how: str, settings: dict, job: tuple, progress=None) -> BandSplit | VariancePartition:
+    """One subject's fit of one partition: ``how`` ``split`` (:func:`band_split`) or ``subsets``
+    (:func:`variance_partition`); ``settings`` their keyword arguments; ``job`` (bands {name:
+    (n_images, n_features)}, responses (n_images, n_voxels), is_test (n_images,) bool)."""
+    bands, responses, is_test = job
+    fit = band_split if how == "split" else variance_partition
+    return fit(bands, responses, train=~is_test, test=is_test, progress=progress, **settings)
+
+
+def _steps(how: str, n_bands: int, estimator: BandedRidgeCV) -> int:
+    """Progress steps of one :func:`_fit` on ``n_bands`` bands."""
+    if how == "split":
+        return estimator.steps(n_bands)
+    return sum(comb(n_bands, size) * estimator.steps(size) for size in range(1, n_bands + 1))
+
+
+def _per_voxel(fit: BandSplit | VariancePartition) -> dict[str, np.ndarray]:
+    """{name: (n_voxels,) or (n_bands, n_voxels) float32} for the subject's npz: the R^2 (``r2/<bands>``)
+    and penalties (``penalty/<bands>``) of the fit of all bands, and each band's share
+    (``share/<band>``) or every subset's R^2 and penalties."""
+    if isinstance(fit, BandSplit):
+        every = "+".join(fit.bands)
+        return {f"r2/{every}": fit.full.astype(np.float32), f"penalty/{every}": fit.penalties.astype(np.float32),
+                **{f"share/{band}": share.astype(np.float32) for band, share in fit.shares.items()}}
+    return {**{f"r2/{'+'.join(s)}": r2.astype(np.float32) for s, r2 in fit.r2.items()},
+            **{f"penalty/{'+'.join(s)}": p.astype(np.float32) for s, p in fit.penalties.items()}}
 
 
 def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
@@ -140,17 +180,33 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     partitions = _partitions(params, paths, stimuli)
     labels = voxel_labels(paths.samples)
 
+    # one fit per partition and subject, independent of each other: on the Dask scheduler's workers
+    # when one is named; here, with a bar over every fold and band weighting (a fit takes minutes at
+    # BOLD5000's size)
+    how = settings.partition
+    fit_settings = {"random_state": settings.seed, "n_iter": settings.search, "cv": settings.folds, "backend": backend}
+    jobs = {(partition, subject): ({name: band.rows(voxels.stimuli) for name, band in bands.items()}, voxels.matrix,
+                                   np.isin(np.asarray(voxels.stimuli), list(test_of[subject])))
+            for partition, bands in partitions.items() for subject, voxels in samples.items()}
+    if scheduler_address(params.compute.scheduler, params.compute.dask_address) is not None:
+        fits = dict(zip(jobs, parallel_map(partial(_fit, how, fit_settings), list(jobs.values()), jobs=1,
+                                           desc="encode fits", unit="fit", scheduler=params.compute.scheduler,
+                                           address=params.compute.dask_address)))
+    else:
+        estimator = BandedRidgeCV(n_iter=settings.search, cv=settings.folds)
+        bar = progress(total=sum(_steps(how, len(bands), estimator) for bands in partitions.values()) * len(samples),
+                       desc=f"encode ({how}: fits by fold and band weighting)", unit="step")
+        fits = {key: _fit(how, fit_settings, job, bar.update) for key, job in jobs.items()}
+        bar.close()
+
     rows, metrics, maps, arrays = [], {}, {}, {}
-    bar = progress(total=len(partitions) * len(samples), desc="encode", unit="partition")
     for partition, bands in partitions.items():
         per_subject: list[dict] = []
         for subject, voxels in samples.items():
-            test = np.isin(np.asarray(voxels.stimuli), list(test_of[subject]))
-            fit = variance_partition({name: band.rows(voxels.stimuli) for name, band in bands.items()}, voxels.matrix,
-                                     train=~test, test=test, random_state=settings.seed, n_iter=settings.search,
-                                     cv=settings.folds, backend=backend)
+            fit = fits[partition, subject]
             columns = _roi_columns(labels, subject, voxels.matrix.shape[1])
             parts = fit.parts | {"full": fit.full}
+            own = {band: fit.parts[(band,)] for band in fit.bands}
             ceiling = None
             if params.stitch.test == "repeats":
                 trials = trial_samples[subject]
@@ -163,43 +219,40 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
                 "value": {roi: {part: float(np.nanmean(v[cols])) for part, v in parts.items()}
                           for roi, cols in columns.items()},
                 "explainable": None if ceiling is None else {
-                    roi: {band: float(np.nanmean(explainable_fraction(fit.unique[band], ceiling)[cols]))
+                    roi: {band: float(np.nanmean(explainable_fraction(own[band], ceiling)[cols]))
                           for band in fit.bands} for roi, cols in columns.items()},
-                "penalty": {roi: {band: float(np.median(np.log10(fit.penalties[fit.bands][k][cols])))
+                "penalty": {roi: {band: float(np.median(np.log10(fit.band_penalties[k][cols])))
                                   for k, band in enumerate(fit.bands)} for roi, cols in columns.items()},
                 "draws": _bootstrap_parts(fit, columns, settings.bootstrap,
                                           named_rng(settings.seed, "encode-bootstrap", partition, subject))})
-            arrays[f"{subject}/{partition}"] = {
-                **{f"r2/{'+'.join(s)}": r2.astype(np.float32) for s, r2 in fit.r2.items()},
-                **{f"penalty/{'+'.join(s)}": p.astype(np.float32) for s, p in fit.penalties.items()}}
+            arrays[f"{subject}/{partition}"] = _per_voxel(fit)
             if subject == next(iter(samples)):
                 maps[partition] = (subject, winning_band(fit), fit.bands)
-            bar.update()
         regions = list(per_subject[0]["value"])
         for roi in regions:
             for part in per_subject[0]["value"][roi]:
                 value = float(np.mean([s["value"][roi][part] for s in per_subject]))
                 draws = np.mean([s["draws"][roi][part] for s in per_subject], axis=0)
                 low, high = (float(q) for q in np.nanquantile(draws, [0.025, 0.975]))
-                kind = "full" if part == "full" else "unique" if len(part) == 1 else "shared"
+                kind = "full" if part == "full" else BAND_PART[how] if len(part) == 1 else "shared"
                 row = {"partition": partition, "roi": roi, "part": _part_name(part), "kind": kind, "r2": value,
                        "ci_low": low, "ci_high": high}
-                if kind == "unique":
+                if kind == BAND_PART[how]:
                     band = part[0]
                     row["log10_penalty"] = float(np.mean([s["penalty"][roi][band] for s in per_subject]))
                     if all(s["explainable"] is not None for s in per_subject):
                         row["explainable"] = float(np.mean([s["explainable"][roi][band] for s in per_subject]))
                 rows.append(row)
             shared = [p for p in per_subject[0]["value"][roi] if p != "full" and len(p) > 1]
-            total = float(np.mean([sum(s["value"][roi][p] for p in shared) for s in per_subject]))
-            rows.append({"partition": partition, "roi": roi, "part": "shared", "kind": "shared_total", "r2": total})
-    bar.close()
+            if shared:
+                total = float(np.mean([sum(s["value"][roi][p] for p in shared) for s in per_subject]))
+                rows.append({"partition": partition, "roi": roi, "part": "shared", "kind": "shared_total", "r2": total})
 
     table = pd.DataFrame(rows)
     for row in table.itertuples():
         prefix = f"encode.{row.partition}.{row.roi}"
-        if row.kind == "unique":
-            metrics[f"{prefix}.{row.part}.unique"] = row.r2
+        if row.kind == BAND_PART[how]:
+            metrics[f"{prefix}.{row.part}.{row.kind}"] = row.r2
             metrics[f"{prefix}.{row.part}.ci_low"] = row.ci_low
             metrics[f"{prefix}.{row.part}.ci_high"] = row.ci_high
             metrics[f"{prefix}.{row.part}.log10_penalty"] = row.log10_penalty
