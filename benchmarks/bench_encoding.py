@@ -9,7 +9,8 @@ numpy one when torch sees a GPU.
 Shapes (the default's): 89 training images, 2,018 voxels, bands of 768 (pixels), 64 (image AE),
 64 (ViT), 32 (noise) features. BOLD5000's: 4,916 images (80 % trained on), the voxels given,
 five bands (pixels, image AE, three ViT-B layers of 768 would be 2,432 features; given by
-``--widths``). Prints seconds per fit and the ratio to the baseline.
+``--widths``). Prints seconds per fit and the ratio to the baseline. ``--smoke``: the same code on
+a tiny shape (tests/test_benchmarks.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from timing import fastest  # noqa: E402
 
 SHAPES = {"default": (111, 2018, (768, 64, 64, 32)), "bold5000": (4916, 2000, (768, 64, 192, 192, 32))}
+SMOKE = {"smoke": (40, 30, (8, 4))}
 
 
 def measure(images: int, voxels: int, widths: tuple[int, ...], search: int, repeat: int) -> list[tuple[str, float]]:
@@ -56,11 +58,15 @@ def main() -> None:
     parser.add_argument("--widths", type=int, nargs="+")
     parser.add_argument("--search", type=int, default=10, help="band weightings (encode.search)")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--smoke", action="store_true", help="a tiny shape: 40 images, 30 voxels, bands of 8 and 4")
     args = parser.parse_args()
     from neurolatent.pipeline.numerics import pin_numerics
 
     pin_numerics(2, True)
-    shapes = SHAPES if args.images is None else {"given": (args.images, args.voxels, tuple(args.widths))}
+    shapes = SMOKE if args.smoke else SHAPES if args.images is None else {
+        "given": (args.images, args.voxels, tuple(args.widths))}
+    if args.smoke:
+        args.search = 2
     print("| shape | images | voxels | band widths | fit | seconds | ratio to RidgeCV per band |")
     print("|---|---|---|---|---|---|---|")
     for name, (images, voxels, widths) in shapes.items():
