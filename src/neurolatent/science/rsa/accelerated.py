@@ -77,7 +77,7 @@ def _gpd_sf(y: np.ndarray, scale: float, shape: float) -> np.ndarray:
         return np.exp(-y / scale)
     with np.errstate(invalid="ignore", divide="ignore"):
         base = 1 - shape * y / scale
-        return np.where(base > 0, np.abs(base) ** (1 / shape), 0.0 if shape > 0 else np.inf)
+        return np.where(base > 0, np.abs(base) ** (1 / shape), 0.0)  # base <= 0: past the tail's end
 
 
 def _extrapolate(x: float, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
