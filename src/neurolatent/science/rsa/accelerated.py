@@ -119,7 +119,8 @@ def fit_tail(null: np.ndarray) -> tuple[float, float, float, float] | None:
         if len(tail) < 3:
             return None
         # u between the tail's first value and the one below it (PALM)
-        u = ordered[first] - (ordered[first + 1] - ordered[first]) / 2 if first == 0 else (ordered[first - 1] + ordered[first]) / 2
+        below = ordered[first - 1] if first > 0 else 2 * ordered[0] - ordered[1]
+        u = (below + ordered[first]) / 2
         y = tail - u
         mean, variance = y.mean(), y.var(ddof=1)
         if variance <= 0:
