@@ -140,6 +140,7 @@ def test_a_planted_effect_is_still_found_and_each_p_says_how_it_was_made(inferen
     tests = {model: comparison.test for model, comparison in found.models.items()}
     fwe = familywise_p(tests, inference)
     assert tests["planted"].p < 1e-3 and fwe["planted"][0] < 1e-3 and tests["noise"].p > 0.05
+    assert all(fwe[model][0] >= tests[model].p for model in tests)  # never below the cell's own p
     # a fit's p, or beyond the fitted distribution's end, the permutation p as the bound it is
     fitted = {"tail": ("gpd", "bound"), "gamma": ("gamma", "bound")}[inference]
     assert tests["planted"].p_method in fitted and fwe["planted"][1] in fitted

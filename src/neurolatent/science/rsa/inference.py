@@ -460,4 +460,8 @@ def familywise_p(tests: dict, inference: Inference = "exact",
     """
     nulls = np.stack([np.asarray(test.null, dtype=np.float64) for test in tests.values()])
     p, method = p_values([test.statistic for test in tests.values()], nulls.max(axis=0), inference, tolerance)
+    if inference != "exact":
+        # two fits extrapolated far out can order the other way: a corrected p is never below the cell's own
+        own = np.array([p_values([test.statistic], test.null, inference, tolerance)[0][0] for test in tests.values()])
+        p = np.maximum(p, own)
     return {cell: (float(pc), str(mc)) for cell, pc, mc in zip(tests, p, method)}
