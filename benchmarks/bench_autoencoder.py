@@ -6,6 +6,7 @@ process: AE training steps (Adam, MSE, forward + backward) and inference, and Vi
 the same arithmetic as the trained model, no download) embedding 224 px images.
 
     python benchmarks/bench_autoencoder.py [--batch 8] [--steps 3]
+    python benchmarks/bench_autoencoder.py --smoke    # one sample, one step, 128 px and 32 px (tests)
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ def rate(work, samples: int, steps: int, device: torch.device) -> float:
     return samples * steps / (time.perf_counter() - start)
 
 
-def measure(device: torch.device, batch: int, steps: int) -> dict[str, float]:
+def measure(device: torch.device, batch: int, steps: int, size: int = 672, vit_size: int = 224) -> dict[str, float]:
     torch.manual_seed(0)
     model = ConvAutoencoder([3, 16, 32, 64, 128, 256]).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
-    pictures = torch.rand(batch, 3, 672, 672, device=device)
+    pictures = torch.rand(batch, 3, size, size, device=device)
 
     def train_step():
         optimizer.zero_grad()
@@ -46,26 +47,31 @@ def measure(device: torch.device, batch: int, steps: int) -> dict[str, float]:
         with torch.inference_mode():
             model.encode(pictures)
 
-    vit = ViTModel(ViTConfig(), add_pooling_layer=False).to(device).eval()  # ViT-B/16, 224 px
-    images = torch.rand(2 * batch, 3, 224, 224, device=device)
+    vit = ViTModel(ViTConfig(image_size=vit_size), add_pooling_layer=False).to(device).eval()  # ViT-B/16, 224 px
+    images = torch.rand(2 * batch, 3, vit_size, vit_size, device=device)
 
     def embed():
         with torch.inference_mode():
             vit(pixel_values=images).last_hidden_state.reshape(len(images), -1)
 
-    return {"AE train (672 px)": rate(train_step, batch, steps, device),
-            "AE encode (672 px)": rate(encode, batch, steps, device),
-            "ViT-B/16 embed (224 px)": rate(embed, 2 * batch, steps, device)}
+    return {f"AE train ({size} px)": rate(train_step, batch, steps, device),
+            f"AE encode ({size} px)": rate(encode, batch, steps, device),
+            f"ViT-B/16 embed ({vit_size} px)": rate(embed, 2 * batch, steps, device)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="a tiny size: batch 1, 1 step, 128 px AE, 32 px ViT")
     args = parser.parse_args()
-    results = {"cpu": measure(torch.device("cpu"), args.batch, args.steps)}
+    size, vit_size = (128, 32) if args.smoke else (672, 224)
+    if args.smoke:
+        args.batch, args.steps = 1, 1
+    results = {"cpu": measure(torch.device("cpu"), args.batch, args.steps, size, vit_size)}
     if torch.cuda.is_available():
-        results["cuda"] = measure(torch.device("cuda"), args.batch, max(args.steps, 10))
+        results["cuda"] = measure(torch.device("cuda"), args.batch, args.steps if args.smoke else max(args.steps, 10),
+                                  size, vit_size)
         print(f"GPU: {torch.cuda.get_device_name()}")
     print(f"CPU threads: {torch.get_num_threads()}")
     for name, cpu in results["cpu"].items():

@@ -11,7 +11,8 @@ himalaya's torch_cuda backend against its numpy one when torch sees a GPU.
 Shapes (the default's): 89 training images, 2,018 voxels, bands of 768 (pixels), 64 (image AE),
 64 (ViT), 32 (noise) features. BOLD5000's: 4,916 images (80 % trained on), the voxels given,
 five bands (pixels, image AE, three ViT-B layers of 768 would be 2,432 features; given by
-``--widths``). Prints seconds per fit and the ratio to the baseline.
+``--widths``). Prints seconds per fit and the ratio to the baseline. ``--smoke``: the same code on
+a tiny shape (tests/test_benchmarks.py).
 """
 
 from __future__ import annotations

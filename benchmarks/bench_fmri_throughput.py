@@ -5,6 +5,7 @@ read time / method time >= 0.7. Both are measured in this process on the same fi
 x 194 int16, gzip), best of ``--repeats``; the visual mask has the planted region's size.
 
     python benchmarks/bench_fmri_throughput.py [--repeats 3]
+    python benchmarks/bench_fmri_throughput.py --smoke    # the same code on an 8 mm run, once (tests)
 """
 
 from __future__ import annotations
@@ -35,9 +36,12 @@ def best_of(repeats: int, work) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="a tiny size: 8 mm voxels, one repeat")
     args = parser.parse_args()
+    if args.smoke:
+        args.repeats = 1
     with tempfile.TemporaryDirectory() as folder:
-        path, onsets, durations, mask = bold5000_size_run(Path(folder))
+        path, onsets, durations, mask = bold5000_size_run(Path(folder), 8 if args.smoke else 2)
         read_s = best_of(args.repeats, lambda: np.asanyarray(nib.load(path).dataobj))
         print(f"run {nib.load(path).shape}, mask {int(mask.sum())} voxels, {len(onsets)} trials")
         print(f"nibabel read   {read_s:6.3f} s")

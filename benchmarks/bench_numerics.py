@@ -11,6 +11,7 @@ table gives each configuration's least time per operation and its ratio to the b
 - ``native`` (``compute.portable: false``: each library's fastest code for this CPU).
 
     python benchmarks/bench_numerics.py [--rounds 3]
+    python benchmarks/bench_numerics.py --smoke    # one round, one call, tiny operands (tests)
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ CONFIGURATIONS = {
 }
 
 
-def measure(repeat: int) -> dict[str, float]:
-    """Least seconds of each operation in this (already pinned) process."""
+def measure(repeat: int, smoke: bool = False) -> dict[str, float]:
+    """Least seconds of each operation in this (already pinned) process (tiny operands with ``smoke``)."""
     import numpy as np
     import torch
 
@@ -41,7 +42,8 @@ def measure(repeat: int) -> dict[str, float]:
 
     configure_torch(2)
     torch.manual_seed(0)
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    side, study, n = (128, 64, 300) if smoke else (1024, 672, 1500)
+    a, b = torch.randn(side, side), torch.randn(side, side)
 
     def steps(model, x, count=3):
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -61,26 +63,25 @@ def measure(repeat: int) -> dict[str, float]:
             vit(pixel_values=images)
 
     rng = np.random.default_rng(0)
-    n = 1500
     square = rng.standard_normal((n, n)).astype(np.float32)
     fixed = rng.standard_normal((1, n * (n - 1) // 2)).astype(np.float32)
     perms = np.stack([rng.permutation(n) for _ in range(200)]).astype(np.uint32)
     permuted_dots(square[:50, :50].copy(), fixed[:, :1225].copy(), perms[:2, :50] % 50, 16)  # compile
 
     work = {
-        "sgemm 1024^3": lambda: a @ b,
+        f"sgemm {side}^3": lambda: a @ b,
         "MLP AE, 3 steps (batch 32, 2,000 voxels)": steps(MLPAutoencoder(2000, [256, 64]), torch.randn(32, 2000)),
         "image AE, 3 steps (batch 32, 64 px)": steps(ConvAutoencoder([3, 16, 32, 64, 64]), torch.rand(32, 3, 64, 64)),
-        "study AE, 1 step (batch 2, 672 px)": steps(ConvAutoencoder([3, 16, 32, 64, 128, 256]),
-                                                   torch.rand(2, 3, 672, 672), 1),
+        f"study AE, 1 step (batch 2, {study} px)": steps(ConvAutoencoder([3, 16, 32, 64, 128, 256]),
+                                                        torch.rand(2, 3, study, study), 1),
         "tiny ViT embed (16 images)": embed,
-        "Mantel kernel (200 permutations, n = 1,500)": lambda: permuted_dots(
+        f"Mantel kernel (200 permutations, n = {n:,})": lambda: permuted_dots(
             square, fixed, perms, tile_block(n)),
     }
     return {name: fastest(call, repeat) for name, call in work.items()}
 
 
-def child(name: str, repeat: int) -> None:
+def child(name: str, repeat: int, smoke: bool) -> None:
     from neurolatent.pipeline.numerics import pin_numerics
 
     configuration = CONFIGURATIONS[name]
@@ -90,7 +91,7 @@ def child(name: str, repeat: int) -> None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    print(json.dumps(measure(repeat)))
+    print(json.dumps(measure(repeat, smoke)))
 
 
 def main() -> None:
@@ -98,14 +99,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="processes per configuration, interleaved")
     parser.add_argument("--repeat", type=int, default=3, help="calls of each operation per process")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help="one round, one call each, tiny operands")
     args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.repeat = 1, 1
     if args.child:
-        child(args.child, args.repeat)
+        child(args.child, args.repeat, args.smoke)
         return
     best: dict[str, dict[str, float]] = {}
     for _ in range(args.rounds):
         for name in CONFIGURATIONS:
-            out = subprocess.run([sys.executable, __file__, "--child", name, "--repeat", str(args.repeat)],
+            out = subprocess.run([sys.executable, __file__, "--child", name, "--repeat", str(args.repeat),
+                                  *(["--smoke"] if args.smoke else [])],
                                  check=True, capture_output=True, text=True).stdout
             for operation, seconds in json.loads(out.splitlines()[-1]).items():
                 best.setdefault(operation, {})[name] = min(best.get(operation, {}).get(name, float("inf")), seconds)

@@ -6,6 +6,7 @@ study's 672 px and at the demo's 64 px. The fast engine draws a run's volumes as
 fmri stage calls it: all 194 (``render.samples: all_trs``) or one per trial (37, ``trials``).
 
     python benchmarks/bench_render.py [--volumes 12] [--repeat 5] [--nilearn-repeat 3]
+    python benchmarks/bench_render.py --smoke    # the same code on an 8 mm run, 2 volumes, 64 px (tests)
 """
 
 from __future__ import annotations
@@ -35,14 +36,17 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=100.0)
     parser.add_argument("--repeat", type=int, default=5, help="fast-engine calls timed, the least kept")
     parser.add_argument("--nilearn-repeat", type=int, default=3, help="passes of nilearn timed, the least kept")
+    parser.add_argument("--smoke", action="store_true", help="a tiny size: 8 mm voxels, 2 volumes, 64 px, once")
     args = parser.parse_args()
+    if args.smoke:
+        args.volumes, args.repeat, args.nilearn_repeat = 2, 1, 1
     with tempfile.TemporaryDirectory() as folder:
-        path, *_ = bold5000_size_run(Path(folder))
+        path, *_ = bold5000_size_run(Path(folder), 8 if args.smoke else 2)
         volumes, _ = load_run(path)
         affine = nib.load(path).affine
     render_fast(volumes[:2], affine, 64, args.threshold)  # compile the kernels outside the timing
     print(f"run {volumes.shape[1:]} x {len(volumes)} volumes; nilearn draws {args.volumes} of them")
-    for size in (672, 64):
+    for size in (64,) if args.smoke else (672, 64):
         reference = np.stack([render_nilearn(v, affine, size, args.threshold) for v in volumes[:args.volumes]])
         nilearn_s = fastest(lambda: [render_nilearn(v, affine, size, args.threshold) for v in volumes[:args.volumes]],
                             args.nilearn_repeat) / args.volumes

@@ -12,6 +12,7 @@ in dvc.yaml's order, timed by wall clock and measured by its own peak resident s
 runs or images (RDMs and the Mantel test are quadratic in images: rsa is reported per image pair).
 
     python benchmarks/full_size.py [--quick] [--workdir /tmp/neurolatent-full] [--only rsa] [-S rsa.permutations=1000]
+    python benchmarks/full_size.py --smoke    # the same code on one 8 mm T1w run, dataset and trials (tests)
 
 Needs disk: full size writes ~50 GB of synthetic runs (raw and T1w), --quick ~2 GB.
 """
@@ -23,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,10 +45,14 @@ def clone_project(workdir: Path) -> None:
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(workdir)], check=True)
 
 
-def size_params(params: dict, quick: bool, overrides: list[str]) -> dict:
-    """params.yaml at full size (or the quick variant), with ``key=value`` overrides (YAML values)."""
+def size_params(params: dict, quick: bool, overrides: list[str], smoke: bool = False) -> dict:
+    """params.yaml at full size (or the quick variant, or the smoke run's one run), with ``key=value``
+    overrides (YAML values)."""
+    quick = quick or smoke
     params["data"].update(subjects=["CSI1"] if quick else ["CSI1", "CSI2", "CSI3", "CSI4"], sessions=None, runs=None)
-    params["data"]["synthetic"]["voxel_size_mm"] = 4 if quick else 2
+    params["data"]["synthetic"]["voxel_size_mm"] = 8 if smoke else 4 if quick else 2
+    if smoke:
+        params["data"].update(sessions=[1], runs=[1], forms=["T1w"])
     if quick:  # a one-subject split: train on CSI1's images, validate on a part of them
         params["fmri_ae"].update(train_subjects=["CSI1"], test_subjects=[])
     params["stitch"]["test"] = "repeats"  # BOLD5000's repeated images, as on real data
@@ -60,8 +66,9 @@ def size_params(params: dict, quick: bool, overrides: list[str]) -> dict:
     return params
 
 
-def run_stage(name: str, workdir: Path, log: Path) -> tuple[float, float, int]:
-    """(seconds, peak RSS in GB, exit code) of ``neurolatent <name>`` run in ``workdir``."""
+def run_stage(name: str, workdir: Path, log: Path) -> tuple[float, float, float, int]:
+    """(wall seconds, CPU seconds, peak RSS in GB, exit code) of ``neurolatent <name>`` run in
+    ``workdir``; the CPU seconds (user + system) say what the wall time means on a shared machine."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
     start = time.perf_counter()
@@ -70,7 +77,7 @@ def run_stage(name: str, workdir: Path, log: Path) -> tuple[float, float, int]:
                                    stdout=out, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
-    return seconds, usage.ru_maxrss / 2**20, os.waitstatus_to_exitcode(status)
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 2**20, os.waitstatus_to_exitcode(status)
 
 
 def scale(workdir: Path) -> dict[str, int]:
@@ -87,18 +94,30 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(STAGES), help="these stages only (their inputs exist)")
     parser.add_argument("-S", "--set", dest="overrides", action="append", default=[], help="a params key=value")
     parser.add_argument("--out", type=Path, default=None, help="write the table as JSON here")
+    parser.add_argument("--smoke", action="store_true",
+                        help="one run (CSI1, session 1, run 1, T1w, 8 mm), dataset and trials, in a temporary folder")
     args = parser.parse_args()
-    workdir = args.workdir or Path(f"/tmp/neurolatent-{'quick' if args.quick else 'full'}-size")
+    if args.smoke:
+        args.only = args.only or ["dataset", "trials"]
+        with tempfile.TemporaryDirectory() as folder:
+            measure(args, args.workdir or Path(folder) / "project")
+    else:
+        measure(args, args.workdir or Path(f"/tmp/neurolatent-{'quick' if args.quick else 'full'}-size"))
+
+
+def measure(args: argparse.Namespace, workdir: Path) -> None:
+    """Run the stages asked for in ``workdir`` (cloned there first) and print the table."""
     if not (workdir / "params.yaml").is_file():
         clone_project(workdir)
-    params = size_params(yaml.safe_load((ROOT / "params.yaml").read_text()), args.quick, args.overrides)
+    params = size_params(yaml.safe_load((ROOT / "params.yaml").read_text()), args.quick, args.overrides, args.smoke)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     log = workdir / "full_size.log"
     rows = []
     for name in args.only or list(STAGES):
-        seconds, rss, code = run_stage(name, workdir, log)
-        rows.append({"stage": name, "seconds": round(seconds, 1), "peak_rss_gb": round(rss, 2)})
-        print(f"{name:13s} {seconds:8.1f} s  {rss:6.2f} GB", flush=True)
+        seconds, cpu, rss, code = run_stage(name, workdir, log)
+        rows.append({"stage": name, "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
+                     "peak_rss_gb": round(rss, 2)})
+        print(f"{name:13s} {seconds:8.1f} s  {cpu:8.1f} s CPU  {rss:6.2f} GB", flush=True)
         if code:
             sys.exit(f"{name} failed (exit {code}): see {log}")
     table = pd.DataFrame(rows)
@@ -110,7 +129,9 @@ def main() -> None:
                          f"{row.seconds / (size['images'] * (size['images'] - 1) / 2) * 1e6:.2f} us/pair"
                          if row.stage == "rsa" else "" for row in table.itertuples()]
     total, peak = table["seconds"].sum(), table["peak_rss_gb"].max()
-    print(f"\n{'quick (CSI1, 4 mm)' if args.quick else 'full size (CSI1-CSI4, 2 mm)'}: "
+    what = "smoke (CSI1, one run, 8 mm)" if args.smoke else "quick (CSI1, 4 mm)" if args.quick else \
+        "full size (CSI1-CSI4, 2 mm)"
+    print(f"\n{what}: "
           f"{size['runs']} runs, {size['trials']} trials, {size['images']} images; {os.cpu_count()} cores")
     print(table.to_markdown(index=False))
     print(f"\ntotal {total / 60:.1f} min (target <= {TARGET_SECONDS / 60:.0f} min: "

@@ -330,8 +330,17 @@ class RsaParams(_Section):
         and inflate r).""")] = "upper"
     cka_permutations: Annotated[Count, about("""Label permutations of linear CKA's test (Kornblith et al. 2019, unbiased
         HSIC).""", le=1_000_000)] = 1000
-    permutations: Annotated[Count, about("Stimulus-label permutations per Mantel test; 10,000 for a real run.",
-                                         le=1_000_000)] = 10_000
+    inference: Annotated[Literal["exact", "tail", "gamma"], about("""How the Mantel tests' p's (each cell's and the
+        family-wise one) are made from their nulls (Winkler et al. 2016; FSL PALM's accelerations). exact: the
+        permutation p of permutations relabellings. tail: fit_permutations relabellings, and where the permutation p
+        is below 0.1 a generalized Pareto fit to the null's upper tail gives it (PALM's goodness-of-fit choice of
+        the tail). gamma: fit_permutations relabellings and the gamma distribution of the null's mean, variance and
+        skewness for every p (the default: within 2x of the exact p where that resolves it, where the tail fit from
+        1,000 relabellings was off by up to 10x). The tables' p_method columns say which method made each p.""")] = "gamma"
+    permutations: Annotated[Count, about("Stimulus-label permutations per Mantel test with inference: exact; 10,000 "
+                                         "for a real run.", le=1_000_000)] = 10_000
+    fit_permutations: Annotated[Count, about("""Stimulus-label permutations per Mantel test with inference: tail or
+        gamma (the null the fit is made from).""", ge=100, le=1_000_000)] = 1000
     bootstrap: Annotated[Count, about("Bootstrap resamples of the stimuli for the confidence interval.",
                                       le=100_000)] = 1000
     ci: Annotated[Fraction, about("The confidence intervals' level.")] = 0.95

@@ -23,7 +23,7 @@ TRUTH = "planted"
 CATEGORY = "category"
 #: the statistics of each RSA comparison in metrics/rsa.json (``rsa.<fmri>.<model>.<statistic>``):
 #: the comparison's (:class:`neurolatent.science.rsa.results.ModelComparison`) and linear CKA's
-RSA_STATISTICS = (*ModelComparison.STATISTICS, "cka", "cka_p")
+RSA_STATISTICS = (*ModelComparison.STATISTICS, "cka", "cka_p", "cka_p_method")
 
 
 def _finite(value: object) -> bool:

@@ -123,7 +123,8 @@ def _model_tables(kind: str, comparisons: dict[str, RepresentationComparison], f
         for model, found in comparison.models.items():
             row = found.group_row()
             rois.append({"roi": region, "fmri": kind, "model": model, "r": row["r"], "ci_low": row["ci_low"],
-                         "ci_high": row["ci_high"], "p": row["p"], "p_fwe": fwe[region, model],
+                         "ci_high": row["ci_high"], "p": row["p"], "p_method": row["p_method"],
+                         "p_fwe": fwe[region, model][0], "p_fwe_method": fwe[region, model][1],
                          "ceiling_low": comparison.ceiling[0], "ceiling_high": comparison.ceiling[1]})
         for first, second in itertools.combinations(comparison.models, 2):
             difference = model_difference(comparison.models[first], comparison.models[second], draws)
@@ -141,6 +142,8 @@ def _model_tables(kind: str, comparisons: dict[str, RepresentationComparison], f
 def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     """The stage on its declared ``params`` and ``paths`` (the registry's files); returns its metrics."""
     settings = params.rsa
+    # exact: the permutation p of rsa.permutations; tail, gamma: a fit to the null of rsa.fit_permutations
+    permutations = settings.permutations if settings.inference == "exact" else settings.fit_permutations
     device = torch_device(params.compute.device, params.compute.threads)
     fmri, models, stimuli, labels = _inputs(params, paths)
     seen = set().union(*(sample.stimuli for per_subject in fmri.values() for sample in per_subject.values()))
@@ -160,7 +163,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     if scheduler_address(params.compute.scheduler, params.compute.dask_address) is not None:
         chunks_on = partial(parallel_map, jobs=1, desc="rsa permutations", unit="chunk",
                             scheduler=params.compute.scheduler, address=params.compute.dask_address)
-    bar = progress(total=sum(len(r) for r in regions.values()) * (settings.permutations
+    bar = progress(total=sum(len(r) for r in regions.values()) * (permutations
                                                                     + len(model_rdms) * settings.bootstrap)
                    + len(fmri) * settings.cka_permutations, desc="rsa", unit="replicate")
     for kind, per_region in regions.items():
@@ -174,9 +177,10 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
         # over a subject's RDMs serves all models, each model's ranks serve all regions, and the
         # family-wise maximum spans regions and models
         comparisons = compare_regions(
-            region_rdms, model_rdms, method=settings.compare, permutations=settings.permutations,
+            region_rdms, model_rdms, method=settings.compare, permutations=permutations,
             bootstrap=settings.bootstrap, ci=settings.ci, seed=settings.seed, name=kind,
-            triangle=settings.triangle, device=device, progress=bar.update, map_chunks=chunks_on)
+            triangle=settings.triangle, device=device, progress=bar.update, map_chunks=chunks_on,
+            inference=settings.inference)
         for region, rdms in region_rdms.items():
             label = kind if region == UNION else f"{kind}/{region}"
             metrics.update({f"rsa.{label}.noise_ceiling_lower": comparisons[region].ceiling[0],
@@ -184,13 +188,14 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
                             f"rsa.{label}.components": float(np.mean([r.meta["components"] for r in rdms])),
                             f"rsa.{label}.variance": float(np.mean([r.meta["variance"] for r in rdms]))})
         fwe = familywise_p({(region, model): found.test for region, comparison in comparisons.items()
-                            for model, found in comparison.models.items()})
+                            for model, found in comparison.models.items()}, settings.inference)
         union_comparison, per_subject = comparisons[UNION], per_region[UNION]
         alignments = group_cka_models([(sample.matrix, sample.stimuli) for sample in per_subject.values()],
                                       {model: models[model].rows(union) if model in models else one_hot
                                        for model in model_rdms}, union, settings.cka_permutations,
                                       named_rng(settings.seed, kind, "cka"), device, progress=bar.update)
-        kind_groups = [row | {"p_fwe": fwe[UNION, row["model"]]} for row in union_comparison.group_rows({"cka": alignments})]
+        kind_groups = [row | dict(zip(("p_fwe", "p_fwe_method"), fwe[UNION, row["model"]]))
+                       for row in union_comparison.group_rows({"cka": alignments})]
         group_rows += [{"comparison": f"{kind}: {row['model']}", "fmri": kind, **row} for row in kind_groups]
         subject_rows += [{"fmri": kind, **row} for row in union_comparison.subject_rows({"cka": alignments})]
         draws = subject_draws(len(per_subject), settings.bootstrap, named_rng(settings.seed, kind, "subjects"))
@@ -203,12 +208,12 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
         for row in rois:
             if row["roi"] != UNION:
                 metrics.update({f"rsa.{kind}.{row['roi']}.{row['model']}.{name}": row[name]
-                                for name in ("r", "ci_low", "ci_high", "p", "p_fwe")})
+                                for name in ("r", "ci_low", "ci_high", "p", "p_method", "p_fwe", "p_fwe_method")})
     bar.close()
     for model, model_rdm in model_rdms.items():
         metrics[f"rsa.{model}.components"] = float(model_rdm.meta["components"])
         metrics[f"rsa.{model}.variance"] = float(model_rdm.meta["variance"])
-    metrics.update({"rsa.subjects": len(next(iter(fmri.values()))), "rsa.permutations": settings.permutations,
+    metrics.update({"rsa.subjects": len(next(iter(fmri.values()))), "rsa.permutations": permutations,
                     "rsa.stimuli_per_subject": float(np.mean([r["stimuli"] for r in subject_rows]))})
 
     rdms = fmri_rdms + list(model_rdms.values())

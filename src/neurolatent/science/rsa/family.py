@@ -111,7 +111,8 @@ def group_family(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], 
         counts = resample_counts(design.restrict(resamples, s), len(order))
         pairs = 0.5 * (counts.sum(axis=1) ** 2 - (counts * counts).sum(axis=1))
         region_forms = [(_quadratic_form(x, counts), _quadratic_form(x * x, counts)) for x in regions_centred]
-        weights = []
+        # filled row by row: the models' unit vectors and a stacked copy are never held together
+        weights = np.empty((n_models, len(regions_centred[0])))
         for m, name in enumerate(names):
             model_own = {}
             for r, item in enumerate(own):  # the study's r in the subject's order, as compare_models reports it
@@ -124,13 +125,20 @@ def group_family(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], 
             for r, x in enumerate(regions_centred):
                 moments = np.array([pairs, qy, region_forms[r][0], qyy, region_forms[r][1], _quadratic_form(y * x, counts)])
                 replicates[r, m, s] = correlation_from_moments(moments, method)
-            weights.append(unit_vector(y, centre=False))
-        weights = np.stack(weights)
+            weights[m] = unit_vector(y, centre=False)
+            del model_own, model, y, qy, qyy
+        # every region's observed statistics first, so that the float64 weights go before the passes
+        units = []
+        for r in range(n_regions):
+            units.append(unit_vector(regions_centred[r], centre=False))
+            regions_centred[r] = None
+            observed[r, :, s] = weights @ units[r]
         weights32 = weights.astype(np.float32)
-        for r, x in enumerate(regions_centred):
-            unit = unit_vector(x, centre=False)
-            prepared = Prepared(squareform(unit.astype(np.float32), checks=False), weights32, weights @ unit)
-            observed[r, :, s] = prepared.observed
+        del weights
+        for r in range(n_regions):
+            prepared = Prepared(squareform(units[r].astype(np.float32), checks=False), weights32,
+                                observed[r, :, s].copy())
+            units[r] = None
             of_chunk = partial(_subject_nulls, design=design, subject=s, prepared=prepared, device=device)
             parts = map(of_chunk, drawn) if map_chunks is None else map_chunks(of_chunk, drawn)
             start = 0

@@ -16,13 +16,14 @@ rsatoolbox's ``rsatoolbox.inference`` in this package's terms.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
 from scipy.spatial.distance import squareform
 
 from neurolatent.science.constraints import Count, check_values
+from neurolatent.science.rsa.accelerated import Inference, p_values
 from neurolatent.science.rsa.compare import (KENDALL_MAX_STIMULI, Comparison, Triangle, check_full, compare,
                                              full_square_map, rank, tau_a)
 from neurolatent.science.rsa.kernels import Prepared, null_sums, prepare, resample_counts, resampled_comparison
@@ -184,7 +185,10 @@ class GroupPermutationResult:
     """statistic : mean over subjects of each subject's comparison; p : its permutation p;
     null : (k,) that mean under each shared relabelling of the stimuli; subject_statistics,
     subject_p : (n_subjects,); subject_nulls : (n_subjects, k), each an exact Mantel null of its
-    own subject (relabellings of its images within atoms, see :class:`SharedDesign`)."""
+    own subject (relabellings of its images within atoms, see :class:`SharedDesign`); p_method,
+    subject_p_method : how p and each subject's p were made (the labels of
+    :data:`neurolatent.science.rsa.accelerated.METHODS`; the permutation p unless
+    :func:`with_p_values` made them otherwise)."""
 
     statistic: float
     p: float
@@ -192,6 +196,21 @@ class GroupPermutationResult:
     subject_statistics: np.ndarray
     subject_p: np.ndarray
     subject_nulls: np.ndarray
+    p_method: str = "permutation"
+    subject_p_method: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not self.subject_p_method:  # the permutation p of every subject unless told otherwise
+            object.__setattr__(self, "subject_p_method", ("permutation",) * len(self.subject_statistics))
+
+    def with_p_values(self, inference: Inference) -> "GroupPermutationResult":
+        """The same test with its p's (the group's and each subject's) made from its nulls by
+        ``inference`` (:func:`neurolatent.science.rsa.accelerated.p_values`)."""
+        p, method = p_values([self.statistic], self.null, inference)
+        subject = [p_values([o], row, inference) for o, row in zip(self.subject_statistics, self.subject_nulls)]
+        return replace(self, p=float(p[0]), p_method=str(method[0]),
+                       subject_p=np.array([float(sp[0]) for sp, _ in subject]),
+                       subject_p_method=tuple(str(sm[0]) for _, sm in subject))
 
 
 def group_mantel(fmri_rdms: list[RDM], model_rdm: RDM | list[RDM], method: Comparison, permutations: int,
@@ -420,21 +439,29 @@ def noise_ceiling(subject_rdms: np.ndarray, method: Comparison = "spearman",
     return float(np.mean(lower)), float(np.mean(upper))
 
 
-def familywise_p(tests: dict, tolerance: float = PERMUTATION_TOLERANCE) -> dict:
+def familywise_p(tests: dict, inference: Inference = "exact",
+                 tolerance: float = PERMUTATION_TOLERANCE) -> dict[object, tuple[float, str]]:
     """Family-wise corrected p of every cell of a family of permutation tests (the max-statistic
-    method: Nichols & Holmes 2002): p_fwe = (1 + #{k : max over cells of null_k >= observed}) /
-    (1 + K), so the chance that any cell of a null family reaches p_fwe <= alpha is at most alpha.
+    method: Nichols & Holmes 2002): the p of each cell's statistic against the null of the family's
+    maximum, p_fwe = (1 + #{k : max over cells of null_k >= observed}) / (1 + K) for ``exact``, so
+    the chance that any cell of a null family reaches p_fwe <= alpha is at most alpha; ``tail`` or
+    ``gamma`` fit that maximum's null (:func:`neurolatent.science.rsa.accelerated.p_values`).
 
     Parameters
     ----------
     tests : {cell: GroupPermutationResult (or anything with ``statistic`` and ``null`` (K,))}, every
         null drawn under the same K relabellings (:func:`group_mantel_models` with the same random
         state and the same subjects' images: every ROI and model of one fMRI representation)
+    inference : exact, tail or gamma
 
     Returns
     -------
-    {cell: p_fwe}
+    {cell: (p_fwe, how it was made)}
     """
     nulls = np.stack([np.asarray(test.null, dtype=np.float64) for test in tests.values()])
-    maximum = nulls.max(axis=0)
-    return {cell: permutation_p(test.statistic, maximum, tolerance) for cell, test in tests.items()}
+    p, method = p_values([test.statistic for test in tests.values()], nulls.max(axis=0), inference, tolerance)
+    if inference != "exact":
+        # two fits extrapolated far out can order the other way: a corrected p is never below the cell's own
+        own = np.array([p_values([test.statistic], test.null, inference, tolerance)[0][0] for test in tests.values()])
+        p = np.maximum(p, own)
+    return {cell: (float(pc), str(mc)) for cell, pc, mc in zip(tests, p, method)}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neurolatent.science.constraints import Count, Fraction, Seed, check_values
+from neurolatent.science.rsa.accelerated import Inference
 from neurolatent.science.rsa.compare import Comparison, Triangle, compare, naive_p
 from neurolatent.science.rsa.family import group_family
 from neurolatent.science.rsa.inference import (GroupBootstrapResult, GroupPermutationResult, group_bootstrap,
@@ -44,9 +45,10 @@ class ModelComparison:
     ci: float
 
     #: the statistics of every row, group and subject, in the order tables list them:
-    #: r (the comparison), p (permutation), the CI, the study's Pearson r and its naive p (cells
-    #: counted as independent: the study's wrong degrees of freedom)
-    STATISTICS = ("r", "p", "ci_low", "ci_high", "r_pearson", "p_naive_wrong_df")
+    #: r (the comparison), p (permutation) and how it was made (p_method: permutation, gpd, gamma or
+    #: bound, :data:`neurolatent.science.rsa.accelerated.METHODS`), the CI, the study's Pearson r and
+    #: its naive p (cells counted as independent: the study's wrong degrees of freedom)
+    STATISTICS = ("r", "p", "p_method", "ci_low", "ci_high", "r_pearson", "p_naive_wrong_df")
 
     def _interval(self, replicates: np.ndarray) -> tuple[float, float]:
         tail = (1 - self.ci) / 2
@@ -57,7 +59,8 @@ class ModelComparison:
         bootstrap CI, the mean Pearson r and its naive p over every subject's cells."""
         low, high = self._interval(self.boot.replicates)
         pearson = float(np.mean(self.r_pearson))
-        return {"model": self.model, "r": self.test.statistic, "p": self.test.p, "ci_low": low, "ci_high": high,
+        return {"model": self.model, "r": self.test.statistic, "p": self.test.p, "p_method": self.test.p_method,
+                "ci_low": low, "ci_high": high,
                 "r_pearson": pearson, "p_naive_wrong_df": naive_p(pearson, int(self.cells.sum()))}
 
     def subject_rows(self) -> list[dict[str, float | str]]:
@@ -68,6 +71,7 @@ class ModelComparison:
             low, high = self._interval(self.boot.subject_replicates[s])
             rows.append({"model": self.model, "subject": subject, "stimuli": int(self.stimuli[s]),
                          "r": float(self.test.subject_statistics[s]), "p": float(self.test.subject_p[s]),
+                         "p_method": self.test.subject_p_method[s],
                          "ci_low": low, "ci_high": high, "r_pearson": float(self.r_pearson[s]),
                          "p_naive_wrong_df": naive_p(float(self.r_pearson[s]), int(self.cells[s])),
                          "cells": int(self.cells[s])})
@@ -92,7 +96,8 @@ class RepresentationComparison:
         for model, comparison in self.models.items():
             row = comparison.group_row()
             for name, results in (extra or {}).items():
-                row |= {name: results[model].statistic, f"{name}_p": results[model].p}
+                row |= {name: results[model].statistic, f"{name}_p": results[model].p,
+                        f"{name}_p_method": results[model].p_method}
             rows.append(row | {"noise_ceiling_lower": self.ceiling[0], "noise_ceiling_upper": self.ceiling[1]})
         return rows
 
@@ -105,7 +110,8 @@ class RepresentationComparison:
                 cells = row.pop("cells")
                 for name, results in (extra or {}).items():
                     row |= {name: float(results[model].subject_statistics[s]),
-                            f"{name}_p": float(results[model].subject_p[s])}
+                            f"{name}_p": float(results[model].subject_p[s]),
+                            f"{name}_p_method": results[model].subject_p_method[s]}
                 rows.append(row | {"cells": cells})
         return rows
 
@@ -113,7 +119,8 @@ class RepresentationComparison:
 def compare_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM], *, method: Comparison, permutations: int,
                    bootstrap: int, ci: float, seed: int, name: str, triangle: Triangle = "upper",
                    device: str = "cpu", progress: Callable[[int], object] | None = None,
-                   map_chunks: Callable[[Callable, list], list] | None = None) -> RepresentationComparison:
+                   map_chunks: Callable[[Callable, list], list] | None = None,
+                   inference: Inference = "exact") -> RepresentationComparison:
     """Every model against the subjects' RDMs of one fMRI representation: the group Mantel test of
     all models under shared relabellings (:func:`group_mantel_models`), a group bootstrap per
     model (:func:`group_bootstrap`), the study's Pearson r per subject, and the noise ceiling on the
@@ -132,16 +139,19 @@ def compare_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM], *, method: 
         so that differences between models and ROIs are paired (:func:`model_difference`)
     progress : called with the number of replicates done (permutations, then each model's resamples)
     map_chunks : where the permutation chunks are computed (:func:`group_mantel_models`)
+    inference : how the p's are made from the nulls (:func:`neurolatent.science.rsa.accelerated.p_values`:
+        exact, the permutation p; tail or gamma, a fit to the null)
     """
     return compare_regions({"": fmri_rdms}, model_rdms, method=method, permutations=permutations,
                            bootstrap=bootstrap, ci=ci, seed=seed, name=name, triangle=triangle, device=device,
-                           progress=progress, map_chunks=map_chunks)[""]
+                           progress=progress, map_chunks=map_chunks, inference=inference)[""]
 
 
 def compare_regions(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], *, method: Comparison,
                     permutations: int, bootstrap: int, ci: float, seed: int, name: str, triangle: Triangle = "upper",
                     device: str = "cpu", progress: Callable[[int], object] | None = None,
-                    map_chunks: Callable[[Callable, list], list] | None = None) -> dict[str, RepresentationComparison]:
+                    map_chunks: Callable[[Callable, list], list] | None = None,
+                    inference: Inference = "exact") -> dict[str, RepresentationComparison]:
     """:func:`compare_models` of every region of one representation (its ROIs: RDMs of each subject
     over the same images), under the same relabellings and resamples (``name``): the results of one
     :func:`compare_models` call per region, with the work the regions share done once
@@ -178,6 +188,9 @@ def compare_regions(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM
                                                            triangle) for rdm in fmri_rdms])
                 if progress is not None:
                     progress(bootstrap)
+    if inference != "exact":
+        tests = {region: {model: test.with_p_values(inference) for model, test in found.items()}
+                 for region, found in tests.items()}
     out = {}
     for region in regions:
         fmri_rdms = region_rdms[region]
