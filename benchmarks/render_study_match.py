@@ -11,7 +11,9 @@ kind, the least and median pixel r over the 672 x 672 picture of:
 With ``--worst N`` it also writes the N volumes where the fast engine is furthest from nilearn
 0.10.4, each as ours | nilearn's, to ``--out`` (PNG).
 
-    python benchmarks/render_study_match.py [--worst 3] [--out /tmp/render_worst]
+    python benchmarks/render_study_match.py [--worst 3] [--out /tmp/render_worst] [--smoke]
+
+``--smoke``: the first volume of each kind only (seconds, the same code path).
 """
 
 from __future__ import annotations
@@ -42,12 +44,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worst", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("/tmp/render_worst"))
+    parser.add_argument("--smoke", action="store_true", help="the first volume of each kind only")
     args = parser.parse_args()
     volumes = _study_volumes()
     fast, today, worst = defaultdict(list), defaultdict(list), []
     for name, entry in volumes.index().items():
         drawn, kind, _, volume, affine = volumes.volume(int(name.split("_")[0]))
         assert drawn == name, "study_volumes.py no longer draws the fixtures' volumes"
+        if args.smoke and fast[kind]:
+            continue
         theirs = volumes.study_picture(name)
         ours = render_study_picture(volume, affine)
         whole, views = volumes.compare(ours, name, entry)

@@ -16,12 +16,14 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 #: each benchmark and the line its smoke run must print
 RESULT_LINES = {
+    "align_snr_k.py": r"\| \('planted', 1\.0, 0, 'srm'\) +\| +[\d.]+",
     "bench_autoencoder.py": r"AE train \(128 px\) +CPU +[\d.]+ samples/s",
     "bench_encoding.py": r"\| smoke \|.*\| banded ridge, numpy \| [\d.]+ \| [\d.]+ \|",
     "bench_fmri_throughput.py": r"betas +[\d.]+ s +throughput ratio [\d.]+x of reading",
     "bench_numerics.py": r"Mantel kernel \(200 permutations, n = 300\) .*\( *[\d.]+x\)",
     "bench_render.py": r"64 px +nilearn .* = +[\d.]+x, 37 trial volumes",
     "bench_rsa.py": r"spearman +ours .* rsatoolbox .* [\d.]+x +\(\|difference\| [\d.e+-]+\)",
+    "render_study_match.py": r"\| all \| 6 \| [\d.]+ \| [\d.]+ \| [\d.-]+ \| [\d.-]+ \|",
     "full_size.py": r"total [\d.]+ min \(target <= 60 min",
 }
 
