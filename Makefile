@@ -24,7 +24,7 @@ REAL_DATA = -S data.source=bids -S data.bids_root=$(BOLD5000) -S data.stimuli_ro
 # configs/*.yaml hold each configuration's params (one place for them; `neurolatent experiment`
 # passes every key as dvc exp run -S)
 # Brain-Score's own loader beside the project (brainscore-core needs numpy < 2): a side environment
-# tests/io/test_exports.py uses when present (README, "Into the field's tools")
+# that make test builds and tests/io/test_exports.py loads the export with (README, "Into the field's tools")
 brainscore-env: .brainscore-env/.installed
 
 .brainscore-env/.installed: tests/data/brainscore/requirements.txt
@@ -85,7 +85,7 @@ repro: $(VENV)/.installed
 # first, which left the longest end-to-end run to start last); one thread a worker
 TEST_WORKERS ?= 2
 
-test: $(VENV)/.installed chromium lab-packages
+test: $(VENV)/.installed chromium lab-packages brainscore-env
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The MLflow UI test drives Debian's chromium. As root on Debian/Ubuntu it is installed when

@@ -104,6 +104,19 @@ def run_stage(name: str, params: dict | None = None, **paths: Path) -> dict:
     return module.run(select_params(validate_params(params or {}), stage.params), files)
 
 
+def write_pixel_inputs(data, where: Path) -> tuple[Path, Path]:
+    """The twin of ``data`` (a validated ``data`` section) through dataset, trials, fmri and
+    embed_images (pixels alone) into ``where`` (raw, truth, trials.parquet, stimuli.parquet, fmri,
+    images): what rsa, align and export read. Returns (raw, truth)."""
+    raw, truth = where / "raw", where / "truth"
+    write_dataset(data, raw, truth)
+    run_stage("trials", raw=raw, trials=where / "trials.parquet", stimuli=where / "stimuli.parquet")
+    run_stage("fmri", raw=raw, trials=where / "trials.parquet", out=where / "fmri")
+    run_stage("embed_images", {"embed": {"image_models": ["pixels"]}}, stimuli=where / "stimuli.parquet", raw=raw,
+              out=where / "images")
+    return raw, truth
+
+
 @pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory) -> tuple[Path, Path]:
     """(raw BIDS folder, truth folder) at SNR 4. Read-only: copy it before changing anything."""

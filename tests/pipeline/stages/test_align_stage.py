@@ -10,7 +10,7 @@ import pytest
 from neurolatent.errors import NeurolatentError
 from neurolatent.pipeline.params import validate_params
 
-from conftest import run_stage, write_dataset
+from conftest import run_stage, write_pixel_inputs
 
 pytestmark = pytest.mark.slow
 
@@ -23,12 +23,7 @@ def inputs(tmp_path_factory):
     data = validate_params({"data": {"subjects": ["CSI1", "CSI2", "CSI3"], "sessions": [1], "runs": [1],
                                      "synthetic": {"voxel_size_mm": 4, "image_size": 64, "jobs": 1, "snr": 4.0,
                                                    "same_images": True}}}).data
-    raw, truth = where / "bold5000", where / "truth"
-    write_dataset(data, raw, truth)
-    run_stage("trials", raw=raw, trials=where / "trials.parquet", stimuli=where / "stimuli.parquet")
-    run_stage("fmri", raw=raw, trials=where / "trials.parquet", out=where / "fmri")
-    run_stage("embed_images", {"embed": {"image_models": ["pixels"]}}, stimuli=where / "stimuli.parquet", raw=raw,
-              out=where / "images")
+    _, truth = write_pixel_inputs(data, where)
     return where, truth
 
 

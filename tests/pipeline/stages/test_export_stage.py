@@ -14,7 +14,7 @@ from neurolatent.io.representations import fmri_trial_samples
 from neurolatent.pipeline.params import validate_params
 from neurolatent.science.peers import NET2BRAIN_COLUMNS
 
-from conftest import run_stage, write_dataset
+from conftest import run_stage, write_pixel_inputs
 
 DATA = {"subjects": ["CSI1", "CSI2"], "sessions": [2], "runs": [1, 4],
         "synthetic": {"voxel_size_mm": 4, "image_size": 64, "jobs": 1, "snr": 4.0}}
@@ -27,12 +27,7 @@ pytestmark = pytest.mark.slow  # the twin through trials, fmri, embed_images and
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     where = tmp_path_factory.mktemp("export")
-    raw, truth = where / "bold5000", where / "truth"
-    write_dataset(validate_params({"data": DATA}).data, raw, truth)
-    run_stage("trials", raw=raw, trials=where / "trials.parquet", stimuli=where / "stimuli.parquet")
-    run_stage("fmri", raw=raw, trials=where / "trials.parquet", out=where / "fmri")
-    run_stage("embed_images", {"embed": {"image_models": ["pixels"]}}, stimuli=where / "stimuli.parquet", raw=raw,
-              out=where / "images")
+    raw, truth = write_pixel_inputs(validate_params({"data": DATA}).data, where)
     files = {"samples": where / "fmri", "trials": where / "trials.parquet", "stimuli": where / "stimuli.parquet",
              "images": where / "images", "truth": truth}
     run_stage("rsa", {"rsa": {"permutations": 20, "bootstrap": 10, "cka_permutations": 10, "fmri": ["samples"]}},

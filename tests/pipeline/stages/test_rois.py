@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import run_stage, write_dataset
+from conftest import run_stage, write_pixel_inputs
 from neurolatent.pipeline.params import validate_params
 
 #: three subjects, session 1's runs 1-3, 4 mm grids, the T1w form: ~110 images a subject, ~44 voxels a ROI
@@ -24,12 +24,7 @@ def _run(where, snr: float, families: dict | None = None) -> tuple[dict, pd.Data
     read by the tests that need it."""
     synthetic = {**DATA["synthetic"], "snr": snr, **({"families": families} if families else {})}
     data = validate_params({"data": {**DATA, "synthetic": synthetic}}).data
-    raw, truth = where / "raw", where / "truth"
-    write_dataset(data, raw, truth)
-    run_stage("trials", raw=raw, trials=where / "trials.parquet", stimuli=where / "stimuli.parquet")
-    run_stage("fmri", raw=raw, trials=where / "trials.parquet", out=where / "fmri")
-    run_stage("embed_images", {"embed": {"image_models": ["pixels"]}}, stimuli=where / "stimuli.parquet", raw=raw,
-              out=where / "images")
+    _, truth = write_pixel_inputs(data, where)
     metrics = run_stage("rsa", {"rsa": RSA}, samples=where / "fmri", trials=where / "trials.parquet",
                         stimuli=where / "stimuli.parquet", images=where / "images", truth=truth, rdms=where / "rdms",
                         metrics=where / "rsa.json", plots=where / "plots")
