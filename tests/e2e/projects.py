@@ -40,7 +40,7 @@ def make_project(dest: Path) -> Path:
     params["fmri_ae"].update(train_subjects=["CSI1"], test_subjects=["CSI2"])
     params["fmri_ae"]["train"]["epochs"] = 2
     params["image_ae"]["train"]["epochs"] = 2
-    params["rsa"].update(permutations=300, bootstrap=100, cka_permutations=100)
+    params["rsa"].update(fit_permutations=300, bootstrap=100, cka_permutations=100)
     params["stitch"].update(permutations=100)
     params["encode"].update(search=3, folds=3, bootstrap=100)
     params["align"].update(k=[5, 10], features=4, bootstrap=100)  # 30 training images a subject here

@@ -159,7 +159,7 @@ def test_rsa_permutation_chunks_on_the_cluster_give_the_local_bytes(cluster, wri
     prepared matrices scattered once); metrics, tables and RDMs are the local run's bytes."""
     local_cluster, client = cluster
     paths = {"raw": written / "local" / "raw", "trials": written / "trials.parquet"}
-    rsa = {"permutations": 300, "bootstrap": 50, "cka_permutations": 10, "fmri": ["samples"]}
+    rsa = {"fit_permutations": 300, "bootstrap": 50, "cka_permutations": 10, "fmri": ["samples"]}
     for where, compute in (("local", {"scheduler": "local"}),
                            ("dask", {"scheduler": "dask", "dask_address": local_cluster.scheduler_address})):
         with distributed.get_task_stream(client) as tasks:
