@@ -27,17 +27,20 @@ from types import SimpleNamespace
 
 import pytest
 
+from neurolatent.pipeline import team
 from neurolatent.pipeline.team import request
 from projects import BIN, failing, lineage, make_project, out_hashes, output_files, run, user_files
 
 POSTGRES = shutil.which("initdb") or next(iter(glob.glob("/usr/lib/postgresql/*/bin/initdb")), None)
 SSHD = "/usr/sbin/sshd"
+#: user administration lives in the sbin folders, which a plain or `env -i` root shell may not have on PATH
+SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 #: the SSH remote's own user
 REMOTE_USER = "neurolatent-dvc"
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(POSTGRES is None, reason="PostgreSQL is not installed (apt-get install postgresql)"),
-              pytest.mark.skipif(os.geteuid() == 0 and shutil.which("runuser") is None, reason="no runuser")]
+              pytest.mark.skipif(os.geteuid() == 0 and team.runuser() is None, reason="no runuser")]
 
 
 def _free_port() -> int:
@@ -273,9 +276,10 @@ def sshd(tmp_path):
     ``neurolatent-dvc`` (made for it, removed after) with the key it returns; (port, key, wrong key)."""
     if os.geteuid() != 0 or not os.access(SSHD, os.X_OK):
         pytest.skip("the SSH remote needs root and OpenSSH's server (apt-get install openssh-server)")
-    subprocess.run(["userdel", "-r", REMOTE_USER], capture_output=True)
+    subprocess.run([shutil.which("userdel", path=SBIN) or "userdel", "-r", REMOTE_USER], capture_output=True)
     # a password that matches nothing, but not a locked account, which sshd would refuse even a key
-    subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", "--password", "*", REMOTE_USER], check=True)
+    subprocess.run([shutil.which("useradd", path=SBIN) or "useradd", "--create-home", "--shell", "/bin/sh",
+                    "--password", "*", REMOTE_USER], check=True)
     home = Path(f"/home/{REMOTE_USER}")
     for name in ("key", "wrong", "host"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / name)], check=True)
@@ -301,7 +305,7 @@ def sshd(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
-        subprocess.run(["userdel", "-r", REMOTE_USER], capture_output=True)
+        subprocess.run([shutil.which("userdel", path=SBIN) or "userdel", "-r", REMOTE_USER], capture_output=True)
 
 
 def test_outputs_travel_through_an_ssh_remote_and_a_wrong_key_is_refused(lab, sshd, tmp_path):

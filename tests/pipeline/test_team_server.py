@@ -19,7 +19,7 @@ def test_without_postgresql_start_says_so_in_one_line_and_makes_nothing(tmp_path
     assert not (tmp_path / team.TEAM).exists()
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("runuser") is None, reason="as root only (PostgreSQL runs as postgres)")
+@pytest.mark.skipif(os.geteuid() != 0 or team.runuser() is None, reason="as root only (PostgreSQL runs as postgres)")
 def test_as_root_a_project_the_postgres_user_cannot_reach_is_named_before_anything_is_made(tmp_path, capsys):
     if not _has_postgres_user():
         pytest.skip("no postgres user (apt-get install postgresql)")

@@ -75,9 +75,20 @@ def port_free(port: int) -> bool:
     return True
 
 
+def runuser() -> str | None:
+    """util-linux's ``runuser``: on PATH, else in the sbin folders a root shell has on PATH and a
+    plain or ``env -i`` one may not; None when missing."""
+    return shutil.which("runuser", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
+
+
 def _as_db_user(cmd: list[str]) -> list[str]:
     """``cmd`` as the ``postgres`` user when run as root (PostgreSQL refuses root), else as is."""
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+    if os.geteuid() != 0:
+        return cmd
+    found = runuser()
+    if found is None:
+        _fail("runuser (util-linux) is not installed: as root PostgreSQL's commands run as the postgres user through it")
+    return [found, "-u", "postgres", "--", *cmd]
 
 
 def _own(path: Path) -> None:
