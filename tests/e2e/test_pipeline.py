@@ -100,6 +100,9 @@ BAD_PARAMS = [
     ("rsa.compare", "spearmann", "rsa.compare"),
     ("stitch.methods", ["ridge", "lasso"], "stitch.methods"),
     ("encode.folds", 1, "encode.folds"),
+    ("align.method", "hyperalignment", "align.method"),
+    ("align.k", [10, 5000], "align.k"),  # valid as a value; more images than a subject has: the stage says so
+    ("export.frames", ["net2brain", "algonauts2025"], "export.frames"),
     ("rsa.compar", "pearson", "rsa.compar"),
     ("preprocess", {"space": "raw", "mask": "region"}, "preprocess.mask"),
     ("data", {"source": "bids", "bids_root": "/nonexistent/ds001499", "stimuli_root": "/nonexistent/stimuli",
