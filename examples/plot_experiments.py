@@ -132,7 +132,8 @@ ax.set_xticks(range(1 + len(experiments)),
 ax.axhline(0, color="k", lw=0.5)
 ax.set_ylabel("group RSA r with the planted features")
 ax.set_title("dvc exp show --json: the baseline and each experiment, with the params it changed")
-ax.legend(frameon=False, loc="center right")
+ax.set_ylim(-0.05, 1.1)
+ax.legend(frameon=False, loc="upper center", ncol=2)
 fig.tight_layout()
 
 # %%

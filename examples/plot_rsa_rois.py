@@ -79,10 +79,12 @@ fig.suptitle("RDMs over the same 111 images (1 - Pearson r; rows in image-name o
 fig.tight_layout()
 
 # %%
-# EarlyVis's RDM has the low-level model's blocks and stripes, LOC's the object model's, and the
-# three scene ROIs resemble one another, as they share a family. The families are not independent:
-# the object family holds the image's category, which also shapes its layout, so the models
-# resemble one another too, and a ROI's RDM matches every family somewhat.
+# Sorted by name, the images fall into their categories (COCO's names first, then ImageNet's, then
+# the scenes'), so the object model, which holds the category, shows blocks, and so does LOC's RDM.
+# EarlyVis's RDM has the low-level model's fine stripes, and the three scene ROIs look like the scene
+# model and like one another, as they share a family. The families are not independent: the
+# category also shapes an image's layout and colours, so the models resemble one another a little,
+# and a ROI's RDM will match every family somewhat.
 
 # %%
 # Every ROI against every model, over subjects
