@@ -29,7 +29,8 @@ for number in plt.get_fignums():
 
 def test_gallery_has_its_examples():
     """The gallery's README (title and intro) is there, and the six topics issue #40 asks for."""
-    assert (EXAMPLES / "README.rst").read_text().splitlines()[3].startswith("=")
+    lines = (EXAMPLES / "README.rst").read_text().splitlines()
+    assert any(title.strip() and underline == "=" * len(title) for title, underline in zip(lines, lines[1:]))
     assert len(SCRIPTS) >= 6
 
 
