@@ -21,9 +21,9 @@ import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import nibabel as nib
 import numpy as np
 from nilearn.plotting import find_xyz_cut_coords
-import nibabel as nib
 
 from neurolatent.io import bids, twin
 from neurolatent.science import synthetic
@@ -71,9 +71,10 @@ print(f"volume {t} of {bids.N_VOLUMES}: T1w grid {bold.shape}, brain values "
 # The picture beside its slices
 # -----------------------------
 # The slices are where nilearn cuts (``find_xyz_cut_coords``, which ``plot_stat_map`` calls: the
-# centre of the largest blob above the threshold), drawn in grey with the planted ROIs outlined. The picture puts the coronal,
-# sagittal and axial cuts side by side in the study's nilearn 0.10.4 layout and ``cold_hot`` colours,
-# then squashes the 660 x 350 figure into a square, which is why the brain looks tall and narrow.
+# centre of the largest blob above the threshold), drawn in grey with the planted ROIs outlined.
+# The picture puts the coronal, sagittal and axial cuts side by side in the study's nilearn 0.10.4
+# layout and ``cold_hot`` colours, then squashes the 660 x 350 figure into a square, which is why
+# the coronal and axial cuts look tall and narrow.
 x, y, z = find_xyz_cut_coords(nib.Nifti1Image(bold, anatomy.t1w_affine), activation_threshold=100)
 i, j, k = np.rint(np.linalg.inv(anatomy.t1w_affine) @ [x, y, z, 1])[:3].astype(int)
 region = anatomy.region
@@ -89,7 +90,8 @@ for ax, (title, (cut, rois)) in zip(axes, cuts.items()):
 axes[-1].imshow(picture)
 axes[-1].set_title("the study's picture (render_study_picture)")
 axes[-1].axis("off")
-fig.suptitle(f"CSI1, run 1, volume {t}: the source slices (ROIs in orange) and the picture the study's AE saw")
+fig.suptitle(f"CSI1, run 1, volume {t}: the source slices (ROIs in orange) and the picture the study's "
+             "AE saw")
 
 # %%
 # Every brain voxel's value is near 1000, far above the threshold of 100, so the picture draws the
