@@ -100,7 +100,8 @@ def operations(rng: np.random.Generator) -> dict:
     from neurolatent.science.rsa.kernels import permuted_dots
     from neurolatent.science.rsa.rdm import rdm_upper, reduce
     from neurolatent.science.cka import linear_cka
-    from neurolatent.science.mapping import RidgeMapping, ProcrustesMapping, voxelwise_r
+    from neurolatent.science.mapping import RidgeMapping, ProcrustesMapping
+    from neurolatent.science.voxelwise import voxelwise_r
     from neurolatent.science.render import render_fast
     import scipy.linalg
 

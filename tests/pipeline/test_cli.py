@@ -1,6 +1,5 @@
 """The CLI's answers: to a stage run before its inputs exist, one line naming the missing input and
-the stage that makes it, exit code 1, and no MLflow run or output started; to a SIGTERM, an
-interrupt that reaches main even when Python drops the first one."""
+the stage that makes it, exit code 1, and no MLflow run or output started."""
 
 from __future__ import annotations
 
@@ -52,29 +51,3 @@ def test_show_prints_a_stages_metrics_as_tables_that_fit_a_terminal(tmp_path, mo
     assert len(capsys.readouterr().out.splitlines()) == 3
     assert main(["show", "stitch"]) == 1
     assert "metrics/stitch.json: missing: the stitch stage makes it" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
-def test_a_signal_dropped_in_a_finaliser_is_delivered_again(name):
-    """Python drops an exception raised while a finaliser runs (and prints "Exception ignored" with
-    a traceback): the stage's SIGTERM or Ctrl-C comes again until main catches it, instead of the stage
-    running on, and the dropped one prints nothing."""
-    code = textwrap.dedent(f"""
-        import os, signal, time
-        from neurolatent.pipeline import cli
-        cli.REDELIVER_S = 0.5
-        cli.handle_signals()
-        class Finalised:
-            def __del__(self):
-                os.kill(os.getpid(), signal.{name})
-                time.sleep(0.2)  # the handler runs here, in the finaliser: its KeyboardInterrupt is dropped
-        Finalised()
-        print("ran on", flush=True)
-        try:
-            time.sleep(30)
-        except KeyboardInterrupt as exc:
-            print("interrupted", exc)
-    """)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.stdout.splitlines() == ["ran on", f"interrupted {name}"], result.stderr
-    assert result.stderr == ""

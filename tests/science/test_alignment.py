@@ -141,7 +141,7 @@ def test_bad_arguments_say_what_is_wrong_in_one_line():
     with pytest.raises(ValueError, match=r"^60 shared dimensions: more than the 48 training images the subjects share$"):
         check_features(60, subjects, test)
     check_features(48, subjects, test)
-    with pytest.raises(ValueError, match="unknown alignment method 'hyper'"):
+    with pytest.raises(ValueError, match="method: Input should be"):
         build_alignment("hyper", 8, 10, 0)
     apart = {s: StimulusMatrix(s, m.matrix, tuple(f"{s}-{n}" for n in m.stimuli)) for s, m in subjects.items()}
     with pytest.raises(ValueError, match="the subjects share 0 images"):

@@ -146,7 +146,13 @@ def test_held_out_r2_and_the_explainable_fraction():
     (lambda b, y: variance_partition({"a": b["a"][:5]}, y, train=np.arange(3), test=np.arange(3, 5)), "rows"),
     (lambda b, y: variance_partition(b, y, train=np.ones(3, bool), test=np.arange(3, 5)), "mask needs 10"),
     (lambda b, y: BandedRidgeCV(backend="jax").fit([b["a"]], y), "backend"),
-    (lambda b, y: BandedRidgeCV().fit([np.full((10, 2), np.nan)], y), "NaN")])
+    (lambda b, y: BandedRidgeCV().fit([np.full((10, 2), np.nan)], y), "NaN"),
+    (lambda b, y: variance_partition(b, y, train=np.arange(5), test=np.arange(5, 10), n_iter=0),
+     r"^n_iter: Input should be greater than or equal to 1 \(got 0\)$"),
+    (lambda b, y: band_split(b, y, train=np.arange(5), test=np.arange(5, 10), cv=1),
+     r"^cv: Input should be greater than or equal to 2 \(got 1\)$"),
+    (lambda b, y: band_split(b, y, train=np.arange(5), test=np.arange(5, 10), backend="jax"),
+     r"^backend: Input should be 'numpy', 'torch' or 'torch_cuda' \(got 'jax'\)$")])
 def test_bad_arguments_are_named(call, message):
     bands = {"a": np.random.default_rng(0).standard_normal((10, 3))}
     with pytest.raises(ValueError, match=message):

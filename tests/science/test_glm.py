@@ -44,5 +44,5 @@ def test_the_lss_design_puts_the_target_trial_first():
 
 
 def test_an_unknown_glm_is_an_error():
-    with pytest.raises(ValueError, match="glm must be lsa or lss"):
+    with pytest.raises(ValueError, match=r"^glm: Input should be 'lsa' or 'lss' \(got 'lsq'\)$"):
         trial_betas(np.ones((10, 2)), np.array([2.0]), np.array([1.0]), TR, glm="lsq")

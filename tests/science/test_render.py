@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from neurolatent.io import bids
-from neurolatent.science.render import render_fast, render_nilearn, render_study_picture
+from neurolatent.science.render import render_fast, render_nilearn, render_study_picture, render_volumes
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "render"
 _SPEC = importlib.util.spec_from_file_location("study_volumes", FIXTURES / "study_volumes.py")
@@ -123,3 +123,15 @@ def test_cut_components_find_nilearns_cut(small_dataset, case):
         world = find_xyz_cut_coords(nib.Nifti1Image(volume, affine), activation_threshold=100.0)
     theirs = np.linalg.solve(affine, [*world, 1.0])[:3]
     np.testing.assert_allclose(ours, theirs, atol=1e-3)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"engine": "gpu"}, "engine: Input should be 'nilearn' or 'fast' (got 'gpu')"),
+    ({"size": 0}, "size: Input should be greater than or equal to 1 (got 0)"),
+    ({"threshold": -1.0}, "threshold: Input should be greater than or equal to 0 (got -1.0)"),
+])
+def test_a_bad_render_argument_is_one_line_naming_it(arguments, message):
+    with pytest.raises(ValueError) as info:
+        render_volumes(np.zeros((1, 4, 4, 4), np.float32), np.eye(4), **({"engine": "fast", "size": 32,
+                                                                         "threshold": 0.0} | arguments))
+    assert str(info.value) == message

@@ -8,6 +8,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -16,6 +17,7 @@ from neurolatent.io import bids
 from neurolatent.io.events import read_events
 from neurolatent.io.files import atomic_dir, write_json
 from neurolatent.io.glmsingle import write_glmsingle_schedule
+from neurolatent.science.constraints import checked
 
 
 def _dataset_file(path: Path, roots: tuple[Path, ...]) -> Path | None:
@@ -93,6 +95,7 @@ def _link_glmsingle(glmsingle_root: Path, bids_root: Path, stimuli_root: Path, r
         write_glmsingle_schedule(pd.concat(events, ignore_index=True), folder / subject / f"{subject}_schedule.tsv")
 
 
+@checked(forms=list[Literal["raw", "T1w", "glmsingle"]], link=Literal["hardlink", "copy"])
 def link_subset(bids_root: Path, stimuli_root: Path, glmsingle_root: Path | None, out_dir: Path, truth_dir: Path, *,
                 subjects: list[str], sessions: list[int] | None, runs: list[int] | None, forms: list[str],
                 link: str = "hardlink", progress: Callable[..., Iterable] | None = None) -> dict:

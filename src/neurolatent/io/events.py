@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ from neurolatent.errors import NeurolatentError
 from neurolatent.io.bids import (EVENTS_COLUMNS, TASK, TR_S, category_of, find_runs, find_space_runs, is_safe_image_name,
                                  run_path, stimulus_path)
 from neurolatent.io.nifti import check_bold
+from neurolatent.science.constraints import checked
 
 
 TRIAL_COLUMNS = (
@@ -89,6 +91,7 @@ def read_events_dir(root: Path) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
+@checked(space=Literal["raw", "T1w"], method=Literal["rendered", "volume", "betas", "glmsingle"])
 def build_tables(root: Path, space: str = "T1w", method: str = "betas",
                  progress: Callable[..., Iterable] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Parse and cross-check a BOLD5000-layout folder for one configuration.

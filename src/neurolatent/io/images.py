@@ -9,6 +9,7 @@ import pandas as pd
 from PIL import Image
 
 from neurolatent.errors import NeurolatentError
+from neurolatent.science.constraints import Count, checked
 
 
 def read_rgb(path: Path, size: int | None = None) -> np.ndarray:
@@ -29,6 +30,7 @@ def read_rgb(path: Path, size: int | None = None) -> np.ndarray:
         raise NeurolatentError(f"{path}: not a readable image ({exc})") from None
 
 
+@checked(size=Count)
 def load_stimuli(stimuli_path: Path, raw_dir: Path, size: int) -> tuple[pd.DataFrame, np.ndarray]:
     """stimuli.parquet and its images: (n, 3, size, size) uint8 RGB, rows in the table's order."""
     stimuli = pd.read_parquet(stimuli_path)

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from neurolatent.errors import NeurolatentError
 from neurolatent.io.samples import FmriSamples
+from neurolatent.science.constraints import checked
 from neurolatent.science.stats import zscore
 from neurolatent.science.stimuli import StimulusMatrix, average_repeats
 
@@ -33,6 +35,7 @@ def _need(path: Path, stage: str) -> Path:
     return Path(path)
 
 
+@checked(kind=Literal["ae", "align"])
 def fmri_latents(fmri_npy: Path, index_parquet: Path, kind: str = "ae") -> dict[str, StimulusMatrix]:
     """The fMRI AE latents per subject: {subject: StimulusMatrix (n_images_of_subject, d)} (``kind``
     names the matrices, and the stage that writes them: ``ae``, embed_fmri; ``align``, align)."""

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from neurolatent.io.bids import EVENTS_COLUMNS, N_RUNS, find_runs
+from neurolatent.science.constraints import Count, Seed, checked
 
 RESOURCE = "bold5000_schedule.tsv.gz"
 #: the real subject whose schedule a derived subject is built from
@@ -49,6 +50,7 @@ def _real_schedules() -> pd.DataFrame:
     return table.astype({"session": int, "run": int})
 
 
+@checked(n_runs=Count, seed=Seed)
 def derive_schedule(base: pd.DataFrame, subject: str, n_runs: int, seed: int) -> pd.DataFrame:
     """A schedule with BOLD5000's structure for a subject without real events files.
 
@@ -84,6 +86,7 @@ def derive_schedule(base: pd.DataFrame, subject: str, n_runs: int, seed: int) ->
     return table
 
 
+@checked(seed=Seed)
 def load_schedule(subject: str, seed: int = 0) -> pd.DataFrame:
     """The schedule of one subject: one row per trial, chronological.
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from neurolatent.errors import NeurolatentError
+from neurolatent.science.constraints import Count, checked
 
 
 class ConvAutoencoder(nn.Module):
@@ -34,6 +36,7 @@ class ConvAutoencoder(nn.Module):
     output : "sigmoid" (inputs in [0, 1], the study) or "linear"
     """
 
+    @checked(dims=Literal[2, 3], output=Literal["sigmoid", "linear"])
     def __init__(self, channels: list[int], dims: int = 2, output: str = "sigmoid"):
         super().__init__()
         conv, deconv = (nn.Conv2d, nn.ConvTranspose2d) if dims == 2 else (nn.Conv3d, nn.ConvTranspose3d)
@@ -113,14 +116,13 @@ def load_model(folder: Path, device: str = "cpu") -> tuple[nn.Module, dict]:
     return model.to(device).eval(), config
 
 
+@checked(pooling=Literal["flatten", "avgpool"])
 def pool_latents(latents: torch.Tensor, pooling: str) -> torch.Tensor:
     """(n, C, *space) -> (n, C * prod(space)) for ``flatten``, (n, C) for ``avgpool`` (mean over
     space); (n, d) vectors are returned as they are."""
     if latents.ndim == 2 or pooling == "flatten":
         return latents.reshape(len(latents), -1)
-    if pooling != "avgpool":
-        raise ValueError(f"pooling must be flatten or avgpool, not {pooling!r}")
-    return latents.flatten(2).mean(dim=2)
+    return latents.flatten(2).mean(dim=2)  # avgpool (checked)
 
 
 def scaled(batch: torch.Tensor) -> torch.Tensor:
@@ -137,6 +139,7 @@ def network_input(batch: np.ndarray) -> torch.Tensor:
     return scaled(torch.from_numpy(batch))
 
 
+@checked(batch_size=Count)
 def encode_pictures(model: nn.Module, pictures: np.ndarray, device: str = "cpu", batch_size: int = 64) -> torch.Tensor:
     """The encoder's full (unpooled) latents of ``pictures`` (n, 3, H, W) uint8, on the CPU:
     (n, C, h, w) float32."""

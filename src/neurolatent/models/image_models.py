@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ from PIL import Image
 from neurolatent.errors import NeurolatentError
 from neurolatent.io.images import read_rgb
 from neurolatent.models.autoencoder import load_model, network_input, pool_latents
+from neurolatent.science.constraints import Count, Seed, checked
 
 
 def file_stem(model: str) -> str:
@@ -90,6 +92,7 @@ def layer_name(model: str, layer: str | int) -> str:
     return model if layer == "last" else f"{model}@layer{layer}"
 
 
+@checked(tokens=Literal["flat", "cls", "mean"], batch_size=Count, seed=Seed)
 def embed_transformer(paths: list[Path], name: str, tokens: str = "cls", batch_size: int = 16, seed: int = 0,
                       device: str = "cpu", layers: Sequence[str | int] = ("last",),
                       progress: Callable[..., Iterable] | None = None
@@ -128,11 +131,13 @@ def embed_transformer(paths: list[Path], name: str, tokens: str = "cls", batch_s
     return {layer: np.concatenate(own) for layer, own in parts.items()}, count
 
 
+@checked(size=Count)
 def embed_pixels(paths: list[Path], size: int) -> np.ndarray:
     """(n_images, size * size * 3) float32 in [0, 1]."""
     return network_input(np.stack([read_rgb(p, size).reshape(-1) for p in paths])).numpy()
 
 
+@checked(pooling=Literal["flatten", "avgpool"], batch_size=Count)
 def embed_image_ae(paths: list[Path], model_dir: Path, pooling: str = "avgpool", batch_size: int = 16,
                    device: str = "cpu") -> np.ndarray:
     """(n_images, d) float32: the image AE's encoder output, pooled (``flatten`` or ``avgpool``)."""

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,7 @@ from torch import nn
 
 from neurolatent.io.files import atomic_dir, atomic_file
 from neurolatent.models.autoencoder import build, network_input, save_model, scaled
+from neurolatent.science.constraints import Count, Fraction, NonNegative, Positive, Seed, check_values, checked
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,11 @@ class Settings:
     #: the monitored loss: ``validation`` (its best epoch's weights are kept) or ``last_batch`` (the
     #: study's rule: the epoch's last mini-batch training loss, and the final epoch's weights)
     stop_on: str = "validation"
+
+    def __post_init__(self) -> None:
+        check_values(epochs=(self.epochs, Count), batch_size=(self.batch_size, Count), lr=(self.lr, Positive),
+                     weight_decay=(self.weight_decay, NonNegative), patience=(self.patience, Count),
+                     seed=(self.seed, Seed), stop_on=(self.stop_on, Literal["validation", "last_batch"]))
 
 
 def seed_everything(seed: int) -> None:
@@ -310,6 +317,7 @@ def train(model: nn.Module, read: Reader, train_rows: np.ndarray,
     return history
 
 
+@checked(val_fraction=Fraction, seed=Seed)
 def split_rows(index: pd.DataFrame, train_subjects: list[str], test_subjects: list[str], val_fraction: float,
                seed: int) -> dict[str, np.ndarray]:
     """Row indices of the train, val and test splits.

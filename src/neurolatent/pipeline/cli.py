@@ -11,8 +11,6 @@ import argparse
 import importlib
 import json
 import logging
-import os
-import signal
 import sys
 import textwrap
 from pathlib import Path
@@ -20,8 +18,8 @@ from types import SimpleNamespace
 
 from neurolatent import __version__
 from neurolatent.errors import NeurolatentError
-from neurolatent.pipeline.params import explain
-from neurolatent.pipeline.process import end_with_dvc
+from neurolatent.pipeline.params_docs import explain
+from neurolatent.pipeline.process import handle_signals, interrupt_caught
 from neurolatent.pipeline.registry import STAGES, Stage, declared_values, missing_inputs, select_params
 
 log = logging.getLogger("neurolatent")
@@ -161,45 +159,6 @@ def _closing_line(name: str, metrics: dict) -> str:
     return getattr(module, "closing_line", lambda found: summary_line(name, found))(metrics)
 
 
-#: seconds between deliveries of a SIGTERM whose KeyboardInterrupt has not reached main: longer
-#: than removing a stage's temporary outputs takes, which a new delivery would cut short
-REDELIVER_S = 10.0
-#: the interrupts main has caught (the signal handler ignores the signal once there is one)
-_CAUGHT: list[str] = []
-
-
-def _interrupt(signum: int, frame) -> None:
-    """The signal as KeyboardInterrupt, and again every REDELIVER_S seconds until main catches it:
-    Python drops an exception raised while it runs a finaliser or a weakref callback (seen under
-    load: a SIGTERM that arrived in SQLAlchemy's registry clean-up was printed as "Exception
-    ignored", and the stage whose dvc had died ran on to write its outputs)."""
-    if _CAUGHT:
-        return
-    import threading
-
-    again = threading.Timer(REDELIVER_S, lambda: _CAUGHT or os.kill(os.getpid(), signum))
-    again.daemon = True
-    again.start()
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-def _unraisable(unraisable) -> None:
-    """No traceback for a KeyboardInterrupt that Python dropped (SIGTERM and SIGINT come again:
-    _interrupt); any other exception raised where Python cannot raise it goes to Python's own hook."""
-    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
-        sys.__unraisablehook__(unraisable)
-
-
-def handle_signals() -> None:
-    """SIGTERM and Ctrl-C (SIGINT) end a run once main catches them (temporary outputs removed, the
-    MLflow run KILLED); when DVC runs the stage, so does the end of the dvc process."""
-    _CAUGHT.clear()
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
-    sys.unraisablehook = _unraisable
-    end_with_dvc()
-
-
 def _failure(exc: BaseException) -> tuple[str, int]:
     """The one line (and exit code) for a failure that is not a NeurolatentError."""
     if isinstance(exc, KeyboardInterrupt):
@@ -254,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (KeyboardInterrupt, OSError, MemoryError) as exc:
         if isinstance(exc, KeyboardInterrupt):
-            _CAUGHT.append(str(exc))
+            interrupt_caught(str(exc))
         if args.verbose:
             log.exception("the traceback, as asked for by --verbose")
         line, code = _failure(exc)

@@ -1,10 +1,12 @@
-"""The processes around a stage: which process launched it (under DVC, the dvc process), and
-ending with it."""
+"""The processes around a stage: its signals (SIGTERM and Ctrl-C end a run once main catches
+them), which process launched it (under DVC, the dvc process), and ending with it."""
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
+import threading
 from pathlib import Path
 
 
@@ -37,7 +39,6 @@ def end_with_dvc() -> None:
     a daemon thread checks every second that it is alive (not gone, not a zombie)."""
     if "DVC_STAGE" not in os.environ or not Path("/proc/self/stat").is_file():
         return
-    import threading
     import time
 
     try:
@@ -57,3 +58,45 @@ def end_with_dvc() -> None:
                 return
 
     threading.Thread(target=watch, name="dvc-watch", daemon=True).start()
+
+
+#: seconds between deliveries of a SIGTERM whose KeyboardInterrupt has not reached main: longer
+#: than removing a stage's temporary outputs takes, which a new delivery would cut short
+REDELIVER_S = 10.0
+#: the interrupts main has caught (the signal handler ignores the signal once there is one)
+_CAUGHT: list[str] = []
+
+
+def _interrupt(signum: int, frame) -> None:
+    """The signal as KeyboardInterrupt, and again every REDELIVER_S seconds until main catches it:
+    Python drops an exception raised while it runs a finaliser or a weakref callback (seen under
+    load: a SIGTERM that arrived in SQLAlchemy's registry clean-up was printed as "Exception
+    ignored", and the stage whose dvc had died ran on to write its outputs)."""
+    if _CAUGHT:
+        return
+    again = threading.Timer(REDELIVER_S, lambda: _CAUGHT or os.kill(os.getpid(), signum))
+    again.daemon = True
+    again.start()
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _unraisable(unraisable) -> None:
+    """No traceback for a KeyboardInterrupt that Python dropped (SIGTERM and SIGINT come again:
+    _interrupt); any other exception raised where Python cannot raise it goes to Python's own hook."""
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
+
+
+def interrupt_caught(name: str) -> None:
+    """Main caught the interrupt ``name`` (SIGTERM, SIGINT): no more deliveries of it."""
+    _CAUGHT.append(name)
+
+
+def handle_signals() -> None:
+    """SIGTERM and Ctrl-C (SIGINT) end a run once main catches them (temporary outputs removed, the
+    MLflow run KILLED); when DVC runs the stage, so does the end of the dvc process."""
+    _CAUGHT.clear()
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    sys.unraisablehook = _unraisable
+    end_with_dvc()

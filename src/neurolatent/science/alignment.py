@@ -21,16 +21,20 @@ needs: ``fit``, ``transform`` (each training subject's responses into the shared
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import scipy.linalg
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import RidgeCV
 
+from neurolatent.science.constraints import Count, Seed, checked
 from neurolatent.science.mapping import ALPHAS
 
 #: the alignment methods by name (``align.methods``)
 METHODS = ("srm", "detsrm", "procrustes", "adapter")
+Method = Literal[METHODS]
 
 
 def _check_subjects(data: list[np.ndarray], features: int, same_images: bool = True) -> None:
@@ -290,6 +294,7 @@ class FeatureAdapter(BaseEstimator, TransformerMixin):
         return self._ridge(X, (features - self.feature_means_)) @ self.basis_.T
 
 
+@checked(method=Method, features=Count, n_iter=Count, seed=Seed)
 def build_alignment(method: str, features: int, n_iter: int, seed: int) -> BaseEstimator:
     """The alignment named by ``align.methods`` (:data:`METHODS`)."""
     if method == "srm":
@@ -298,9 +303,7 @@ def build_alignment(method: str, features: int, n_iter: int, seed: int) -> BaseE
         return DetSRM(n_iter, features, seed)
     if method == "procrustes":
         return ProcrustesTemplate(n_iter, features)
-    if method == "adapter":
-        return FeatureAdapter(features)
-    raise ValueError(f"unknown alignment method {method!r} ({', '.join(METHODS)})")
+    return FeatureAdapter(features)  # adapter, the last of METHODS (checked)
 
 
 def canonical_correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:

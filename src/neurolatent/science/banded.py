@@ -21,6 +21,7 @@ the Gram matrix, and himalaya's kernel solver is used as is.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -28,12 +29,17 @@ from sklearn.model_selection import KFold
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
+from neurolatent.science._docs import fill_doc
+from neurolatent.science.constraints import Count, CrossValidation, Grid, Seed, check_values
+
 #: the ridge penalties tried for each band (on z-scored features): 1e-2 .. 1e7, two a decade
 ALPHAS = tuple(float(a) for a in np.logspace(-2, 7, 19))
 #: himalaya's array backends: numpy, torch on the CPU (the GPU code path, testable anywhere), torch_cuda
 BACKENDS = ("numpy", "torch", "torch_cuda")
+Backend = Literal[BACKENDS]
 
 
+@fill_doc
 class BandedRidgeCV(RegressorMixin, BaseEstimator):
     """Banded ridge regression from several feature spaces to many targets (voxels).
 
@@ -47,19 +53,13 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    alphas : sequence of float
-        Overall ridge penalties tried (on z-scored features).
-    n_iter : int
-        Band weightings tried (the first is equal weights); ignored with one band.
-    cv : int or scikit-learn splitter
-        Folds of the training rows for choosing penalties; an int is a KFold shuffled with
-        ``random_state``.
-    backend : {"numpy", "torch", "torch_cuda"}
-        himalaya's array backend; results come back as numpy arrays either way.
-    random_state : int
+    %(alphas)s
+    %(n_iter)s
+    %(cv)s
+    %(backend)s
+    random_state : int >= 0
         Seed of the band weightings and of the folds.
-    progress : callable or None
-        Called with a number of steps as they finish; :meth:`steps` is their total for a fit.
+    %(fit_progress)s
 
     Attributes
     ----------
@@ -110,8 +110,8 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         from himalaya.backend import get_backend, set_backend
         from himalaya.kernel_ridge import generate_dirichlet_samples
 
-        if self.backend not in BACKENDS:
-            raise ValueError(f"BandedRidgeCV: backend must be one of {BACKENDS}, got {self.backend!r}")
+        check_values(alphas=(tuple(self.alphas), Grid), n_iter=(self.n_iter, Count), cv=(self.cv, CrossValidation),
+                     backend=(self.backend, Backend), random_state=(self.random_state, Seed))
         responses = np.asarray(responses, dtype=np.float64)
         if responses.ndim != 2:
             raise ValueError(f"BandedRidgeCV: responses must be (n_images, n_voxels), got {responses.shape}")

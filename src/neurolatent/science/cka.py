@@ -32,6 +32,8 @@ import numpy as np
 from neurolatent.science.rsa.compare import compare
 from neurolatent.science.rsa.inference import GroupPermutationResult, group_mantel_models
 from neurolatent.science.rsa.rdm import RDM
+from neurolatent.science._docs import fill_doc
+from neurolatent.science.constraints import Count, RandomState, checked
 
 #: what a U-centred kernel "RDM" holds (it is a similarity)
 UCENTRED_KERNEL = "u-centred linear kernel"
@@ -82,6 +84,8 @@ def linear_cka(first: np.ndarray, second: np.ndarray) -> float:
                    kernel_rdm(second, tuple(map(str, range(len(second)))), "").upper, "cosine")
 
 
+@checked(permutations=Count, random_state=RandomState)
+@fill_doc
 def group_cka(fmri: list[tuple[np.ndarray, tuple[str, ...]]], model_features: np.ndarray,
               model_stimuli: tuple[str, ...], permutations: int = 1000,
               random_state: int | np.random.Generator = 0, device: str = "cpu") -> GroupPermutationResult:
@@ -92,7 +96,9 @@ def group_cka(fmri: list[tuple[np.ndarray, tuple[str, ...]]], model_features: np
     ----------
     fmri : per subject (features (n_s, d_s), image names (n_s,))
     model_features : (n_images, q), rows named by ``model_stimuli`` (a superset of every subject's)
-    permutations, random_state, device : as ``group_mantel``
+    %(permutations)s
+    %(random_state)s
+    %(device)s
 
     Returns
     -------
@@ -102,6 +108,7 @@ def group_cka(fmri: list[tuple[np.ndarray, tuple[str, ...]]], model_features: np
                             device)["model"]
 
 
+@checked(permutations=Count, random_state=RandomState)
 def group_cka_models(fmri: list[tuple[np.ndarray, tuple[str, ...]]], model_features: dict[str, np.ndarray],
                      model_stimuli: tuple[str, ...], permutations: int = 1000,
                      random_state: int | np.random.Generator = 0, device: str = "cpu",

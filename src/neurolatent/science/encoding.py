@@ -16,13 +16,15 @@ the training images. Two ways to divide the held-out R^2 among the bands:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
 
-from neurolatent.science.banded import ALPHAS, BACKENDS, BandedRidgeCV
+from neurolatent.science._docs import fill_doc
+from neurolatent.science.banded import ALPHAS, BACKENDS, Backend, BandedRidgeCV
+from neurolatent.science.constraints import Count, CrossValidation, Grid, Seed, checked
 
 __all__ = ["ALPHAS", "BACKENDS", "BandSplit", "BandedRidgeCV", "VariancePartition", "band_split",
            "explainable_fraction", "held_out_r2", "partition_parts", "variance_partition", "winning_band"]
@@ -198,17 +200,26 @@ class BandSplit:
         return {(band,): share for band, share in zip(self.bands, shares)} | {"full": full}
 
 
-def band_split(bands: Mapping[str, np.ndarray], responses: np.ndarray, *, train, test, random_state: int = 0,
-               **banded) -> BandSplit:
-    """Fit banded ridge once on all ``bands`` and split its held-out R^2 among them (:class:`BandSplit`).
+@checked(alphas=Grid, n_iter=Count, cv=CrossValidation, backend=Backend, random_state=Seed)
+@fill_doc
+def band_split(bands: Mapping[str, np.ndarray], responses: np.ndarray, *, train, test, alphas: Sequence[float] = ALPHAS,
+               n_iter: int = 20, cv=5, backend: str = "numpy", random_state: int = 0,
+               progress: Callable[[int], object] | None = None) -> BandSplit:
+    """Fit banded ridge once on all ``bands`` and split its held-out R^2 among them (:class:`BandSplit`):
+    one fit instead of one per subset of bands (:func:`variance_partition`), so it scales to many bands.
 
-    Arguments as :func:`variance_partition`'s (``bands`` {name: (n_images, n_features_k)},
-    ``responses`` (n_images, n_voxels), ``train`` and ``test`` disjoint masks or indices,
-    ``**banded`` further :class:`BandedRidgeCV` arguments); one fit instead of one per subset of
-    bands, so it scales to many bands.
+    Parameters
+    ----------
+    %(bands)s
+    %(alphas)s
+    %(n_iter)s
+    %(cv)s
+    %(backend)s
+    %(banded_random_state)s
+    %(fit_progress)s
     """
     names, responses, train, test = _checked(bands, responses, train, test, "band_split")
-    model = BandedRidgeCV(random_state=random_state, **banded).fit(
+    model = BandedRidgeCV(alphas, n_iter, cv, backend, random_state, progress).fit(
         [np.asarray(bands[b])[train] for b in names], responses[train])
     terms = model.predict_bands([np.asarray(bands[b])[test] for b in names])
     actual = responses[test]
@@ -254,23 +265,22 @@ def _checked(bands: Mapping[str, np.ndarray], responses: np.ndarray, train, test
     return names, responses, train, test
 
 
+@checked(alphas=Grid, n_iter=Count, cv=CrossValidation, backend=Backend, random_state=Seed)
+@fill_doc
 def variance_partition(bands: Mapping[str, np.ndarray], responses: np.ndarray, *, train, test,
-                       random_state: int = 0, **banded) -> VariancePartition:
+                       alphas: Sequence[float] = ALPHAS, n_iter: int = 20, cv=5, backend: str = "numpy",
+                       random_state: int = 0, progress: Callable[[int], object] | None = None) -> VariancePartition:
     """Fit banded ridge on every non-empty subset of ``bands`` and score each on ``test``.
 
     Parameters
     ----------
-    bands : mapping of name -> ndarray (n_images, n_features_k)
-        The feature spaces, in the order the results name them.
-    responses : ndarray (n_images, n_voxels)
-        Each image's response per voxel (betas, or samples, in any unit).
-    train, test : boolean mask (n_images,) or index array
-        The images fitted on and those scored; they must not overlap.
-    random_state : int
-        Seed of :class:`BandedRidgeCV`'s search and folds (the same for every subset, so every
-        subset is searched on the same folds).
-    **banded
-        Further :class:`BandedRidgeCV` arguments (``alphas``, ``n_iter``, ``cv``, ``backend``).
+    %(bands)s
+    %(alphas)s
+    %(n_iter)s
+    %(cv)s
+    %(backend)s
+    %(banded_random_state)s
+    %(fit_progress)s
 
     Returns
     -------
@@ -291,7 +301,7 @@ def variance_partition(bands: Mapping[str, np.ndarray], responses: np.ndarray, *
     r2, penalties, predictions = {}, {}, {}
     for size in range(1, len(names) + 1):
         for subset in combinations(names, size):
-            model = BandedRidgeCV(random_state=random_state, **banded).fit(
+            model = BandedRidgeCV(alphas, n_iter, cv, backend, random_state, progress).fit(
                 [np.asarray(bands[b])[train] for b in subset], responses[train])
             predicted = model.predict([np.asarray(bands[b])[test] for b in subset])
             r2[subset] = held_out_r2(predicted, responses[test])
@@ -302,7 +312,7 @@ def variance_partition(bands: Mapping[str, np.ndarray], responses: np.ndarray, *
 
 def explainable_fraction(r2: np.ndarray, ceiling_r: np.ndarray, min_ceiling: float = 0.1) -> np.ndarray:
     """R^2 over the explainable variance: ``r2 / ceiling_r**2`` per voxel, where ``ceiling_r``
-    (n_voxels,) is the noise ceiling as a correlation (:func:`neurolatent.science.mapping.noise_ceiling_r`,
+    (n_voxels,) is the noise ceiling as a correlation (:func:`neurolatent.science.voxelwise.noise_ceiling_r`,
     from repeated images); NaN where the ceiling is below ``min_ceiling`` (dividing by a ceiling
     near zero only amplifies noise)."""
     ceiling_r = np.asarray(ceiling_r, dtype=np.float64)

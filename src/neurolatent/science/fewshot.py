@@ -25,8 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from neurolatent.science.alignment import FeatureAdapter, build_alignment
-from neurolatent.science.mapping import RidgeMapping, row_correlations
+from neurolatent.science.identification import row_correlations
+from neurolatent.science.mapping import RidgeMapping
 from neurolatent.science.stimuli import StimulusMatrix
+from neurolatent.science.constraints import Count, Fraction, Seed, check_values, checked
 
 #: the target of between-subject identification, and the method name of the unaligned baseline
 SUBJECTS, SCRATCH = "subjects", "scratch"
@@ -44,6 +46,7 @@ class Scores:
     top1: float
 
 
+@checked(bootstrap=Count, ci=Fraction)
 def identify(predicted: np.ndarray, candidates: np.ndarray, rng: np.random.Generator, bootstrap: int,
              ci: float) -> Scores:
     """Identify each predicted row (n, d) among the candidate rows (n, d) of one space by Pearson r
@@ -84,6 +87,10 @@ class FewShotDesign:
     seed: int
     bootstrap: int = 1000
     ci: float = 0.95
+
+    def __post_init__(self) -> None:
+        check_values(features=(self.features, Count), n_iter=(self.n_iter, Count), seed=(self.seed, Seed),
+                     bootstrap=(self.bootstrap, Count), ci=(self.ci, Fraction))
 
 
 def common_images(responses: dict[str, StimulusMatrix], test: tuple[str, ...]) -> list[str]:
@@ -204,6 +211,7 @@ def planted_space(method: str, responses: dict[str, StimulusMatrix], design: Few
                           tuple(common))
 
 
+@checked(fraction=Fraction, min_test=Count, seed=Seed)
 def common_test_images(responses: dict[str, StimulusMatrix], fraction: float, min_test: int,
                        seed: int) -> tuple[str, ...]:
     """A seeded ``fraction`` of the images every subject saw, sorted: the test images of every

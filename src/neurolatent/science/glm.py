@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 from nilearn.glm.first_level import make_first_level_design_matrix, run_glm
+
+from neurolatent.science.constraints import Positive, checked
 
 
 def trial_design(onsets_s: np.ndarray, durations_s: np.ndarray, n_volumes: int, tr_s: float,
@@ -31,6 +35,7 @@ def trial_design(onsets_s: np.ndarray, durations_s: np.ndarray, n_volumes: int, 
     return design[first + rest].to_numpy()
 
 
+@checked(tr_s=Positive, glm=Literal["lsa", "lss"], noise_model=Literal["ar1", "ols"], high_pass_hz=Positive)
 def trial_betas(series: np.ndarray, onsets_s: np.ndarray, durations_s: np.ndarray, tr_s: float,
                 glm: str = "lsa", noise_model: str = "ar1", high_pass_hz: float = 1 / 128) -> np.ndarray:
     """Single-trial response amplitudes of one run with nilearn's GLM.
@@ -47,8 +52,6 @@ def trial_betas(series: np.ndarray, onsets_s: np.ndarray, durations_s: np.ndarra
     -------
     ndarray, shape (n_trials, n_voxels), float32, percent signal change per unit peak response
     """
-    if glm not in ("lsa", "lss"):
-        raise ValueError(f"glm must be lsa or lss, not {glm!r}")
     mean = series.mean(axis=0)
     psc = 100.0 * (series / np.where(mean > 0, mean, 1.0) - 1.0)
     n_volumes, n_trials = series.shape[0], len(onsets_s)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 import matplotlib
 
@@ -39,6 +40,7 @@ from nilearn.image import reorder_img  # noqa: E402
 from nilearn.plotting import find_xyz_cut_coords, plot_stat_map  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from neurolatent.science.constraints import Count, NonNegative, checked  # noqa: E402
 from neurolatent.science.raster import agg_nearest, axes_boxes, colour_levels, pixel_grid  # noqa: E402
 
 DPI = 100
@@ -371,14 +373,14 @@ def _resize_into(figures: np.ndarray, out: np.ndarray) -> None:
     torch.from_numpy(out).copy_(resized)  # channels-last to channels-first, in parallel
 
 
+@checked(engine=Literal["nilearn", "fast"], size=Count, threshold=NonNegative,
+         style=Literal["nilearn", "study"])
 def render_volumes(volumes: np.ndarray, affine: np.ndarray, engine: str, size: int, threshold: float,
                    style: str = "nilearn") -> np.ndarray:
     """Volumes (n, X, Y, Z) -> pictures (n, 3, size, size) uint8, drawn by ``engine`` (``nilearn``
     or ``fast``) in ``style``; size and threshold as :func:`render_nilearn`."""
     if engine == "fast":
         return render_fast(volumes, affine, size, threshold, style)
-    if engine != "nilearn":
-        raise ValueError(f"engine must be nilearn or fast, not {engine!r}")
     return np.stack([render_nilearn(v, affine, size, threshold, style) for v in volumes])
 
 

@@ -7,19 +7,27 @@ durations are in seconds from the run's first volume (BOLD5000's events files).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
+from neurolatent.science.constraints import Count, Positive, checked
 from neurolatent.science.glm import trial_betas
 from neurolatent.science.stats import zscore
 
 
+#: what a lag counts from: the stimulus onset, or its offset
+Anchor = Literal["onset", "offset"]
+#: how a time picks a volume: the nearest, or the last one begun
+Rounding = Literal["nearest", "floor"]
+
+
+@checked(anchor=Anchor)
 def anchor_times(onsets_s: np.ndarray, durations_s: np.ndarray, anchor: str) -> np.ndarray:
     """Stimulus onset (``anchor="onset"``) or offset (``"offset"``) of each trial, seconds.
 
     onsets_s, durations_s : (n_trials,) seconds. Returns (n_trials,) seconds.
     """
-    if anchor not in ("onset", "offset"):
-        raise ValueError(f"anchor must be onset or offset, not {anchor!r}")
     return onsets_s + (durations_s if anchor == "offset" else 0.0)
 
 
@@ -28,14 +36,13 @@ def lag_centre(lag_s: float | tuple[float, float]) -> float:
     return lag_s if not isinstance(lag_s, tuple) else sum(lag_s) / 2
 
 
+@checked(tr_s=Positive, n_volumes=Count, rounding=Rounding)
 def volume_index(times_s: np.ndarray, tr_s: float, n_volumes: int, rounding: str = "nearest") -> np.ndarray:
     """The volume of each time, clipped to the run: the nearest (``rounding="nearest"``, half to
     even) or the last one begun (``"floor"``, the study's ``int(StimOff / TR)``).
 
     times_s : (n,) seconds. Returns (n,) int.
     """
-    if rounding not in ("nearest", "floor"):
-        raise ValueError(f"rounding must be nearest or floor, not {rounding!r}")
     index = np.asarray(times_s) / tr_s
     return np.clip((np.rint(index) if rounding == "nearest" else np.floor(index)).astype(int), 0, n_volumes - 1)
 
@@ -68,6 +75,8 @@ def volume_at_lag(series: np.ndarray, tr_s: float, times_s: np.ndarray,
     return values.mean(axis=1).astype(np.float32)
 
 
+@checked(tr_s=Positive, method=Literal["volume", "betas"], anchor=Anchor, glm=Literal["lsa", "lss"],
+         noise_model=Literal["ar1", "ols"], high_pass_hz=Positive, rounding=Rounding)
 def masked_samples(series: np.ndarray, tr_s: float, onsets_s: np.ndarray, durations_s: np.ndarray,
                    method: str, lag_s: float | tuple[float, float] = (4.0, 6.0), anchor: str = "onset",
                    glm: str = "lsa", noise_model: str = "ar1", high_pass_hz: float = 1 / 128,
@@ -88,6 +97,4 @@ def masked_samples(series: np.ndarray, tr_s: float, onsets_s: np.ndarray, durati
     """
     if method == "volume":
         return volume_at_lag(zscore(series), tr_s, anchor_times(onsets_s, durations_s, anchor), lag_s, rounding)
-    if method == "betas":
-        return trial_betas(series, onsets_s, durations_s, tr_s, glm, noise_model, high_pass_hz)
-    raise ValueError(f"method must be volume or betas, not {method!r}")
+    return trial_betas(series, onsets_s, durations_s, tr_s, glm, noise_model, high_pass_hz)  # betas (checked)

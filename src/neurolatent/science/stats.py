@@ -67,3 +67,9 @@ def named_rng(seed: int, *names: str) -> np.random.Generator:
     """The random stream of ``seed`` and ``names`` (e.g. the representation and model a test is of):
     independent of every other name's, the same in any order of computation or process."""
     return np.random.default_rng([seed, *(zlib.crc32(name.encode()) for name in names)])
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit Euclidean norm; a zero row stays zero."""
+    norm = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norm > 0, norm, 1.0)

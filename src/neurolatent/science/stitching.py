@@ -12,9 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from neurolatent.science.mapping import Identification, RidgeMapping, identification, noise_ceiling_r, row_correlations, voxelwise_r
+from neurolatent.science.identification import Identification, identification, row_correlations
+from neurolatent.science.mapping import RidgeMapping
+from neurolatent.science.voxelwise import noise_ceiling_r, voxelwise_r
 from neurolatent.science.stats import permutation_p
 from neurolatent.science.stimuli import StimulusMatrix, average_repeats
+from neurolatent.science.constraints import Count, RandomState, checked
 
 
 def fit_on_training(mapping: BaseEstimator, x: StimulusMatrix, y: StimulusMatrix, names: tuple[str, ...],
@@ -29,7 +32,7 @@ def fit_on_training(mapping: BaseEstimator, x: StimulusMatrix, y: StimulusMatrix
 def identify_held_out(mapping: BaseEstimator, x: StimulusMatrix, y: StimulusMatrix, test_names: list[str],
                       permutations: int, random_state: np.random.Generator) -> Identification:
     """Fit ``mapping`` on x's images other than ``test_names``, then identify the test images among
-    each other from their predicted latents (:func:`neurolatent.science.mapping.identification`)."""
+    each other from their predicted latents (:func:`neurolatent.science.identification.identification`)."""
     fitted = fit_on_training(mapping, x, y, x.stimuli, test_names)
     predicted, targets = fitted.transform(x.rows(test_names), y.rows(test_names))
     return identification(predicted, targets, permutations, random_state)
@@ -52,7 +55,7 @@ class GroupIdentification:
 
     @classmethod
     def of_subjects(cls, results: list[Identification]) -> "GroupIdentification":
-        """The mean over subjects' :class:`~neurolatent.science.mapping.Identification` results."""
+        """The mean over subjects' :class:`~neurolatent.science.identification.Identification` results."""
         two_way = float(np.mean([r.two_way for r in results]))
         null = np.mean([r.null for r in results], axis=0)
         return cls(two_way, permutation_p(two_way, null), float(np.quantile(null, 0.975)),
@@ -83,6 +86,7 @@ def pooled_latents(per_subject: dict[str, StimulusMatrix], test: set[str]) -> tu
             average_repeats(tests, "pooled/test"))
 
 
+@checked(permutations=Count, random_state=RandomState)
 def picture_scores(reconstructed: np.ndarray, originals: np.ndarray, permutations: int,
                    random_state: np.random.Generator) -> dict[str, float]:
     """How well reconstructed pictures match the originals, pictures (n, 3, H, W) in [0, 1]:

@@ -46,7 +46,8 @@ from neurolatent.pipeline.parallel import parallel_map, scheduler_address
 from neurolatent.pipeline.progress import progress
 from neurolatent.science.encoding import (BandedRidgeCV, BandSplit, VariancePartition, band_split,
                                           explainable_fraction, variance_partition, winning_band)
-from neurolatent.science.mapping import noise_ceiling_r, split_test_images
+from neurolatent.science.splits import split_test_images
+from neurolatent.science.voxelwise import noise_ceiling_r
 from neurolatent.science.stats import named_rng
 from neurolatent.science.stimuli import StimulusMatrix, presentations
 

@@ -40,7 +40,9 @@ from neurolatent.io.files import atomic_dir, write_csv
 from neurolatent.io.rdms import load_rdms
 from neurolatent.io.representations import (fmri_samples, fmri_trial_samples, image_layers, image_models,
                                             planted_features, voxel_labels)
-from neurolatent.science.mapping import RidgeMapping, noise_ceiling_r, split_test_images, voxelwise_r
+from neurolatent.science.mapping import RidgeMapping
+from neurolatent.science.splits import split_test_images
+from neurolatent.science.voxelwise import noise_ceiling_r, voxelwise_r
 from neurolatent.science.peers import noise_normalised_score
 from neurolatent.science.stimuli import StimulusMatrix, presentations
 from neurolatent.science.stitching import fit_on_training

@@ -41,7 +41,9 @@ from neurolatent.pipeline import tracking
 from neurolatent.pipeline.numerics import torch_device
 from neurolatent.pipeline.outputs import figures, summaries
 from neurolatent.pipeline.progress import progress
-from neurolatent.science.mapping import RidgeMapping, build_mapping, identification, split_test_images
+from neurolatent.science.identification import identification
+from neurolatent.science.mapping import RidgeMapping, build_mapping
+from neurolatent.science.splits import split_test_images
 from neurolatent.science.stats import named_rng
 from neurolatent.science.stimuli import StimulusMatrix
 from neurolatent.science.stitching import (GroupIdentification, encode_held_out, fit_on_training, identify_held_out,

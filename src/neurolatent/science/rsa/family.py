@@ -14,7 +14,8 @@ from functools import partial
 import numpy as np
 from scipy.spatial.distance import squareform
 
-from neurolatent.science.constraints import Count, check_values
+from neurolatent.science._docs import fill_doc
+from neurolatent.science.constraints import Count, RandomState, checked
 from neurolatent.science.rsa.compare import Comparison, compare, correlation_from_moments, rank
 from neurolatent.science.rsa.inference import (GroupBootstrapResult, GroupPermutationResult, SharedDesign,
                                                canonical_order)
@@ -48,6 +49,9 @@ class FamilyResult:
     pearson: dict[str, dict[str, np.ndarray]]
 
 
+@checked(permutations=Count, bootstrap=Count, permutation_state=RandomState, bootstrap_state=RandomState,
+         chunk=Count)
+@fill_doc
 def group_family(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], method: Comparison,
                  permutations: int, bootstrap: int, permutation_state: int | np.random.Generator,
                  bootstrap_state: int | np.random.Generator, device: str = "cpu", chunk: int = 128,
@@ -72,7 +76,8 @@ def group_family(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], 
     model_rdms : {name: RDM over (at least) the union of the subjects' images}, all listing their
         images in one order (that order is the union's: it defines the relabellings and resamples)
     method : pearson, spearman or cosine
-    permutations, bootstrap : numbers of relabellings and of resamples
+    %(permutations)s
+    %(bootstrap)s
     permutation_state, bootstrap_state : the random states of :func:`group_mantel_models` and of
         :func:`group_bootstrap`
     device, chunk, map_chunks : as :func:`group_mantel_models`
@@ -84,7 +89,6 @@ def group_family(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], 
     -------
     FamilyResult
     """
-    check_values(permutations=(permutations, Count), bootstrap=(bootstrap, Count), chunk=(chunk, Count))
     if method not in ("pearson", "spearman", "cosine"):
         raise ValueError(f"group_family compares with pearson, spearman or cosine, not {method!r}")
     regions, names = list(region_rdms), list(model_rdms)

@@ -22,7 +22,8 @@ from functools import partial
 import numpy as np
 from scipy.spatial.distance import squareform
 
-from neurolatent.science.constraints import Count, check_values
+from neurolatent.science._docs import fill_doc
+from neurolatent.science.constraints import Count, RandomState, checked
 from neurolatent.science.rsa.accelerated import Inference, p_values
 from neurolatent.science.rsa.compare import (KENDALL_MAX_STIMULI, Comparison, Triangle, check_full, compare,
                                              full_square_map, rank, tau_a)
@@ -47,6 +48,8 @@ def random_permutations(n: int, count: int, random_state: int | np.random.Genera
     return rng.permuted(np.tile(np.arange(n, dtype=np.uint32), (count, 1)), axis=1)
 
 
+@checked(method=Comparison, permutations=Count, random_state=RandomState, chunk=Count)
+@fill_doc
 def mantel(permuted: np.ndarray, fixed: np.ndarray, method: Comparison, permutations: int,
            random_state: int | np.random.Generator,
            device: str = "cpu", chunk: int = 128) -> PermutationResult:
@@ -58,16 +61,15 @@ def mantel(permuted: np.ndarray, fixed: np.ndarray, method: Comparison, permutat
         Upper triangles over the same n stimuli in the same order; ``permuted`` is relabelled.
     method : pearson | spearman | cosine | kendall_tau_a
         As :func:`compare`; the null statistic is computed exactly on each permutation.
-    permutations : int
-    random_state : int or numpy Generator
-    device : ``cpu`` (numba kernel) or a torch CUDA device (``cuda``, ``cuda:0``)
-    chunk : permutations drawn at a time (memory: chunk * n * 4 bytes)
+    %(permutations)s
+    %(random_state)s
+    %(device)s
+    %(chunk)s
 
     Returns
     -------
     PermutationResult
     """
-    check_values(permutations=(permutations, Count), chunk=(chunk, Count))
     n = n_items(len(permuted))
     if len(fixed) != len(permuted):
         raise ValueError(f"RDMs of {len(permuted)} and {len(fixed)} cells cannot be compared")
@@ -91,6 +93,7 @@ def mantel(permuted: np.ndarray, fixed: np.ndarray, method: Comparison, permutat
     return PermutationResult(float(observed), permutation_p(observed, null), null)
 
 
+@checked(method=Comparison, bootstrap=Count, random_state=RandomState, triangle=Triangle)
 def bootstrap(first: np.ndarray, second: np.ndarray, method: Comparison, bootstrap: int,
               random_state: int | np.random.Generator,
               triangle: Triangle = "upper") -> np.ndarray:
@@ -105,7 +108,6 @@ def bootstrap(first: np.ndarray, second: np.ndarray, method: Comparison, bootstr
     -------
     ndarray, shape (bootstrap,), float64. ``np.quantile`` of it gives a percentile CI.
     """
-    check_values(bootstrap=(bootstrap, Count))
     n = n_items(len(first))
     samples = np.random.default_rng(random_state).integers(0, n, size=(bootstrap, n))
     return resampled_comparison(first, second, method, resample_counts(samples, n), triangle)
@@ -213,6 +215,8 @@ class GroupPermutationResult:
                        subject_p_method=tuple(str(sm[0]) for _, sm in subject))
 
 
+@checked(method=Comparison, permutations=Count, random_state=RandomState, chunk=Count, triangle=Triangle)
+@fill_doc
 def group_mantel(fmri_rdms: list[RDM], model_rdm: RDM | list[RDM], method: Comparison, permutations: int,
                  random_state: int | np.random.Generator,
                  device: str = "cpu", chunk: int = 128, triangle: Triangle = "upper",
@@ -233,12 +237,13 @@ def group_mantel(fmri_rdms: list[RDM], model_rdm: RDM | list[RDM], method: Compa
     fmri_rdms : one RDM per subject, each over the images that subject saw
     model_rdm : an RDM over (at least) the union of those images, or one per subject over (at least)
         its images
-    method : as :func:`compare`
-    permutations, random_state, device, chunk : as :func:`mantel`
-    triangle : upper, or full (the whole squares: each subject's null is the exact affine image
-        of its upper-cell null, :func:`full_square_map`)
-    progress : called with the number of permutations done after each chunk (a progress bar's
-        ``update``)
+    %(method_comparison)s
+    %(permutations)s
+    %(random_state)s
+    %(device)s
+    %(chunk)s
+    %(triangle)s
+    %(progress)s
 
     Returns
     -------
@@ -248,6 +253,7 @@ def group_mantel(fmri_rdms: list[RDM], model_rdm: RDM | list[RDM], method: Compa
                                triangle, progress)["model"]
 
 
+@checked(method=Comparison, permutations=Count, random_state=RandomState, chunk=Count, triangle=Triangle)
 def group_mantel_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM | list[RDM]], method: Comparison,
                         permutations: int, random_state: int | np.random.Generator,
                         device: str = "cpu", chunk: int = 128, triangle: Triangle = "upper",
@@ -269,7 +275,6 @@ def group_mantel_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM | list[R
     -------
     {model name: GroupPermutationResult}, in the order of ``model_rdms``
     """
-    check_values(permutations=(permutations, Count), chunk=(chunk, Count))
     if triangle == "full":
         check_full(method)
     names = list(model_rdms)
@@ -352,6 +357,7 @@ class GroupBootstrapResult:
     subject_replicates: np.ndarray
 
 
+@checked(method=Comparison, bootstrap=Count, random_state=RandomState, triangle=Triangle)
 def group_bootstrap(fmri_rdms: list[RDM], model_rdm: RDM, method: Comparison, bootstrap: int,
                     random_state: int | np.random.Generator,
                     triangle: Triangle = "upper") -> GroupBootstrapResult:
@@ -368,7 +374,6 @@ def group_bootstrap(fmri_rdms: list[RDM], model_rdm: RDM, method: Comparison, bo
     -------
     GroupBootstrapResult; ``np.quantile(result.replicates, [0.025, 0.975])`` is a percentile CI.
     """
-    check_values(bootstrap=(bootstrap, Count))
     union, subjects, models = canonical_order(fmri_rdms, model_rdm)
     design = SharedDesign(union, subjects)
     resamples = design.resamples(bootstrap, np.random.default_rng(random_state))

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurolatent.science.constraints import Count, Fraction, Seed, check_values
+from neurolatent.science._docs import fill_doc
+from neurolatent.science.constraints import Count, Fraction, Seed, checked
 from neurolatent.science.rsa.accelerated import Inference
 from neurolatent.science.rsa.compare import Comparison, Triangle, compare, naive_p
 from neurolatent.science.rsa.family import group_family
@@ -116,6 +117,9 @@ class RepresentationComparison:
         return rows
 
 
+@checked(method=Comparison, permutations=Count, bootstrap=Count, ci=Fraction, seed=Seed, triangle=Triangle,
+         inference=Inference)
+@fill_doc
 def compare_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM], *, method: Comparison, permutations: int,
                    bootstrap: int, ci: float, seed: int, name: str, triangle: Triangle = "upper",
                    device: str = "cpu", progress: Callable[[int], object] | None = None,
@@ -130,13 +134,16 @@ def compare_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM], *, method: 
     ----------
     fmri_rdms : one RDM per subject (``meta["subject"]`` names it), over the images it saw
     model_rdms : {name: RDM over (at least) the union of those images}, all in one image order
-    method, triangle, device : as :func:`group_mantel_models`
-    permutations, bootstrap : numbers of relabellings and of resamples
+    %(method_comparison)s
+    %(permutations)s
+    %(bootstrap)s
     ci : the confidence level of the intervals, in (0, 1)
     seed, name : the random streams: the permutations draw from ``named_rng(seed, name)``, the
         bootstrap from ``named_rng(seed, name, "bootstrap")``, the same resamples for every model (and
         for every call with this name on the same subjects' images: every ROI of a representation),
         so that differences between models and ROIs are paired (:func:`model_difference`)
+    %(triangle)s
+    %(device)s
     progress : called with the number of replicates done (permutations, then each model's resamples)
     map_chunks : where the permutation chunks are computed (:func:`group_mantel_models`)
     inference : how the p's are made from the nulls (:func:`neurolatent.science.rsa.accelerated.p_values`:
@@ -147,6 +154,8 @@ def compare_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM], *, method: 
                            progress=progress, map_chunks=map_chunks, inference=inference)[""]
 
 
+@checked(method=Comparison, permutations=Count, bootstrap=Count, ci=Fraction, seed=Seed, triangle=Triangle,
+         inference=Inference)
 def compare_regions(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], *, method: Comparison,
                     permutations: int, bootstrap: int, ci: float, seed: int, name: str, triangle: Triangle = "upper",
                     device: str = "cpu", progress: Callable[[int], object] | None = None,
@@ -157,8 +166,6 @@ def compare_regions(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM
     :func:`compare_models` call per region, with the work the regions share done once
     (:func:`~neurolatent.science.rsa.family.group_family`; Kendall's tau-a and the full square
     take the per-region functions). Returns {region: RepresentationComparison} in the given order."""
-    check_values(permutations=(permutations, Count), bootstrap=(bootstrap, Count), ci=(ci, Fraction),
-                 seed=(seed, Seed))
     regions = list(region_rdms)
     first_model = next(iter(model_rdms.values()))
     ceilings = {}
