@@ -30,29 +30,31 @@ def _file_name(name: str) -> str:
     return name.replace("/", "__").replace(":", "_") + ".npy"
 
 
-def save_rdms(rdms: list[RDM], folder: Path, categories: dict[str, str] | None = None) -> None:
-    """Each RDM's upper triangle as ``<name>.npy`` (float64) and ``index.json`` describing them.
+def save_rdm(item: RDM, folder: Path, categories: dict[str, str] | None = None) -> dict:
+    """One RDM's upper triangle as ``<name>.npy`` (float64) in ``folder``; returns its entry of
+    ``index.json`` (:func:`write_index`): name, file, dissimilarity, stimuli, ``meta`` and, with
+    ``categories`` ({image name: category}, naming every image), each stimulus's category, so that
+    the index alone labels every image of the union (:func:`rsatoolbox_rdms`). Writing RDMs one at
+    a time lets a caller drop each once it is written."""
+    save_npy(item.upper, Path(folder) / _file_name(item.name))
+    entry = {"name": item.name, "file": _file_name(item.name), "dissimilarity": item.dissimilarity,
+             "stimuli": list(item.stimuli), **item.meta}
+    if categories is not None:
+        missing = [name for name in item.stimuli if name not in categories]
+        if missing:
+            raise NeurolatentError(f"RDM {item.name!r}: no category for image {missing[0]!r}")
+        entry["categories"] = [categories[name] for name in item.stimuli]
+    return entry
 
-    Parameters
-    ----------
-    rdms : the RDMs; ``meta`` goes into the index beside name, file, dissimilarity, stimuli
-    folder : where to write
-    categories : {image name: category}, optional
-        Stored per entry as ``categories`` (a list in the order of ``stimuli``), so that the index
-        alone labels every image of the union (:func:`rsatoolbox_rdms`). Must name every image.
-    """
-    index = []
-    for item in rdms:
-        save_npy(item.upper, Path(folder) / _file_name(item.name))
-        entry = {"name": item.name, "file": _file_name(item.name), "dissimilarity": item.dissimilarity,
-                 "stimuli": list(item.stimuli), **item.meta}
-        if categories is not None:
-            missing = [name for name in item.stimuli if name not in categories]
-            if missing:
-                raise NeurolatentError(f"RDM {item.name!r}: no category for image {missing[0]!r}")
-            entry["categories"] = [categories[name] for name in item.stimuli]
-        index.append(entry)
-    write_json(index, Path(folder) / "index.json")
+
+def write_index(entries: list[dict], folder: Path) -> None:
+    """``index.json`` of the RDMs :func:`save_rdm` wrote (its entries, in the order to list them)."""
+    write_json(entries, Path(folder) / "index.json")
+
+
+def save_rdms(rdms: list[RDM], folder: Path, categories: dict[str, str] | None = None) -> None:
+    """Every RDM (:func:`save_rdm`) and ``index.json`` describing them, in the order given."""
+    write_index([save_rdm(item, folder, categories) for item in rdms], folder)
 
 
 def load_rdms(folder: Path, as_rsatoolbox: bool = False,

@@ -106,3 +106,18 @@ def test_classical_mds_equals_scikit_learn():
     square = squareform(pdist(np.random.default_rng(3).normal(size=(60, 5)), "correlation"))
     np.testing.assert_allclose(figures.classical_mds(square),
                                ClassicalMDS(2, metric="precomputed").fit_transform(square), atol=1e-10)
+
+
+def test_large_rdms_are_drawn_from_every_kth_image_and_say_so(tmp_path, monkeypatch):
+    """Over more images than a panel can show, the heatmap and the MDS draw every k-th image (12
+    images at most 5 a panel: every 3rd, 4 images) and their labels say how many."""
+    rdms, category = _rdms()
+    monkeypatch.setattr(figures, "HEATMAP_IMAGES", 5)
+    monkeypatch.setattr(figures, "MDS_IMAGES", 5)
+    shown = []
+    monkeypatch.setattr(figures, "classical_mds",
+                        lambda square: shown.append(len(square)) or np.zeros((len(square), 2)))
+    figures.rdm_heatmaps(rdms, category, tmp_path / "rdms.png")
+    figures.mds_scatter(rdms, category, tmp_path / "mds.png")
+    assert "12 images by category (1 in 3 drawn)" in (tmp_path / "rdms.svg").read_text()
+    assert "ae/CSI1 (4 of 12)" in (tmp_path / "mds.svg").read_text() and shown == [4, 4]

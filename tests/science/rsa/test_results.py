@@ -9,7 +9,7 @@ import pytest
 from neurolatent.science.rsa.compare import compare
 from neurolatent.science.rsa.inference import group_bootstrap, group_mantel_models
 from neurolatent.science.rsa.rdm import RDM, rdm_upper
-from neurolatent.science.rsa.results import compare_models, compare_regions
+from neurolatent.science.rsa.results import compare_models, compare_regions, representation_tables, subject_draws
 from neurolatent.science.stats import named_rng
 from test_inference import N_UNION, _subjects_sharing_most_stimuli
 
@@ -84,3 +84,35 @@ def test_compare_models_names_every_statistic_once_for_the_group_and_each_subjec
     rows = found.subject_rows()
     assert [(row["model"], row["subject"]) for row in rows] == [(m, f"s{s}") for m in models for s in range(3)]
     assert list(rows[0])[-1] == "cells" and all(row["stimuli"] > 0 for row in rows)
+
+
+def test_representation_tables_hold_a_row_per_region_and_model_pair_and_interaction():
+    """The whole region's group rows carry their family-wise p; every region has a row per model and
+    per two models; interactions pair every two regions other than the whole, and each is the
+    difference of the two regions' model differences."""
+    rng = np.random.default_rng(5)
+    subjects, planted = _subjects_sharing_most_stimuli(rng, planted=0.5)
+    models = {"a": planted, "b": RDM(rdm_upper(rng.normal(size=(N_UNION, 5))), planted.stimuli, "correlation"),
+              "c": RDM(rdm_upper(rng.normal(size=(N_UNION, 4))), planted.stimuli, "correlation")}
+    regions = {"whole": subjects} | _regions_of(subjects, rng, 3)
+    found = compare_regions(regions, models, method="spearman", permutations=50, bootstrap=30, ci=0.9, seed=1,
+                            name="samples")
+    fwe = {(region, model): (0.01 * (r + 1) + 0.001 * m, "permutation")
+           for r, region in enumerate(regions) for m, model in enumerate(models)}
+    draws = subject_draws(3, 30, 0)
+    tables = representation_tables("samples", found, fwe, draws, "whole")
+    assert [(row["comparison"], row["p_fwe"]) for row in tables.group] == [
+        ("samples: a", 0.01), ("samples: b", 0.011), ("samples: c", 0.012)]
+    assert tables.group[0]["r"] == found["whole"].models["a"].test.statistic
+    assert [(row["fmri"], row["model"], row["subject"]) for row in tables.subjects] == [
+        ("samples", m, f"s{s}") for m in models for s in range(3)]
+    assert [(row["roi"], row["model"]) for row in tables.rois] == [(r, m) for r in regions for m in models]
+    assert [row["p_fwe"] for row in tables.rois if row["roi"] == "roi2"] == [0.04, 0.041, 0.042]
+    assert [(row["roi"], row["model_a"], row["model_b"]) for row in tables.pairs] == [
+        (r, a, b) for r in regions for a, b in [("a", "b"), ("a", "c"), ("b", "c")]]
+    assert [(row["roi_a"], row["roi_b"]) for row in tables.interactions] == [
+        (x, y) for x, y in [("roi0", "roi1"), ("roi0", "roi2"), ("roi1", "roi2")] for _ in range(3)]
+    first = tables.interactions[0]
+    test = {(region, model): found[region].models[model].test.statistic for region in regions for model in models}
+    assert first["estimate"] == pytest.approx((test["roi0", "a"] - test["roi0", "b"])
+                                              - (test["roi1", "a"] - test["roi1", "b"]))

@@ -25,6 +25,11 @@ matplotlib.rcParams["svg.hashsalt"] = "neurolatent"
 #: text stays text in SVG (editable in a paper's figure), not glyph outlines
 matplotlib.rcParams["svg.fonttype"] = "none"
 DPI = 300
+#: at most this many images a side in an RDM heatmap (an axis is ~600 pixels wide at DPI) and
+#: dots in an MDS panel: a larger RDM is drawn from every k-th image of its ordered list (BOLD5000's
+#: 4,916 images: every 9th and every 5th), which also keeps the SVGs small
+HEATMAP_IMAGES = 600
+MDS_IMAGES = 1000
 
 
 def display_name(model: str) -> str:
@@ -76,14 +81,21 @@ def autoencoder_reconstructions(originals: np.ndarray, reconstructions: np.ndarr
     save_figure(figure, path)
 
 
+def _every(count: int, limit: int) -> int:
+    """The step k that keeps at most ``limit`` of ``count`` items (every k-th)."""
+    return -(-count // limit)
+
+
 def rdm_heatmaps(rdms: list, category: dict[str, str], path: Path) -> None:
     """One subject's RDMs side by side as percentile heatmaps, images ordered by category with the
     category blocks outlined, one colour bar (percentile of each RDM's dissimilarities, 0-100 %).
-    rdms : RDMs over that subject's images; category : image -> category."""
+    rdms : RDMs over that subject's images; category : image -> category. Over more than
+    :data:`HEATMAP_IMAGES` images, every k-th image of the order is drawn (the x label says so)."""
     categories = sorted(set(category.values()))
     figure, axes = plt.subplots(1, len(rdms), figsize=(2.6 * len(rdms) + 0.8, 3.0), squeeze=False)
     for ax, item in zip(axes[0], rdms):
-        order = sorted(range(item.n), key=lambda i: (category[item.stimuli[i]], item.stimuli[i]))
+        step = _every(item.n, HEATMAP_IMAGES)
+        order = sorted(range(item.n), key=lambda i: (category[item.stimuli[i]], item.stimuli[i]))[::step]
         image = ax.imshow(squareform_ranks(item.square()[np.ix_(order, order)]), cmap="viridis",
                           interpolation="nearest", vmin=0, vmax=100)
         edges = np.flatnonzero(np.diff([categories.index(category[item.stimuli[i]]) for i in order])) + 0.5
@@ -93,12 +105,12 @@ def rdm_heatmaps(rdms: list, category: dict[str, str], path: Path) -> None:
         ax.set_title(item.name, fontsize=8)
         # a tick at the middle of each category's block, named: the order is read off the axes
         labels = [category[item.stimuli[i]] for i in order]
-        bounds = np.concatenate([[-0.5], edges, [item.n - 0.5]])
+        bounds = np.concatenate([[-0.5], edges, [len(order) - 0.5]])
         middles, names = (bounds[:-1] + bounds[1:]) / 2, [labels[int(np.ceil(b))] for b in bounds[:-1]]
         ax.set_xticks(middles, names, fontsize=6, rotation=90)
         ax.set_yticks(middles, names, fontsize=6)
         ax.tick_params(length=0)
-        ax.set_xlabel(f"{item.n} images by category", fontsize=7)
+        ax.set_xlabel(f"{item.n} images by category" + (f" (1 in {step} drawn)" if step > 1 else ""), fontsize=7)
     subject = rdms[0].meta.get("subject", "")
     figure.suptitle(f"RDMs of {subject} ({rdms[0].dissimilarity} distance; images by category: "
                     f"{', '.join(categories)})", fontsize=9)
@@ -284,14 +296,17 @@ def classical_mds(square: np.ndarray, n_components: int = 2) -> np.ndarray:
 
 
 def mds_scatter(rdms: list, category: dict[str, str], path: Path) -> None:
-    """Classical MDS (:func:`classical_mds`) of each RDM's space, images coloured by category."""
+    """Classical MDS (:func:`classical_mds`) of each RDM's space, images coloured by category; of every
+    k-th of its images over more than :data:`MDS_IMAGES` (the title says how many)."""
     categories = sorted(set(category.values()))
     colours = dict(zip(categories, plt.cm.tab10.colors))
     figure, axes = plt.subplots(1, len(rdms), figsize=(2.6 * len(rdms), 2.8), squeeze=False)
     for ax, item in zip(axes[0], rdms):
-        coordinates = classical_mds(item.square())
-        ax.scatter(coordinates[:, 0], coordinates[:, 1], s=6, c=[colours[category[name]] for name in item.stimuli])
-        ax.set_title(item.name, fontsize=8)
+        kept = np.arange(0, item.n, _every(item.n, MDS_IMAGES))
+        coordinates = classical_mds(item.square()[np.ix_(kept, kept)])
+        ax.scatter(coordinates[:, 0], coordinates[:, 1], s=6,
+                   c=[colours[category[item.stimuli[i]]] for i in kept])
+        ax.set_title(item.name if len(kept) == item.n else f"{item.name} ({len(kept)} of {item.n})", fontsize=8)
         ax.tick_params(labelsize=6)
         ax.set_xlabel("MDS dimension 1", fontsize=7)
         ax.set_ylabel("MDS dimension 2", fontsize=7)

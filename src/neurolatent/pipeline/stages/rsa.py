@@ -32,7 +32,6 @@ ceiling, an MDS of each space, and with indexed ``embed.layers`` RSA by layer, `
 
 from __future__ import annotations
 
-import itertools
 import logging
 from functools import partial
 from pathlib import Path
@@ -44,7 +43,7 @@ import pandas as pd
 from neurolatent.errors import NeurolatentError
 from neurolatent.io import bids
 from neurolatent.io.files import atomic_dir, write_metrics
-from neurolatent.io.rdms import save_rdms
+from neurolatent.io.rdms import save_rdm, write_index
 from neurolatent.io.representations import (first_presentations, fmri_aligned, fmri_latents, fmri_samples,
                                             fmri_trial_samples, image_layers, image_models, planted_features,
                                             roi_columns, voxel_labels)
@@ -56,8 +55,7 @@ from neurolatent.pipeline.progress import progress
 from neurolatent.science.cka import group_cka_models
 from neurolatent.science.rsa.inference import familywise_p
 from neurolatent.science.rsa.rdm import RDM, category_rdm, reduced_rdm
-from neurolatent.science.rsa.results import (RepresentationComparison, compare_regions, interaction, model_difference,
-                                             subject_draws)
+from neurolatent.science.rsa.results import Tables, compare_regions, representation_tables, subject_draws
 from neurolatent.science.stats import named_rng
 from neurolatent.science.stimuli import StimulusMatrix, paired_by_position
 
@@ -70,6 +68,8 @@ CATEGORY = "category"
 
 #: the line the stage ends with (its best model, CI, p)
 closing_line = summaries.rsa_line
+#: the tables of plots/rsa: {file stem: the field of :class:`Tables`}
+TABLES = {"group": "group", "subjects": "subjects", "rois": "rois", "pairwise": "pairs", "interactions": "interactions"}
 
 
 def _rdm(matrix: np.ndarray, stimuli: tuple[str, ...], params: SimpleNamespace, name: str, subject: str) -> RDM:
@@ -114,29 +114,78 @@ def _regions(kind: str, per_subject: dict[str, StimulusMatrix], labels: pd.DataF
     return regions
 
 
-def _model_tables(kind: str, comparisons: dict[str, RepresentationComparison], fwe: dict, draws: np.ndarray
-                  ) -> tuple[list[dict], list[dict], list[dict]]:
-    """The ROI table (a row per region x model), the pairwise model comparisons within each region,
-    and the ROI x model interactions between every two ROIs (not the union)."""
-    rois, pairs, interactions = [], [], []
-    for region, comparison in comparisons.items():
-        for model, found in comparison.models.items():
-            row = found.group_row()
-            rois.append({"roi": region, "fmri": kind, "model": model, "r": row["r"], "ci_low": row["ci_low"],
-                         "ci_high": row["ci_high"], "p": row["p"], "p_method": row["p_method"],
-                         "p_fwe": fwe[region, model][0], "p_fwe_method": fwe[region, model][1],
-                         "ceiling_low": comparison.ceiling[0], "ceiling_high": comparison.ceiling[1]})
-        for first, second in itertools.combinations(comparison.models, 2):
-            difference = model_difference(comparison.models[first], comparison.models[second], draws)
-            pairs.append({"roi": region, "fmri": kind, "model_a": first, "model_b": second, **difference.row()})
-    areas = [region for region in comparisons if region != UNION]
-    for roi_a, roi_b in itertools.combinations(areas, 2):
-        first, second = comparisons[roi_a].models, comparisons[roi_b].models
-        for model_a, model_b in itertools.combinations(first, 2):
-            found = interaction(first[model_a], first[model_b], second[model_a], second[model_b], draws)
-            interactions.append({"fmri": kind, "roi_a": roi_a, "roi_b": roi_b, "model_a": model_a,
-                                 "model_b": model_b, **found.row()})
-    return rois, pairs, interactions
+def _model_rdms(models: dict[str, StimulusMatrix], union: tuple[str, ...], category: dict[str, str],
+                settings: SimpleNamespace) -> tuple[dict[str, RDM], dict[str, np.ndarray]]:
+    """Each model's RDM over every image any subject saw (``union``), the category model's last, and
+    the features CKA compares ({model: (n_union, q)}; the category model's are its one-hot codes)."""
+    rdms = {model: _rdm(features.rows(union), union, settings, model, "all") for model, features in models.items()}
+    rdms[CATEGORY] = category_rdm(union, [category[name] for name in union])
+    one_hot = pd.get_dummies(pd.Series([category[name] for name in union])).to_numpy(dtype=np.float64)
+    return rdms, {model: models[model].rows(union) if model in models else one_hot for model in rdms}
+
+
+def _chunk_mapper(compute: SimpleNamespace):
+    """Where the permutation chunks run: the Dask scheduler's workers when ``compute.scheduler`` names
+    one (each comparison's prepared matrices shipped once to each worker: parallel_map scatters the
+    function), else here (None)."""
+    if scheduler_address(compute.scheduler, compute.dask_address) is None:
+        return None
+    return partial(parallel_map, jobs=1, desc="rsa permutations", unit="chunk", scheduler=compute.scheduler,
+                   address=compute.dask_address)
+
+
+def _representation(kind: str, region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], features: dict,
+                    union: tuple[str, ...], per_subject: dict[str, StimulusMatrix], settings: SimpleNamespace,
+                    permutations: int, device: str, bar, map_chunks) -> tuple[Tables, dict]:
+    """One fMRI representation's tables and metrics: every region against every model under the same
+    relabellings and resamples (name=kind: one pass over a subject's RDMs serves all models, each
+    model's ranks serve all regions, and the family-wise maximum spans regions and models), CKA of
+    the whole region beside RSA."""
+    comparisons = compare_regions(
+        region_rdms, model_rdms, method=settings.compare, permutations=permutations, bootstrap=settings.bootstrap,
+        ci=settings.ci, seed=settings.seed, name=kind, triangle=settings.triangle, device=device,
+        progress=bar.update, map_chunks=map_chunks, inference=settings.inference)
+    fwe = familywise_p({(region, model): found.test for region, comparison in comparisons.items()
+                        for model, found in comparison.models.items()}, settings.inference)
+    alignments = group_cka_models([(sample.matrix, sample.stimuli) for sample in per_subject.values()], features,
+                                  union, settings.cka_permutations, named_rng(settings.seed, kind, "cka"), device,
+                                  progress=bar.update)
+    draws = subject_draws(len(per_subject), settings.bootstrap, named_rng(settings.seed, kind, "subjects"))
+    tables = representation_tables(kind, comparisons, fwe, draws, UNION, {"cka": alignments})
+    metrics = {}
+    for region, rdms in region_rdms.items():
+        label = kind if region == UNION else f"{kind}/{region}"
+        metrics.update({f"rsa.{label}.noise_ceiling_lower": comparisons[region].ceiling[0],
+                        f"rsa.{label}.noise_ceiling_upper": comparisons[region].ceiling[1],
+                        f"rsa.{label}.components": float(np.mean([r.meta["components"] for r in rdms])),
+                        f"rsa.{label}.variance": float(np.mean([r.meta["variance"] for r in rdms]))})
+    for row in tables.group:
+        metrics.update({f"rsa.{kind}.{row['model']}.{name}": row[name] for name in summaries.RSA_STATISTICS})
+    for row in tables.rois:
+        if row["roi"] != UNION:
+            metrics.update({f"rsa.{kind}.{row['roi']}.{row['model']}.{name}": row[name]
+                            for name in ("r", "ci_low", "ci_high", "p", "p_method", "p_fwe", "p_fwe_method")})
+    return tables, metrics
+
+
+def _plots(out: Path, tables: list[Tables], shown: list[RDM], model_rdms: dict[str, RDM], category: dict[str, str],
+           settings: SimpleNamespace, images: Path) -> dict[str, pd.DataFrame]:
+    """The tables (``TABLES``, every representation's rows) and the figures, the RDMs and the MDS of
+    the first subject's RDMs (``shown``) and of the models over its images; returns the tables."""
+    frames = {name: pd.DataFrame([row for found in tables for row in getattr(found, field)])
+              for name, field in TABLES.items()}
+    for name, frame in frames.items():
+        frame.to_csv(out / f"{name}.csv", index=False)
+    shown = shown + [model.subset(shown[0].stimuli) for model in model_rdms.values()]
+    figures.roi_heatmap(frames["rois"], out / "rois.png", settings.compare)
+    figures.rdm_heatmaps(shown, category, out / "rdms.png")
+    figures.rsa_bars(frames["group"], out / "rsa_per_model.png", settings.compare, settings.ci)
+    figures.mds_scatter(shown, category, out / "mds.png")
+    layers = image_layers(images)  # embed.layers: a curve per transformer when it has indexed layers
+    if (layers["layer"].astype(str) != "last").any():
+        figures.rsa_layers(frames["rois"].merge(layers, on="model").assign(compare=settings.compare, ci=settings.ci),
+                           out / "layers.png")
+    return frames
 
 
 def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
@@ -148,97 +197,42 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     fmri, models, stimuli, labels = _inputs(params, paths)
     seen = set().union(*(sample.stimuli for per_subject in fmri.values() for sample in per_subject.values()))
     union = tuple(name for name in stimuli["image_name"] if name in seen)
-    category_of = dict(zip(stimuli["image_name"], stimuli["category"]))
-    # one RDM per model, over every image any subject saw; each subject is compared with its rows
-    model_rdms = {model: _rdm(features.rows(union), union, settings, model, "all") for model, features in models.items()}
-    model_rdms[CATEGORY] = category_rdm(union, [category_of[name] for name in union])
-    one_hot = pd.get_dummies(pd.Series([category_of[name] for name in union])).to_numpy(dtype=np.float64)
+    category = dict(zip(stimuli["image_name"], stimuli["category"]))
+    model_rdms, features = _model_rdms(models, union, category, settings)
     regions = {kind: _regions(kind, per_subject, labels) for kind, per_subject in fmri.items()}
-    fmri_rdms: list[RDM] = []
-    subject_rows, group_rows, roi_rows, pair_rows, interaction_rows, metrics = [], [], [], [], [], {}
+    first_subject = next(iter(next(iter(fmri.values()))))
     # one bar over every permutation and resample: at BOLD5000's size the tests take minutes a region
-    # with a Dask scheduler (compute.scheduler), the permutation chunks run on its workers, each
-    # comparison's prepared matrices shipped once to each worker (parallel_map scatters the function)
-    chunks_on = None
-    if scheduler_address(params.compute.scheduler, params.compute.dask_address) is not None:
-        chunks_on = partial(parallel_map, jobs=1, desc="rsa permutations", unit="chunk",
-                            scheduler=params.compute.scheduler, address=params.compute.dask_address)
-    bar = progress(total=sum(len(r) for r in regions.values()) * (permutations
-                                                                    + len(model_rdms) * settings.bootstrap)
+    bar = progress(total=sum(len(r) for r in regions.values()) * (permutations + len(model_rdms) * settings.bootstrap)
                    + len(fmri) * settings.cka_permutations, desc="rsa", unit="replicate")
-    for kind, per_region in regions.items():
-        region_rdms = {}
-        for region, per_subject in per_region.items():
-            label = kind if region == UNION else f"{kind}/{region}"
-            region_rdms[region] = [_rdm(sample.matrix, sample.stimuli, settings, f"{label}/{subject}", subject)
-                                   for subject, sample in per_subject.items()]
-            fmri_rdms += region_rdms[region]
-        # every model and every region under the same relabellings and resamples (name=kind): one pass
-        # over a subject's RDMs serves all models, each model's ranks serve all regions, and the
-        # family-wise maximum spans regions and models
-        comparisons = compare_regions(
-            region_rdms, model_rdms, method=settings.compare, permutations=permutations,
-            bootstrap=settings.bootstrap, ci=settings.ci, seed=settings.seed, name=kind,
-            triangle=settings.triangle, device=device, progress=bar.update, map_chunks=chunks_on,
-            inference=settings.inference)
-        for region, rdms in region_rdms.items():
-            label = kind if region == UNION else f"{kind}/{region}"
-            metrics.update({f"rsa.{label}.noise_ceiling_lower": comparisons[region].ceiling[0],
-                            f"rsa.{label}.noise_ceiling_upper": comparisons[region].ceiling[1],
-                            f"rsa.{label}.components": float(np.mean([r.meta["components"] for r in rdms])),
-                            f"rsa.{label}.variance": float(np.mean([r.meta["variance"] for r in rdms]))})
-        fwe = familywise_p({(region, model): found.test for region, comparison in comparisons.items()
-                            for model, found in comparison.models.items()}, settings.inference)
-        union_comparison, per_subject = comparisons[UNION], per_region[UNION]
-        alignments = group_cka_models([(sample.matrix, sample.stimuli) for sample in per_subject.values()],
-                                      {model: models[model].rows(union) if model in models else one_hot
-                                       for model in model_rdms}, union, settings.cka_permutations,
-                                      named_rng(settings.seed, kind, "cka"), device, progress=bar.update)
-        kind_groups = [row | dict(zip(("p_fwe", "p_fwe_method"), fwe[UNION, row["model"]]))
-                       for row in union_comparison.group_rows({"cka": alignments})]
-        group_rows += [{"comparison": f"{kind}: {row['model']}", "fmri": kind, **row} for row in kind_groups]
-        subject_rows += [{"fmri": kind, **row} for row in union_comparison.subject_rows({"cka": alignments})]
-        draws = subject_draws(len(per_subject), settings.bootstrap, named_rng(settings.seed, kind, "subjects"))
-        rois, pairs, interactions = _model_tables(kind, comparisons, fwe, draws)
-        roi_rows += rois
-        pair_rows += pairs
-        interaction_rows += interactions
-        for row in kind_groups:
-            metrics.update({f"rsa.{kind}.{row['model']}.{name}": row[name] for name in summaries.RSA_STATISTICS})
-        for row in rois:
-            if row["roi"] != UNION:
-                metrics.update({f"rsa.{kind}.{row['roi']}.{row['model']}.{name}": row[name]
-                                for name in ("r", "ci_low", "ci_high", "p", "p_method", "p_fwe", "p_fwe_method")})
+    tables, metrics, shown, index = [], {}, [], []
+    with atomic_dir(Path(paths.rdms)) as out:
+        for kind, per_region in regions.items():
+            region_rdms = {region: [_rdm(sample.matrix, sample.stimuli, settings,
+                                         f"{kind if region == UNION else f'{kind}/{region}'}/{subject}", subject)
+                                    for subject, sample in per_subject.items()]
+                           for region, per_subject in per_region.items()}
+            found, kind_metrics = _representation(kind, region_rdms, model_rdms, features, union, per_region[UNION],
+                                                  settings, permutations, device, bar, _chunk_mapper(params.compute))
+            tables.append(found)
+            metrics.update(kind_metrics)
+            # written as each representation is done, and then dropped but for the first subject's (figures)
+            flat = [item for rdms in region_rdms.values() for item in rdms]
+            index += [save_rdm(item, out, category) for item in flat]
+            shown += [item for item in flat if item.meta["subject"] == first_subject]
+            del region_rdms, flat
+        index += [save_rdm(item, out, category) for item in model_rdms.values()]
+        write_index(index, out)
     bar.close()
     for model, model_rdm in model_rdms.items():
         metrics[f"rsa.{model}.components"] = float(model_rdm.meta["components"])
         metrics[f"rsa.{model}.variance"] = float(model_rdm.meta["variance"])
     metrics.update({"rsa.subjects": len(next(iter(fmri.values()))), "rsa.permutations": permutations,
-                    "rsa.stimuli_per_subject": float(np.mean([r["stimuli"] for r in subject_rows]))})
-
-    rdms = fmri_rdms + list(model_rdms.values())
-    log.info("rsa: writing %d RDMs of %d stimuli at most, then drawing the figures", len(rdms), len(union))
-    with atomic_dir(Path(paths.rdms)) as out:
-        save_rdms(rdms, out, categories=dict(zip(stimuli["image_name"], stimuli["category"])))
-    category = dict(zip(stimuli["image_name"], stimuli["category"]))
-    first = [r for r in fmri_rdms if r.meta["subject"] == fmri_rdms[0].meta["subject"]]
-    first += [m.subset(first[0].stimuli) for m in model_rdms.values()]
+                    "rsa.stimuli_per_subject": float(np.mean([r["stimuli"] for t in tables for r in t.subjects]))})
+    log.info("rsa: drawing the figures")
     with atomic_dir(Path(paths.plots)) as out:
-        pd.DataFrame(group_rows).to_csv(out / "group.csv", index=False)
-        pd.DataFrame(subject_rows).to_csv(out / "subjects.csv", index=False)
-        pd.DataFrame(roi_rows).to_csv(out / "rois.csv", index=False)
-        pd.DataFrame(pair_rows).to_csv(out / "pairwise.csv", index=False)
-        pd.DataFrame(interaction_rows).to_csv(out / "interactions.csv", index=False)
-        figures.roi_heatmap(pd.DataFrame(roi_rows), out / "rois.png", settings.compare)
-        figures.rdm_heatmaps(first, category, out / "rdms.png")
-        figures.rsa_bars(pd.DataFrame(group_rows), out / "rsa_per_model.png", settings.compare, settings.ci)
-        figures.mds_scatter(first, category, out / "mds.png")
-        layers = image_layers(paths.images)  # embed.layers: a curve per transformer when it has indexed layers
-        if (layers["layer"].astype(str) != "last").any():
-            figures.rsa_layers(pd.DataFrame(roi_rows).merge(layers, on="model").assign(
-                compare=settings.compare, ci=settings.ci), out / "layers.png")
+        frames = _plots(out, tables, shown, model_rdms, category, settings, paths.images)
     write_metrics(metrics, paths.metrics)
     tracking.log_artifacts(sorted(Path(paths.plots).glob("*.png")) + sorted(Path(paths.plots).glob("*.svg")), "rsa")
-    tracking.log_table(pd.DataFrame(group_rows), "rsa/group.json")
-    tracking.log_table(pd.DataFrame(subject_rows), "rsa/subjects.json")
+    tracking.log_table(frames["group"], "rsa/group.json")
+    tracking.log_table(frames["subjects"], "rsa/subjects.json")
     return metrics

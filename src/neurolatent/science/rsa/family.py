@@ -123,7 +123,8 @@ def group_family(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], 
                 if item.stimuli not in model_own:
                     model_own[item.stimuli] = model_rdms[name].subset(item.stimuli)
                 pearson[r, m, s] = compare(model_own[item.stimuli].upper, item.upper, "pearson")
-            model = model_own.get(order) or next(iter(model_own.values())).subset(order)
+            whole = model_rdms[name]  # already in the union's order when the subject saw every image of it
+            model = model_own.get(order) or (whole if whole.stimuli == order else whole.subset(order))
             y = _centred(model.upper, method)
             qy, qyy = _quadratic_form(y, counts), _quadratic_form(y * y, counts)
             for r, x in enumerate(regions_centred):

@@ -10,6 +10,7 @@ tests do.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -263,3 +264,57 @@ def interaction(first_a: ModelComparison, first_b: ModelComparison, second_a: Mo
     per_subject = ((first_a.boot.subject_replicates - first_b.boot.subject_replicates)
                    - (second_a.boot.subject_replicates - second_b.boot.subject_replicates))
     return _difference(observed, per_subject, draws, first_a.ci)
+
+
+@dataclass(frozen=True)
+class Tables:
+    """One fMRI representation's results as the tables the rsa stage writes, each a list of rows:
+    group (a row per model over the whole region: :meth:`RepresentationComparison.group_rows` with
+    its family-wise p), subjects (a row per model and subject), rois (a row per region and model),
+    pairs (every two models within a region: :func:`model_difference`) and interactions (every two
+    models in every two regions other than the whole: :func:`interaction`)."""
+
+    group: list[dict]
+    subjects: list[dict]
+    rois: list[dict]
+    pairs: list[dict]
+    interactions: list[dict]
+
+
+def representation_tables(fmri: str, comparisons: dict[str, RepresentationComparison],
+                          fwe: dict[tuple[str, str], tuple[float, str]], draws: np.ndarray, whole: str,
+                          extra: dict[str, dict[str, GroupPermutationResult]] | None = None) -> Tables:
+    """The :class:`Tables` of one representation named ``fmri`` (every row carries it as ``fmri``).
+
+    Parameters
+    ----------
+    comparisons : {region: RepresentationComparison} (:func:`compare_regions`), ``whole`` among them
+    fwe : {(region, model): (p_fwe, how it was made)} (:func:`~neurolatent.science.rsa.inference.familywise_p`)
+    draws : (n_bootstrap, n_subjects) the subjects each replicate of a difference averages
+        (:func:`subject_draws`)
+    whole : the region of the group and subject tables (every ROI together); it has no interactions
+    extra : tests of the whole region reported beside RSA's, as in :meth:`RepresentationComparison.group_rows`
+    """
+    overall = comparisons[whole]
+    group = [row | {"p_fwe": fwe[whole, row["model"]][0], "p_fwe_method": fwe[whole, row["model"]][1]}
+             for row in overall.group_rows(extra)]
+    rois, pairs, interactions = [], [], []
+    for region, comparison in comparisons.items():
+        for model, found in comparison.models.items():
+            row = found.group_row()
+            rois.append({"roi": region, "fmri": fmri, "model": model, "r": row["r"], "ci_low": row["ci_low"],
+                         "ci_high": row["ci_high"], "p": row["p"], "p_method": row["p_method"],
+                         "p_fwe": fwe[region, model][0], "p_fwe_method": fwe[region, model][1],
+                         "ceiling_low": comparison.ceiling[0], "ceiling_high": comparison.ceiling[1]})
+        for first, second in itertools.combinations(comparison.models, 2):
+            difference = model_difference(comparison.models[first], comparison.models[second], draws)
+            pairs.append({"roi": region, "fmri": fmri, "model_a": first, "model_b": second, **difference.row()})
+    areas = [region for region in comparisons if region != whole]
+    for roi_a, roi_b in itertools.combinations(areas, 2):
+        first, second = comparisons[roi_a].models, comparisons[roi_b].models
+        for model_a, model_b in itertools.combinations(first, 2):
+            found = interaction(first[model_a], first[model_b], second[model_a], second[model_b], draws)
+            interactions.append({"fmri": fmri, "roi_a": roi_a, "roi_b": roi_b, "model_a": model_a,
+                                 "model_b": model_b, **found.row()})
+    return Tables([{"comparison": f"{fmri}: {row['model']}", "fmri": fmri, **row} for row in group],
+                  [{"fmri": fmri, **row} for row in overall.subject_rows(extra)], rois, pairs, interactions)
