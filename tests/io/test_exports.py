@@ -220,8 +220,9 @@ VISION_CLONE = Path(os.environ.get("BRAINSCORE_VISION", "/nonexistent"))
 def test_the_plugin_registers_and_scores_inside_a_brain_score_vision_clone(tmp_path):
     """The export's plugin copied into the clone as its README says, through Brain-Score's own
     load_dataset, load_benchmark, ceilings and scoring (tests/data/brainscore/vision_check.py), on two
-    subjects whose 100 EarlyVis voxels each are a linear map of the images' 8 x 8 pixels plus noise, 12
-    of 60 images shown 4 times: the pixels stand-in model predicts them, under a high ceiling."""
+    subjects whose 100 EarlyVis voxels each are a linear map of the images' 8 x 8 pixels (mixes of 5
+    patterns) plus noise, 12 of 60 images shown 4 times: the pixels stand-in model predicts them, under
+    a high ceiling."""
     import subprocess
 
     from PIL import Image
@@ -229,9 +230,11 @@ def test_the_plugin_registers_and_scores_inside_a_brain_score_vision_clone(tmp_p
     rng = np.random.default_rng(5)
     names = [f"img{i:02d}.png" for i in range(60)]
     (tmp_path / "images").mkdir()
+    # each image a mix of 5 random patterns: structure a random map of its pixels keeps, as the RDMs need
+    patterns = rng.uniform(0, 255, (5, 32, 32, 3))
     pixels = []
     for name in names:
-        image = Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+        image = Image.fromarray(np.tensordot(rng.dirichlet(np.ones(5)), patterns, 1).astype(np.uint8))
         image.save(tmp_path / "images" / name)
         pixels.append(np.asarray(image.resize((8, 8)), dtype=float).ravel())  # what the stand-in model sees
     pixels = np.array(pixels)

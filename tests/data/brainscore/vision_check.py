@@ -6,7 +6,9 @@ plugin registers (``load_benchmark``), takes each one's ceiling, and scores a mo
 each: ``PrecomputedFeatures`` holding every image's pixels (8 x 8, RGB, 192 features). Prints JSON:
 {"presentations", "neuroids", "stimuli", "benchmarks": {identifier: {"ceiling", "score", "raw"}}}.
 
-usage: python vision_check.py <brain-score/vision clone> <export's brainscore folder> <identifier>
+usage: python vision_check.py <brain-score/vision clone> <export's brainscore folder> <identifier> [<region>]
+(with a region, only that region's benchmarks: Brain-Score's split-half ceiling takes minutes a region at the
+demo's size)
 """
 
 import json
@@ -45,7 +47,8 @@ features = NeuroidAssembly(pixels[:, :, None], coords={
 model = PrecomputedFeatures(features, visual_degrees=8)
 import_plugin("brainscore_vision", "benchmarks", f"{identifier}.EarlyVis-ridge")
 found = {}
-for name in sorted(key for key in benchmark_registry if key.startswith(f"{identifier}.")):
+prefix = f"{identifier}.{sys.argv[4]}-" if len(sys.argv) > 4 else f"{identifier}."
+for name in sorted(key for key in benchmark_registry if key.startswith(prefix)):
     benchmark = load_benchmark(name)
     score = benchmark(model)
     found[name] = {"ceiling": float(benchmark.ceiling), "score": float(score),
