@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # PATH for every command this Makefile runs, whether or not the user activated the environment
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test setup clean-venv brainscore-env study corrected corrected-glmsingle chromium lab-packages compare compare-quick ablation show \
+.PHONY: repro test setup clean-venv brainscore-env brainscore-vision-env study corrected corrected-glmsingle chromium lab-packages compare compare-quick ablation show \
         team-server team-server-stop team-server-rotate
 
 # The study's configuration and the corrected one on a real BOLD5000 copy, each one DVC experiment:
@@ -30,6 +30,18 @@ brainscore-env: .brainscore-env/.installed
 .brainscore-env/.installed: tests/data/brainscore/requirements.txt
 	$(PYTHON) -m venv .brainscore-env
 	.brainscore-env/bin/python -m pip install --quiet -r tests/data/brainscore/requirements.txt
+	touch $@
+
+# brain-score/vision itself, from a clone of it (BRAINSCORE_VISION=<clone>), without its model dependencies:
+# tests/io/test_exports.py runs the exported plugin inside that clone when BRAINSCORE_VISION names it. Not part
+# of make test (it needs the clone, and writes the plugin into it while the test runs)
+brainscore-vision-env: .brainscore-vision-env/.installed
+
+.brainscore-vision-env/.installed: tests/data/brainscore/vision-requirements.txt
+	@test -d "$(BRAINSCORE_VISION)/brainscore_vision" || { echo "BRAINSCORE_VISION: name a brain-score/vision clone"; exit 1; }
+	$(PYTHON) -m venv .brainscore-vision-env
+	.brainscore-vision-env/bin/python -m pip install --quiet -r tests/data/brainscore/vision-requirements.txt
+	.brainscore-vision-env/bin/python -m pip install --quiet --no-deps -e $(BRAINSCORE_VISION)
 	touch $@
 
 study: $(VENV)/.installed

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -169,8 +171,12 @@ def test_the_plugin_skeleton_is_brainscores_layout(tmp_path):
     for path in files:
         text = (tmp_path / path).read_text()
         ast.parse(text)
-        assert "{identifier}" not in text and "{regions}" not in text
-    assert 'REGIONS = ["EarlyVis", "LOC"]' in (tmp_path / "benchmarks/my_bold/benchmark.py").read_text()
+        assert "{identifier}" not in text and "{REGION}" not in text
+    # a literal registration a line, as brainscore_core's import_plugin searches for them
+    registrations = [line for line in (tmp_path / "benchmarks/my_bold/__init__.py").read_text().splitlines()
+                     if line.startswith("benchmark_registry[")]
+    assert registrations == [f'benchmark_registry["my_bold.{roi}-{kind}"] = lambda: Bold5000{cls}("{roi}")'
+                             for kind, cls in (("ridge", "Ridge"), ("rdm", "RDM")) for roi in ("EarlyVis", "LOC")]
     assert 'data_registry["my_bold"]' in (tmp_path / "data/my_bold/__init__.py").read_text()
 
 
@@ -202,3 +208,74 @@ def test_brainscores_own_classes_load_the_assembly_and_its_stimulus_set(tmp_path
     np.testing.assert_array_equal(a_twice[:3], trials["CSI1"].matrix[2])
     assert a_twice[3:] == [None, None]
     np.testing.assert_array_equal(found["cells"]["d/0"][3:], trials["CSI2"].matrix[0])
+
+
+VISION_PYTHON = Path(__file__).resolve().parents[2] / ".brainscore-vision-env" / "bin" / "python"
+VISION_CLONE = Path(os.environ.get("BRAINSCORE_VISION", "/nonexistent"))
+
+
+@pytest.mark.skipif(not (VISION_PYTHON.is_file() and (VISION_CLONE / "brainscore_vision").is_dir()),
+                    reason="brain-score/vision's own code: set BRAINSCORE_VISION to a clone of it and build the side "
+                    "environment with `make brainscore-vision-env BRAINSCORE_VISION=<clone>`")
+def test_the_plugin_registers_and_scores_inside_a_brain_score_vision_clone(tmp_path):
+    """The export's plugin copied into the clone as its README says, through Brain-Score's own
+    load_dataset, load_benchmark, ceilings and scoring (tests/data/brainscore/vision_check.py), on two
+    subjects whose 100 EarlyVis voxels each are a linear map of the images' 8 x 8 pixels (mixes of 5
+    patterns) plus noise, 12 of 60 images shown 4 times: the pixels stand-in model predicts them, under
+    a high ceiling."""
+    import subprocess
+
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    names = [f"img{i:02d}.png" for i in range(60)]
+    (tmp_path / "images").mkdir()
+    # each image a mix of 5 random patterns: structure a random map of its pixels keeps, as the RDMs need
+    patterns = rng.uniform(0, 255, (5, 32, 32, 3))
+    pixels = []
+    for name in names:
+        image = Image.fromarray(np.tensordot(rng.dirichlet(np.ones(5)), patterns, 1).astype(np.uint8))
+        image.save(tmp_path / "images" / name)
+        pixels.append(np.asarray(image.resize((8, 8)), dtype=float).ravel())  # what the stand-in model sees
+    pixels = np.array(pixels)
+    pixels = (pixels - pixels.mean(axis=0)) / pixels.std(axis=0)
+    shown = names[:12] * 4 + names[12:]
+    trials, rows = {}, []
+    for subject in ("CSI1", "CSI2"):
+        signal = pixels @ rng.standard_normal((pixels.shape[1], 100)) / np.sqrt(pixels.shape[1])
+        order = rng.permutation(len(shown))
+        seen = [shown[i] for i in order]
+        values = signal[[names.index(n) for n in seen]] + 0.5 * rng.standard_normal((len(seen), 100))
+        trials[subject] = StimulusMatrix(f"trials/{subject}", values.astype(np.float32), tuple(seen))
+        rows.append(pd.DataFrame({"subject": subject, "column": np.arange(100), "region": "EarlyVis",
+                                  "hemisphere": "LH", "voxel_x": np.arange(100), "voxel_y": 0, "voxel_z": 0, "noise_ceiling": 80.0}))
+    export = tmp_path / "brainscore"
+    export.mkdir()
+    write_assembly(neural_assembly(trials, pd.concat(rows, ignore_index=True), tuple(names)), export / "assembly.nc")
+    write_stimulus_set(pd.DataFrame({"image_name": names, "category": "coco", "image_path": [f"images/{n}" for n in names]}),
+                       tmp_path, export / "stimulus_set.csv", export)
+    identifier = "neurolatent_vision_check"
+    write_plugin(Path(str(resources.files("neurolatent") / "resources" / "brainscore_plugin")), export / "plugin",
+                 identifier, ["EarlyVis"])
+    script = Path(__file__).resolve().parents[1] / "data" / "brainscore" / "vision_check.py"
+    # no pip installs of the metrics' requirements; the caches of ceilings (by benchmark identifier) and of images
+    # placed on screen here, not in $HOME (without a cache the ridge benchmark computes its ceiling once a subject)
+    environment = {**os.environ, "BS_INSTALL_DEPENDENCIES": "no", "RESULTCACHING_HOME": str(tmp_path / "cache"),
+                   "BRAINSCORE_HOME": str(tmp_path / "brain-score")}
+    try:
+        done = subprocess.run([str(VISION_PYTHON), str(script), str(VISION_CLONE), str(export), identifier],
+                              capture_output=True, text=True, env=environment)
+    finally:
+        for kind in ("data", "benchmarks"):
+            shutil.rmtree(VISION_CLONE / "brainscore_vision" / kind / identifier, ignore_errors=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["presentations"] == 60 + 12 * 3 and found["neuroids"] == 200 and found["stimuli"] == 60
+    benchmarks = found["benchmarks"]
+    assert sorted(benchmarks) == [f"{identifier}.EarlyVis-rdm", f"{identifier}.EarlyVis-ridge"]
+    ridge, rdm = benchmarks[f"{identifier}.EarlyVis-ridge"], benchmarks[f"{identifier}.EarlyVis-rdm"]
+    # split-half consistency of 4 showings at noise sd 0.5 against a unit-variance signal: near 1
+    assert 0.8 < ridge["ceiling"] <= 1.0
+    # ridge from 48 training images' 192 pixels predicts a linear map of them on the 12 repeated ones
+    assert ridge["raw"] > 0.2 and ridge["score"] > 0
+    assert 0.3 < rdm["ceiling"] <= 1.0 and rdm["raw"] > 0.3 and rdm["score"] == pytest.approx(rdm["raw"] / rdm["ceiling"])

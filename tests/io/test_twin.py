@@ -9,11 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from neurolatent.errors import NeurolatentError
 from neurolatent.io import bids
 from neurolatent.io.events import build_tables
+from neurolatent.pipeline.params import validate_params
 from neurolatent.science import synthetic
 
-from conftest import REAL_EVENTS, write_small
+from conftest import REAL_EVENTS, write_dataset, write_small
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -228,3 +230,63 @@ def test_shared_dims_plant_content_every_subject_shares_beyond_the_features():
     # an image's content is its own: the same whichever other images are selected
     np.testing.assert_array_equal(synthetic.shared_content(names[:3], 5, 0), synthetic.shared_content(names, 5, 0)[:3])
     assert abs(np.corrcoef(wider["lowlevel"][:, 18:].T, families["lowlevel"].T)[:5, 5:]).max() < 0.5
+
+
+def test_repeats_plant_bold5000s_repeated_images_in_the_selected_runs():
+    from neurolatent.io.schedule import load_schedule
+    from neurolatent.io.twin import repeated_images, selected_schedule
+
+    listed = set(repeated_images())
+    plain = selected_schedule(["CSI1", "CSI2", "CSI4"], [1], [1, 2, 3], seed=0)
+    assert selected_schedule(["CSI1", "CSI2", "CSI4"], [1], [1, 2, 3], seed=0, repeats=0).equals(plain)
+    # BOLD5000's own three runs: no image twice
+    assert plain.groupby("subject")["ImgName"].apply(lambda names: names.duplicated().sum()).max() == 0
+    for same_images in (False, True):
+        unplanted = selected_schedule(["CSI1", "CSI2", "CSI4"], [1], [1, 2, 3], seed=0, same_images=same_images)
+        planted = selected_schedule(["CSI1", "CSI2", "CSI4"], [1], [1, 2, 3], seed=0, same_images=same_images,
+                                    repeats=12)
+        chosen = {}
+        for subject, rows in planted.groupby("subject"):
+            counts = rows["ImgName"].value_counts()
+            chosen[subject] = set(counts[counts > 1].index)
+            assert len(chosen[subject]) == 12 and chosen[subject] <= listed
+            whole = load_schedule(subject if not same_images else "CSI1")["ImgName"].value_counts()
+            assert (counts[counts > 1] == whole[counts[counts > 1].index]).all()  # as often as the real schedule
+            # one presentation typed plainly, the others rep_; every slot keeps its timing
+            repeats = rows[rows["ImgName"].isin(chosen[subject])]
+            assert (~repeats["ImgType"].str.startswith("rep_")).groupby(repeats["ImgName"]).sum().eq(1).all()
+            before = unplanted[unplanted["subject"] == subject]
+            assert rows[["session", "run", "onset", "duration"]].to_numpy().tolist() == \
+                before[["session", "run", "onset", "duration"]].to_numpy().tolist()
+        assert chosen["CSI1"] == chosen["CSI2"] == chosen["CSI4"]  # the subjects share them, as in BOLD5000
+    with pytest.raises(NeurolatentError, match="data.synthetic.repeats: CSI1: .* need .* trials"):
+        selected_schedule(["CSI1"], [1], [1], seed=0, repeats=40)
+
+
+@pytest.fixture(scope="module")
+def repeat_datasets(tmp_path_factory):
+    """CSI1's session 1, runs 1 and 7, with 8 repeated images planted, at SNR 4 and SNR 0."""
+    out = {}
+    for snr in (4.0, 0.0):
+        where = tmp_path_factory.mktemp(f"repeats{snr}")
+        data = validate_params({"data": {"subjects": ["CSI1"], "sessions": [1], "runs": [1, 7], "forms": ["T1w"],
+                                         "synthetic": {"voxel_size_mm": 4, "image_size": 64, "jobs": 1, "snr": snr,
+                                                       "repeats": 8}}}).data
+        write_dataset(data, where / "raw", where / "truth")
+        out[snr] = where / "raw", where / "truth"
+    return out
+
+
+def test_the_noise_ceiling_of_the_planted_repeats_is_high_with_signal_and_near_zero_without(repeat_datasets):
+    from neurolatent.science.mapping import noise_ceiling_r
+
+    medians = {}
+    for snr, (raw, truth) in repeat_datasets.items():
+        names = np.concatenate([pd.read_csv(raw / bids.events_path("CSI1", 1, run), sep="\t")["ImgName"]
+                                for run in (1, 7)])
+        counts = pd.Series(names).value_counts()
+        assert (counts > 1).sum() == 9  # the 8 planted and one that runs 1 and 7 already show twice
+        estimated, _ = _trial_estimates(raw, truth, "CSI1")
+        repeated = np.isin(names, counts[counts > 1].index)
+        medians[snr] = float(np.median(noise_ceiling_r(estimated[repeated], names[repeated])))
+    assert medians[4.0] > 0.8 and medians[0.0] < 0.2, medians

@@ -220,3 +220,16 @@ def test_bootstrap_draws_of_the_whole_test_set_give_the_shares(split):
     np.testing.assert_allclose(once["full"][0], split.full, atol=1e-12)
     twice = split.resampled_parts(np.full((1, len(split.test_responses)), 2.0))
     np.testing.assert_allclose(twice["full"][0], split.full, atol=1e-12)
+
+
+def test_the_fits_r_is_pearsons_of_all_bands_prediction(simulated, partition, split):
+    """Algonauts' accuracy: the fit of all bands' predictions against the test responses."""
+    bands, responses, _, test, _ = simulated
+    full = tuple(bands)
+    expected = [np.corrcoef(partition.predictions[full][:, v], responses[test, v])[0, 1] for v in range(5)]
+    np.testing.assert_allclose(partition.r[:5], expected, rtol=1e-10)
+    joint = split.band_predictions.sum(axis=0)
+    expected = [np.corrcoef(joint[:, v], responses[test, v])[0, 1] for v in range(5)]
+    np.testing.assert_allclose(split.r[:5], expected, rtol=1e-10)
+    # the same fit of all bands, so nearly the same accuracy
+    np.testing.assert_allclose(split.r, partition.r, atol=0.02)

@@ -9,7 +9,7 @@ import pytest
 from scipy.spatial.distance import pdist, squareform
 
 import peers_reference
-from neurolatent.science.peers import (NET2BRAIN_COLUMNS, net2brain_noise_ceiling, net2brain_row,
+from neurolatent.science.peers import (NET2BRAIN_COLUMNS, net2brain_noise_ceiling, net2brain_row, roi_scores,
                                        noise_normalised_score)
 
 
@@ -65,3 +65,12 @@ def test_algonauts_score_on_a_known_case():
     np.testing.assert_allclose(noise_normalised_score(np.array([0.3]), np.array([0.6])), [25.0])
     with pytest.raises(ValueError, match="shape"):
         noise_normalised_score(np.zeros(3), np.zeros(4))
+
+
+def test_roi_scores_are_the_median_of_each_rois_voxels():
+    """Per voxel 25, 0, 100, NaN, 100 (the known case's formula); a NaN voxel is left out."""
+    r = np.array([0.5, -0.3, 0.9, np.nan, 0.6])
+    ceiling_r = np.array([1.0, 0.5, 0.6, 0.5, 0.5])
+    columns = {"EarlyVis": np.array([0, 1, 2]), "LOC": np.array([3, 4]), "RSC": np.array([3])}
+    scores = roi_scores(r, ceiling_r, columns)
+    assert scores["EarlyVis"] == 25.0 and scores["LOC"] == 100.0 and np.isnan(scores["RSC"])

@@ -11,7 +11,6 @@ written beside each RDM are ``<roi>.json``. Brain-Score's vision benchmarks hold
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -163,14 +162,15 @@ def write_stimulus_set(stimuli: pd.DataFrame, raw_dir: Path, path: Path, relativ
 def write_plugin(templates: Path, out: Path, identifier: str, regions: list[str]) -> None:
     """Brain-Score's plugin layout under ``out``: ``data/<identifier>/__init__.py`` and
     ``benchmarks/<identifier>/__init__.py`` + ``benchmark.py``, from ``templates`` (files named
-    ``data__init__.py``, ``benchmarks__init__.py``, ``benchmark.py``), with ``{identifier}`` and
-    ``{regions}`` filled in."""
-    fill = {"{identifier}": identifier, "{regions}": json.dumps(regions)}
+    ``data__init__.py``, ``benchmarks__init__.py``, ``benchmark.py``), with ``{identifier}`` filled
+    in and each line holding ``{REGION}`` written once per region of ``regions``, filled in (Brain-Score
+    finds a plugin by its literal registration lines)."""
     for template, target in (("data__init__.py", f"data/{identifier}/__init__.py"),
                              ("benchmarks__init__.py", f"benchmarks/{identifier}/__init__.py"),
                              ("benchmark.py", f"benchmarks/{identifier}/benchmark.py")):
-        text = (Path(templates) / template).read_text()
-        for key, value in fill.items():
-            text = text.replace(key, value)
+        lines = []
+        for line in (Path(templates) / template).read_text().replace("{identifier}", identifier).splitlines(True):
+            lines += [line.replace("{REGION}", region) for region in regions] if "{REGION}" in line else [line]
+        text = "".join(lines)
         (out / target).parent.mkdir(parents=True, exist_ok=True)
         (out / target).write_text(text)

@@ -104,3 +104,55 @@ def events_text(trials: pd.DataFrame) -> bytes:
     """One run's events.tsv, exactly as BOLD5000 writes it (tab-separated, CRLF endings)."""
     rows = ["\t".join(EVENTS_COLUMNS)] + ["\t".join(cells) for cells in trials[list(EVENTS_COLUMNS)].to_numpy()]
     return ("\r\n".join(rows) + "\r\n").encode("ascii")
+
+
+def plant_repeats(selection: pd.DataFrame, whole: pd.DataFrame, repeated: list[str], count: int,
+                  image_seed: int, slot_seed: int) -> pd.DataFrame:
+    """One subject's ``selection`` of runs with ``count`` of BOLD5000's repeated images shown in it
+    as often as the subject's ``whole`` schedule shows them (CSI1: 4 times each).
+
+    BOLD5000 shows its 113 repeated images (the conventional test set) about four times each,
+    spread over all sessions, so a few runs hold almost no image twice; this puts the repeat design
+    into the selected runs. The images are the first ``count`` of ``repeated`` that ``whole`` shows
+    more than once, in an order drawn with ``image_seed`` (give every subject the same one: the real
+    subjects share the repeated images). Each image's presentations (its rows of ``whole``: type,
+    response and RT, one typed plainly and the others ``rep_``) take its own slots in the
+    selection and then slots, drawn with ``slot_seed``, of images the selection shows once; each slot
+    keeps its session, run, trial, onset and duration.
+
+    Parameters
+    ----------
+    selection, whole : DataFrame
+        Rows as :func:`load_schedule`'s, of one subject: the selected runs and every run.
+    repeated : list of str
+        BOLD5000's repeated images (the stimulus release's list).
+    count : int
+        How many to plant; 0 returns ``selection`` unchanged.
+    image_seed, slot_seed : int
+        Seeds of the images' order and of the slots they take.
+
+    Raises ValueError when the subject's schedule has fewer repeated images than ``count`` or the
+    selection too few trials for their presentations.
+    """
+    if count == 0:
+        return selection
+    shown = whole["ImgName"].value_counts()
+    order = np.random.default_rng(image_seed).permutation(sorted(repeated))
+    candidates = [str(name) for name in order if shown.get(name, 0) > 1]
+    if len(candidates) < count:
+        raise ValueError(f"{len(candidates)} repeated images in the schedule, {count} asked for")
+    planted = candidates[:count]
+    needed = int(shown[planted].sum())
+    table = selection.reset_index(drop=True).copy()
+    own = table["ImgName"].isin(planted)
+    once = ~own & ~table["ImgName"].duplicated(keep=False) & ~table["ImgType"].str.startswith("rep_")
+    if needed > own.sum() + once.sum():
+        raise ValueError(f"{count} repeated images need {needed} trials, the selection has {len(table)}")
+    rng = np.random.default_rng(slot_seed)
+    free = np.concatenate([np.flatnonzero(own.to_numpy()),
+                           rng.permutation(np.flatnonzero(once.to_numpy()))[:needed - own.sum()]])
+    slots = rng.permutation(free)
+    moving = ["ImgName", "ImgType", "Response", "RT", "stim_file"]
+    rows = whole[whole["ImgName"].isin(planted)].sort_values("ImgName", kind="stable")
+    table.loc[slots, moving] = rows[moving].to_numpy()
+    return table

@@ -22,7 +22,7 @@ from neurolatent.io import bids
 from neurolatent.io.files import save_npy, write_json
 from neurolatent.io.glmsingle import write_glmsingle_schedule
 from neurolatent.io.nifti import write_nifti_gz
-from neurolatent.io.schedule import derive_schedule, events_text, load_schedule
+from neurolatent.io.schedule import derive_schedule, events_text, load_schedule, plant_repeats
 from neurolatent.science import synthetic
 from neurolatent.science.rsa.rdm import rdm_upper
 from neurolatent.science.stats import zscore
@@ -34,7 +34,7 @@ DATASET_DESCRIPTION = {
 
 
 def selected_schedule(subjects: list[str], sessions: list[int] | None, runs: list[int] | None,
-                      seed: int, same_images: bool = False) -> pd.DataFrame:
+                      seed: int, same_images: bool = False, repeats: int = 0) -> pd.DataFrame:
     """The trials of ``subjects``' ``sessions`` and ``runs`` (None: all), chronological, with each
     image's category (BOLD5000's schedules; CSI3's and CSI4's derived with ``seed``).
 
@@ -46,14 +46,24 @@ def selected_schedule(subjects: list[str], sessions: list[int] | None, runs: lis
     Raises NeurolatentError when the selection leaves a subject without runs.
     """
     parts = []
-    for subject in subjects:
-        table = load_schedule(subject, seed=seed)
+    wholes = {subject: load_schedule(subject, seed=seed) for subject in subjects}
+    # the repeated images every subject's whole schedule repeats (CSI4 saw 95 of the 113 more than once)
+    shared = set(repeated_images()).intersection(*(set(whole["ImgName"][whole["ImgName"].duplicated()])
+                                                   for whole in wholes.values()))
+    for subject, whole in wholes.items():
+        table = whole
         if sessions is not None:
             table = table[table["session"].isin(sessions)]
         if runs is not None:
             table = table[table["run"].isin(runs)]
         if table.empty:
             raise NeurolatentError(f"params.yaml: data.sessions/data.runs select no run of {subject}")
+        if not (same_images and parts):
+            try:
+                table = plant_repeats(table, whole, sorted(shared), repeats, synthetic.name_seed("repeats", seed),
+                                      synthetic.name_seed("repeat-slots", seed, subject))
+            except ValueError as exc:
+                raise NeurolatentError(f"params.yaml: data.synthetic.repeats: {subject}: {exc}") from None
         if same_images and parts:
             n_runs = len(table[["session", "run"]].drop_duplicates())
             table = derive_schedule(parts[0], subject, n_runs, synthetic.name_seed("schedule", seed, subject))

@@ -77,6 +77,12 @@ class SyntheticParams(Section):
         linear map, so they take shared_dims / (features + shared_dims) of the planted variance. 0: responses are a
         map of the features alone, and the shared space between subjects is the feature space itself.""",
                                   ge=0, le=256)] = 0
+    repeats: Annotated[int, about("""How many of BOLD5000's 113 repeated images (its conventional test set, shown about 4
+        times each across all sessions) the selected runs show, each as often as the subject's whole schedule shows it
+        (CSI1: 4 times), in slots of images shown once; the same images for every subject, as in BOLD5000. A few real
+        runs hold almost no image twice, so stitch.test: repeats has no noise ceiling on them; this puts the repeat
+        design into the selection, at the cost of 3 trials of other images per planted image. 0: the schedules as
+        they are.""", ge=0, le=113)] = 0
     jobs: Annotated[Count, about("Processes writing runs in parallel.", le=64)] = 2
 
     @model_validator(mode="after")

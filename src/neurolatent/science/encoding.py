@@ -25,6 +25,7 @@ import numpy as np
 from neurolatent.science._docs import fill_doc
 from neurolatent.science.banded import ALPHAS, BACKENDS, Backend, BandedRidgeCV
 from neurolatent.science.constraints import Count, CrossValidation, Grid, Seed, checked
+from neurolatent.science.voxelwise import voxelwise_r
 
 __all__ = ["ALPHAS", "BACKENDS", "BandSplit", "BandedRidgeCV", "VariancePartition", "band_split",
            "explainable_fraction", "held_out_r2", "partition_parts", "variance_partition", "winning_band"]
@@ -75,6 +76,11 @@ class VariancePartition:
     def full(self) -> np.ndarray:
         """(n_voxels,) held-out R^2 of all bands together."""
         return self.r2[self.bands]
+
+    @property
+    def r(self) -> np.ndarray:
+        """(n_voxels,) Pearson r of all bands' prediction and the test responses (Algonauts' accuracy)."""
+        return voxelwise_r(self.predictions[self.bands], self.test_responses)
 
     @property
     def unique(self) -> dict[str, np.ndarray]:
@@ -166,6 +172,11 @@ class BandSplit:
         prediction over the test images' sum of squares (r2_score_split scores centred data): a
         little more where the test images' mean differs from the training images'."""
         return self.resampled_parts(np.ones((1, len(self.test_responses))))["full"][0]
+
+    @property
+    def r(self) -> np.ndarray:
+        """(n_voxels,) Pearson r of the joint prediction and the test responses (Algonauts' accuracy)."""
+        return voxelwise_r(self.band_predictions.sum(axis=0), self.test_responses)
 
     @property
     def parts(self) -> dict[tuple[str, ...], np.ndarray]:

@@ -78,3 +78,17 @@ def noise_normalised_score(r: np.ndarray, ceiling_r: np.ndarray) -> np.ndarray:
         raise ValueError(f"r has shape {r.shape}, the noise ceiling {ceiling_r.shape}")
     explainable = np.where(ceiling_r == 0, ZERO_CEILING, ceiling_r ** 2)
     return np.minimum(np.maximum(r, 0.0) ** 2 / explainable * 100.0, 100.0)
+
+
+def roi_scores(r: np.ndarray, ceiling_r: np.ndarray, columns: dict[str, np.ndarray]) -> dict[str, float]:
+    """Algonauts' score per ROI: the median over the ROI's voxels of :func:`noise_normalised_score`.
+
+    r, ceiling_r : (v,) as :func:`noise_normalised_score`'s; columns : {ROI: its voxels' columns}.
+    Returns {ROI: percent}; a voxel whose score is NaN is left out, an ROI without a finite one is NaN.
+    """
+    score = noise_normalised_score(r, ceiling_r)
+    out = {}
+    for roi, cols in columns.items():
+        finite = score[cols][np.isfinite(score[cols])]
+        out[roi] = float(np.median(finite)) if finite.size else float("nan")
+    return out

@@ -64,7 +64,8 @@ class TwinSettings:
     voxel_size_mm : of the grids; image_size : stimulus side, pixels; roi_radius_mm : of each ROI
     sphere; noise_percent : noise sd, % of baseline; drift_scale : slow drift sd, in noise sds;
     families : {ROI: feature family} (the visual hierarchy by default); same_images : every subject
-    sees the first one's images; shared_dims : shared content beyond the features (:func:`shared_content`).
+    sees the first one's images; shared_dims : shared content beyond the features (:func:`shared_content`);
+    repeats : BOLD5000's repeated images planted in the selected runs.
     """
 
     seed: int
@@ -78,6 +79,7 @@ class TwinSettings:
     families: dict[str, str]
     same_images: bool = False
     shared_dims: int = 0
+    repeats: int = 0
 
 
 def name_seed(*parts: object) -> int:

@@ -368,11 +368,14 @@ def encoding_brain_map(r: np.ndarray, mask_path: Path, label: str, path: Path) -
 def variance_partition_bars(table: pd.DataFrame, path: Path) -> None:
     """Per ROI, each band's part of the held-out R^2 (its share, or its unique R^2; bars, 95 %
     bootstrap interval) and every shared part together (grey, where the subsets were fitted), a
-    panel per partition. table : the encode stage's partition.csv rows (partition, roi, part, kind,
-    r2, ci_low, ci_high)."""
+    panel per partition; beside it, where the table has them, the ROI's Algonauts scores. table :
+    the encode stage's partition.csv rows (partition, roi, part, kind, r2, ci_low, ci_high, and the
+    full rows' algonauts, percent)."""
     partitions = list(dict.fromkeys(table["partition"]))
-    figure, axes = plt.subplots(len(partitions), 1, figsize=(10.5, 3.2 * len(partitions)), squeeze=False)
-    for ax, partition in zip(axes[:, 0], partitions):
+    scores = "algonauts" in table and table["algonauts"].notna().any()
+    figure, axes = plt.subplots(len(partitions), 1 + scores, figsize=(10.5 + 3.5 * scores, 3.2 * len(partitions)),
+                                squeeze=False, width_ratios=[3, 1][:1 + scores])
+    for ax, score_ax, partition in zip(axes[:, 0], axes[:, -1], partitions):
         own = table[table["partition"] == partition]
         regions = list(dict.fromkeys(own["roi"]))
         kind = "share" if (own["kind"] == "share").any() else "unique"
@@ -398,6 +401,14 @@ def variance_partition_bars(table: pd.DataFrame, path: Path) -> None:
         ax.tick_params(labelsize=7)
         # beside the panel: inside it, the legend hid the tallest bars (a family's share reaches 0.6)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+        if scores:
+            full = own[own["kind"] == "full"].set_index("roi").reindex(regions)
+            score_ax.bar(range(len(regions)), full["algonauts"], color="0.4")
+            score_ax.set_ylim(0, 100)
+            score_ax.set_xticks(range(len(regions)), regions, fontsize=7, rotation=45)
+            score_ax.set_ylabel("% of the noise ceiling", fontsize=8)
+            score_ax.set_title("Algonauts score, all bands\n(median over voxels, mean over subjects)", fontsize=8)
+            score_ax.tick_params(labelsize=7)
     figure.tight_layout()
     save_figure(figure, path)
 

@@ -39,7 +39,7 @@ def _write_twin(data: SimpleNamespace, compute: SimpleNamespace, out_dir: Path, 
     ``data.synthetic.jobs`` processes or on a Dask cluster (``compute.scheduler``)."""
     settings = TwinSettings(**data.synthetic.model_dump(exclude={"jobs"}, mode="json"))
     schedule = twin.selected_schedule(list(data.subjects), data.sessions, data.runs, settings.seed,
-                                      settings.same_images)
+                                      settings.same_images, settings.repeats)
     stimuli = twin.stimulus_table(schedule)
     image_row = pd.Series(np.arange(len(stimuli)), index=stimuli["image_name"])
     template = twin.mni_template(settings.voxel_size_mm)

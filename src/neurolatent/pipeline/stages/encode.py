@@ -16,7 +16,9 @@ with progress per fold and band weighting.
 
 Outputs: ``metrics/encode.json`` (``encode.<partition>.<roi>.<band>.share`` (split) or ``.unique``
 (subsets), with ``.ci_low``, ``.ci_high``, ``.explainable`` and ``.log10_penalty`` (the median over
-voxels); ``...<roi>.shared`` (subsets: every shared part together) and ``...<roi>.full``),
+voxels); ``...<roi>.shared`` (subsets: every shared part together), ``...<roi>.full`` and, with repeated test images,
+``...<roi>.algonauts``: Algonauts 2023's noise-normalised accuracy of the fit of all bands, median
+over the ROI's voxels, mean over subjects, :func:`neurolatent.science.peers.roi_scores`),
 ``plots/encode/`` (partition.csv, a row per part; partition.png, the per-ROI bars;
 winning_<partition>.png, each voxel's winning band on the first subject's brain),
 ``data/encoding/<subject>.npz`` (per voxel: the fit of all bands' R^2 and penalties; each band's
@@ -48,6 +50,7 @@ from neurolatent.science.encoding import (BandedRidgeCV, BandSplit, VariancePart
                                           explainable_fraction, variance_partition, winning_band)
 from neurolatent.science.splits import split_test_images
 from neurolatent.science.voxelwise import noise_ceiling_r
+from neurolatent.science.peers import roi_scores
 from neurolatent.science.stats import named_rng
 from neurolatent.science.stimuli import StimulusMatrix, presentations
 
@@ -222,6 +225,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
                 "explainable": None if ceiling is None else {
                     roi: {band: float(np.nanmean(explainable_fraction(own[band], ceiling)[cols]))
                           for band in fit.bands} for roi, cols in columns.items()},
+                "algonauts": None if ceiling is None else roi_scores(fit.r, ceiling, columns),
                 "penalty": {roi: {band: float(np.median(np.log10(fit.band_penalties[k][cols])))
                                   for k, band in enumerate(fit.bands)} for roi, cols in columns.items()},
                 "draws": _bootstrap_parts(fit, columns, settings.bootstrap,
@@ -243,6 +247,8 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
                     row["log10_penalty"] = float(np.mean([s["penalty"][roi][band] for s in per_subject]))
                     if all(s["explainable"] is not None for s in per_subject):
                         row["explainable"] = float(np.mean([s["explainable"][roi][band] for s in per_subject]))
+                elif kind == "full" and all(s["algonauts"] is not None for s in per_subject):
+                    row["algonauts"] = float(np.mean([s["algonauts"][roi] for s in per_subject]))
                 rows.append(row)
             shared = [p for p in per_subject[0]["value"][roi] if p != "full" and len(p) > 1]
             if shared:
@@ -261,6 +267,8 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
                 metrics[f"{prefix}.{row.part}.explainable"] = row.explainable
         elif row.kind in ("full", "shared_total"):
             metrics[f"{prefix}.{row.part}"] = row.r2
+            if row.kind == "full" and "algonauts" in table and np.isfinite(row.algonauts):
+                metrics[f"{prefix}.algonauts"] = row.algonauts
     masks = {subject: Path(paths.samples) / f"mask_sub-{subject}.nii.gz" for subject, _, _ in maps.values()}
     # the subject's functional anatomy behind the map: its first T1w-space run, where the copy has one
     anatomy = {subject: next(iter(sorted((Path(paths.raw) / "derivatives" / "fmriprep" / f"sub-{subject}").glob(

@@ -43,7 +43,7 @@ from neurolatent.io.representations import (fmri_samples, fmri_trial_samples, im
 from neurolatent.science.mapping import RidgeMapping
 from neurolatent.science.splits import split_test_images
 from neurolatent.science.voxelwise import noise_ceiling_r, voxelwise_r
-from neurolatent.science.peers import noise_normalised_score
+from neurolatent.science.peers import roi_scores
 from neurolatent.science.stimuli import StimulusMatrix, presentations
 from neurolatent.science.stitching import fit_on_training
 
@@ -182,8 +182,8 @@ def _algonauts(params: SimpleNamespace, paths: SimpleNamespace, out: Path, stimu
             # the stitch stage's encoding model (encode_held_out's fit), without its shuffled control
             fitted = fit_on_training(RidgeMapping(alpha_per_target=True), features, voxels, voxels.stimuli, test)
             r = voxelwise_r(*fitted.transform(features.rows(test), voxels.rows(test)))
-            score = noise_normalised_score(r, ceiling)
-            per_subject += [{"model": model, "roi": roi, "subject": subject, "score": _median(score[cols]),
+            scores = roi_scores(r, ceiling, regions)
+            per_subject += [{"model": model, "roi": roi, "subject": subject, "score": scores[roi],
                              "median_r": _median(r[cols]), "noise_ceiling": _median(ceiling[cols] ** 2)}
                             for roi, cols in regions.items()]
     if ceilings < len(samples):

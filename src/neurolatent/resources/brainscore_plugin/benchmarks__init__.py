@@ -1,10 +1,12 @@
 """neurolatent's BOLD5000 benchmarks (written by `neurolatent export`): per ROI, a ridge benchmark
-and an RDM benchmark. Copy this folder to brainscore_vision/benchmarks/{identifier}/."""
+and an RDM benchmark. Copy this folder to brainscore_vision/benchmarks/{identifier}/.
+
+One literal registration a line: Brain-Score finds a benchmark's plugin by searching the plugins'
+__init__.py files for benchmark_registry['<identifier>'] (brainscore_core's import_plugin)."""
 
 from brainscore_vision import benchmark_registry
 
-from .benchmark import REGIONS, Bold5000Ridge, Bold5000RDM
+from .benchmark import Bold5000Ridge, Bold5000RDM
 
-for _region in REGIONS:
-    benchmark_registry[f"{identifier}.{_region}-ridge"] = lambda region=_region: Bold5000Ridge(region)
-    benchmark_registry[f"{identifier}.{_region}-rdm"] = lambda region=_region: Bold5000RDM(region)
+benchmark_registry["{identifier}.{REGION}-ridge"] = lambda: Bold5000Ridge("{REGION}")
+benchmark_registry["{identifier}.{REGION}-rdm"] = lambda: Bold5000RDM("{REGION}")
