@@ -65,8 +65,7 @@ class TwinSettings:
     sphere; noise_percent : noise sd, % of baseline; drift_scale : slow drift sd, in noise sds;
     families : {ROI: feature family} (the visual hierarchy by default); same_images : every subject
     sees the first one's images; shared_dims : shared content beyond the features (:func:`shared_content`);
-    repeats : BOLD5000's repeated images planted in the selected runs.
-    """
+    repeats : BOLD5000's repeated images planted in the selected runs."""
 
     seed: int
     snr: float
