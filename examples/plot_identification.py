@@ -26,7 +26,8 @@ from sklearn.decomposition import PCA
 
 from neurolatent.io import bids, twin
 from neurolatent.science import synthetic
-from neurolatent.science.mapping import RidgeMapping, identification, row_correlations
+from neurolatent.science.identification import identification, row_correlations
+from neurolatent.science.mapping import RidgeMapping
 from neurolatent.science.stats import zscore
 from neurolatent.science.stimuli import StimulusMatrix
 from neurolatent.science.stitching import fit_on_training, picture_scores
@@ -65,7 +66,7 @@ print(f"{len(names)} images ({len(names) - len(test_names)} train, {len(test_nam
 # :class:`~neurolatent.science.mapping.RidgeMapping` (penalty by leave-one-out CV) from the voxels
 # to the latents, never seeing a test image. Its predictions of the test images' latents are
 # identified among the test images' true latents by correlation
-# (:func:`~neurolatent.science.mapping.identification`): 2-way accuracy (the true image against each
+# (:func:`~neurolatent.science.identification.identification`): 2-way accuracy (the true image against each
 # foil in turn; chance 0.5) and top-1 among all 37 (chance 1/37). The control is the same fit with
 # the training images' responses shuffled among them: any structure left is an artefact.
 fitted = fit_on_training(RidgeMapping(), fmri, latents, names, test_names)

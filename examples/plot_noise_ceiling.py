@@ -24,7 +24,7 @@ import numpy as np
 
 from neurolatent.io import twin
 from neurolatent.science import synthetic
-from neurolatent.science.mapping import noise_ceiling_r, voxelwise_r
+from neurolatent.science.voxelwise import noise_ceiling_r, voxelwise_r
 from neurolatent.science.rsa.compare import compare
 from neurolatent.science.rsa.inference import noise_ceiling
 from neurolatent.science.rsa.rdm import rdm_upper
@@ -65,7 +65,7 @@ def averaged(responses: np.ndarray) -> np.ndarray:
 # %%
 # A voxel's ceiling, from repeats
 # -------------------------------
-# :func:`~neurolatent.science.mapping.noise_ceiling_r` (NSD's estimate, Allen et al. 2022) reads
+# :func:`~neurolatent.science.voxelwise.noise_ceiling_r` (NSD's estimate, Allen et al. 2022) reads
 # each voxel's noise from the spread of an image's repeats and its signal from what is left. Beside
 # it, the true model's own r: the correlation of the planted pattern, noise-free, with the
 # repeat-averaged responses.

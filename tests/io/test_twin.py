@@ -278,7 +278,7 @@ def repeat_datasets(tmp_path_factory):
 
 
 def test_the_noise_ceiling_of_the_planted_repeats_is_high_with_signal_and_near_zero_without(repeat_datasets):
-    from neurolatent.science.mapping import noise_ceiling_r
+    from neurolatent.science.voxelwise import noise_ceiling_r
 
     medians = {}
     for snr, (raw, truth) in repeat_datasets.items():
