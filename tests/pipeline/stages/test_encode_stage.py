@@ -15,6 +15,8 @@ from neurolatent.errors import NeurolatentError
 
 from conftest import run_stage
 
+pytestmark = pytest.mark.slow  # the twin through trials, fmri and embed_images first
+
 #: few draws, a short search and a narrow noise band: seconds
 FAST = {"bootstrap": 50, "search": 3, "noise_features": 8}
 
