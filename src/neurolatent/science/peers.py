@@ -113,9 +113,8 @@ def algonauts_scores(models: Mapping[str, StimulusMatrix], samples: Mapping[str,
     rows, without = [], []
     for subject, voxels in samples.items():
         test = test_of[subject]
-        try:
-            ceiling = held_out_ceiling_r(trials[subject], test)
-        except ValueError:  # no test image shown twice
+        ceiling = held_out_ceiling_r(trials[subject], test)
+        if ceiling is None:
             ceiling = np.full(voxels.matrix.shape[1], np.nan)
         if not np.isfinite(ceiling).any():
             without.append(subject)

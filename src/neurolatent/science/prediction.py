@@ -25,12 +25,15 @@ from neurolatent.science.stitching import fit_on_training
 MIN_CEILING = 0.1
 
 
-def held_out_ceiling_r(trials: StimulusMatrix, test_names: list[str]) -> np.ndarray:
+def held_out_ceiling_r(trials: StimulusMatrix, test_names: list[str]) -> np.ndarray | None:
     """(n_voxels,) the noise ceiling as a correlation (:func:`~neurolatent.science.mapping.noise_ceiling_r`)
-    from ``trials`` (a row per presentation) of the images in ``test_names``; ValueError when no
-    test image was presented twice."""
+    from ``trials`` (a row per presentation) of the images in ``test_names``; None when no test
+    image was presented twice (there is no ceiling to read r over)."""
     in_test = np.isin(np.asarray(trials.stimuli), test_names)
-    return noise_ceiling_r(trials.matrix[in_test], np.asarray(trials.stimuli)[in_test])
+    try:
+        return noise_ceiling_r(trials.matrix[in_test], np.asarray(trials.stimuli)[in_test])
+    except ValueError:  # no image shown twice
+        return None
 
 
 def held_out_r(features: StimulusMatrix, voxels: StimulusMatrix, test_names: list[str],
@@ -66,10 +69,7 @@ def predict_voxels(features: StimulusMatrix, voxels: StimulusMatrix, test_names:
     train = [n for n in voxels.stimuli if n not in set(test_names)]
     shuffled = StimulusMatrix("shuffled", features.rows(train)[random_state.permutation(len(train))], tuple(train))
     null = np.nanmedian(held_out_r(features, voxels, test_names, fitted_on=shuffled))
-    try:
-        ceiling = None if trials is None else held_out_ceiling_r(trials, test_names)
-    except ValueError:  # no test image presented twice: no ceiling to read r over
-        ceiling = None
+    ceiling = None if trials is None else held_out_ceiling_r(trials, test_names)
     normalised = np.nan
     if ceiling is not None:
         usable = ceiling > MIN_CEILING

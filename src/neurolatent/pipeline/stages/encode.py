@@ -153,11 +153,10 @@ def _fits(params: SimpleNamespace, partitions: dict[str, dict], samples: dict[st
 
 def _ceiling(trials: StimulusMatrix, test: list[str], subject: str) -> np.ndarray | None:
     """The noise ceiling r of the subject's test images' repeats; None where no test image repeats."""
-    try:
-        return held_out_ceiling_r(trials, test)
-    except ValueError:
+    ceiling = held_out_ceiling_r(trials, test)
+    if ceiling is None:
         log.info("encode: %s: no test image has two samples, no noise ceiling", subject)
-        return None
+    return ceiling
 
 
 def _metrics(table: pd.DataFrame) -> dict[str, float]:
