@@ -110,11 +110,18 @@ def write_pixel_inputs(data, where: Path) -> tuple[Path, Path]:
     images): what rsa, align and export read. Returns (raw, truth)."""
     raw, truth = where / "raw", where / "truth"
     write_dataset(data, raw, truth)
+    write_stage_inputs(raw, where)
+    return raw, truth
+
+
+def write_stage_inputs(raw: Path, where: Path) -> Path:
+    """trials, fmri (the default volume samples) and embed_images (pixels alone) on the twin in
+    ``raw``, into ``where`` (trials.parquet, stimuli.parquet, fmri, images); returns ``where``."""
     run_stage("trials", raw=raw, trials=where / "trials.parquet", stimuli=where / "stimuli.parquet")
     run_stage("fmri", raw=raw, trials=where / "trials.parquet", out=where / "fmri")
     run_stage("embed_images", {"embed": {"image_models": ["pixels"]}}, stimuli=where / "stimuli.parquet", raw=raw,
               out=where / "images")
-    return raw, truth
+    return where
 
 
 @pytest.fixture(scope="session")
@@ -127,6 +134,13 @@ def small_dataset(tmp_path_factory) -> tuple[Path, Path]:
 def null_dataset(tmp_path_factory) -> tuple[Path, Path]:
     """The same design at SNR 0: no stimulus signal."""
     return write_small(tmp_path_factory.mktemp("null"), snr=0.0)
+
+
+@pytest.fixture(scope="session")
+def small_inputs(small_dataset, tmp_path_factory) -> tuple[Path, Path, Path]:
+    """(raw, truth, folder of :func:`write_stage_inputs`' files) of the small dataset. Read-only."""
+    raw, truth = small_dataset
+    return raw, truth, write_stage_inputs(raw, tmp_path_factory.mktemp("small-inputs"))
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import StandardScaler
 
-from neurolatent.science.encoding import (ALPHAS, BandedRidgeCV, band_split, explainable_fraction, held_out_r2,
-                                          partition_parts, variance_partition, winning_band)
+from neurolatent.science.encoding import (ALPHAS, BandedRidgeCV, RegionParts, band_split, bootstrap_parts,
+                                          explainable_fraction, group_parts, held_out_r2, partition_parts, region_parts,
+                                          variance_partition, winning_band)
 
 #: voxel groups and the share of each voxel's variance each band explains (the rest is noise)
 GROUPS = {"a": {"a": 0.3}, "ab": {"a": 0.2, "b": 0.15}, "c": {"c": 0.4}, "none": {}}
@@ -233,3 +234,61 @@ def test_the_fits_r_is_pearsons_of_all_bands_prediction(simulated, partition, sp
     np.testing.assert_allclose(split.r[:5], expected, rtol=1e-10)
     # the same fit of all bands, so nearly the same accuracy
     np.testing.assert_allclose(split.r, partition.r, atol=0.02)
+
+
+def test_bootstrap_parts_are_the_region_means_of_the_resampled_parts(split):
+    """Each chunk's draws count the test images the generator picks for it, in turn: the draws
+    are the region means of :meth:`resampled_parts` on those counts."""
+    columns = {"first": np.arange(10), "all": np.arange(split.test_responses.shape[1])}
+    draws = bootstrap_parts(split, columns, 7, np.random.default_rng(3), chunk=3)
+    assert draws.keys() == columns.keys() and set(draws["all"]) == {("a",), ("b",), ("c",), ("noise",), "full"}
+    n_test = len(split.test_responses)
+    rng = np.random.default_rng(3)
+    counts = []
+    for size in (3, 3, 1):
+        for picks in rng.integers(0, n_test, (size, n_test)):
+            counts.append(np.bincount(picks, minlength=n_test).astype(float))
+    parts = split.resampled_parts(np.array(counts))
+    for part in (("a",), "full"):
+        np.testing.assert_allclose(draws["first"][part], np.nanmean(parts[part][:, :10], axis=1), rtol=1e-12)
+        np.testing.assert_allclose(draws["all"][part], np.nanmean(parts[part], axis=1), rtol=1e-12)
+
+
+def test_region_parts_average_each_part_over_the_regions_voxels(partition):
+    columns = {"few": np.array([0, 5, 40]), "c": np.arange(60, 90)}
+    ceiling = np.full(partition.full.shape, 0.5)
+    summary = region_parts(partition, columns, 20, np.random.default_rng(0), ceiling)
+    assert summary.kind == "unique" and summary.bands == partition.bands
+    assert summary.values["few"][("a", "b")] == pytest.approx(np.nanmean(partition.parts[("a", "b")][[0, 5, 40]]))
+    assert summary.values["c"]["full"] == pytest.approx(np.nanmean(partition.full[60:90]))
+    assert summary.penalties["c"]["c"] == pytest.approx(np.median(np.log10(partition.band_penalties[2][60:90])))
+    # a ceiling of r 0.5 leaves a quarter of the variance explainable: each part over 0.25
+    assert summary.explainable["c"]["c"] == pytest.approx(summary.values["c"][("c",)] / 0.25)
+    assert region_parts(partition, columns, 20, np.random.default_rng(0)).explainable is None
+    assert summary.draws["c"]["full"].shape == (20,)
+
+
+def _summary(value: float, draws: np.ndarray, explainable: bool = True) -> RegionParts:
+    """A subject's RegionParts over one region and two bands with every part at ``value``."""
+    parts = [("a",), ("b",), ("a", "b"), "full"]
+    return RegionParts(("a", "b"), "unique", {"V1": {part: value for part in parts}},
+                       {"V1": {"a": value, "b": 2 * value}}, {"V1": {"a": 10 * value, "b": 0.0}} if explainable else None,
+                       {"V1": {part: draws for part in parts}})
+
+
+def test_group_parts_average_the_subjects_and_read_the_interval_from_the_mean_draws():
+    rows = group_parts([_summary(0.1, np.arange(101.0)), _summary(0.3, np.arange(101.0) + 2)])
+    assert [(row["part"], row["kind"]) for row in rows] == [("a", "unique"), ("b", "unique"), ("a+b", "shared"),
+                                                            ("full", "full"), ("shared", "shared_total")]
+    first = rows[0]
+    # the mean draws are 1..101: their 2.5th and 97.5th percentiles are 3.5 and 98.5
+    assert first["r2"] == pytest.approx(0.2) and (first["ci_low"], first["ci_high"]) == pytest.approx((3.5, 98.5))
+    assert first["log10_penalty"] == pytest.approx(0.2) and first["explainable"] == pytest.approx(2.0)
+    assert rows[1]["log10_penalty"] == pytest.approx(0.4)
+    assert "log10_penalty" not in rows[2] and "explainable" not in rows[3]
+    assert rows[4] == {"roi": "V1", "part": "shared", "kind": "shared_total", "r2": pytest.approx(0.2)}
+    # the interval's quantiles are an argument; one subject without a noise ceiling drops the column
+    narrow = group_parts([_summary(0.1, np.arange(101.0)), _summary(0.3, np.arange(101.0), explainable=False)],
+                         quantiles=(0.25, 0.75))
+    assert (narrow[0]["ci_low"], narrow[0]["ci_high"]) == pytest.approx((25.0, 75.0))
+    assert "explainable" not in narrow[0]

@@ -9,8 +9,10 @@ import pytest
 from scipy.spatial.distance import pdist, squareform
 
 import peers_reference
-from neurolatent.science.peers import (NET2BRAIN_COLUMNS, net2brain_noise_ceiling, net2brain_row, roi_scores,
-                                       noise_normalised_score)
+from neurolatent.science.peers import (NET2BRAIN_COLUMNS, algonauts_scores, net2brain_noise_ceiling, net2brain_row,
+                                       noise_normalised_score, roi_scores)
+from neurolatent.science.prediction import held_out_ceiling_r, held_out_r
+from neurolatent.science.stimuli import StimulusMatrix
 
 
 def _subjects(rng, shared, subjects=5, noise=1.0):
@@ -74,3 +76,35 @@ def test_roi_scores_are_the_median_of_each_rois_voxels():
     columns = {"EarlyVis": np.array([0, 1, 2]), "LOC": np.array([3, 4]), "RSC": np.array([3])}
     scores = roi_scores(r, ceiling_r, columns)
     assert scores["EarlyVis"] == 25.0 and scores["LOC"] == 100.0 and np.isnan(scores["RSC"])
+
+
+def test_algonauts_scores_per_model_and_region_are_the_subjects_mean_of_voxel_medians():
+    """Two subjects, one with its test images presented twice (a noise ceiling), one without (NaN
+    ceiling and score, named): each region's score is the median of the voxels' scores, averaged
+    over the subjects that have one; median r averages both."""
+    rng = np.random.default_rng(0)
+    names = tuple(f"i{k}" for k in range(80))
+    features = rng.standard_normal((80, 6))
+    models = {"signal": StimulusMatrix("signal", features, names),
+              "noise": StimulusMatrix("noise", rng.standard_normal((80, 6)), names)}
+    test = list(names[:20])
+    samples, trials = {}, {}
+    for subject in ("S1", "S2"):
+        clean = features @ rng.standard_normal((6, 12))
+        samples[subject] = StimulusMatrix(subject, clean + 0.5 * rng.standard_normal(clean.shape), names)
+        twice = 2 if subject == "S1" else 1
+        trials[subject] = StimulusMatrix(subject, np.repeat(clean[:20], twice, axis=0)
+                                         + rng.standard_normal((20 * twice, 12)), tuple(np.repeat(test, twice)))
+    regions = {s: {"union": np.arange(12), "V1": np.arange(4)} for s in samples}
+    table, without = algonauts_scores(models, samples, trials, {"S1": test, "S2": test}, regions)
+    assert without == ["S2"]
+    assert table[["model", "roi"]].values.tolist() == [["signal", "union"], ["signal", "V1"], ["noise", "union"],
+                                                       ["noise", "V1"]]
+    r1, r2 = (held_out_r(models["signal"], samples[s], test) for s in ("S1", "S2"))
+    score = noise_normalised_score(r1, held_out_ceiling_r(trials["S1"], test))
+    v1 = table.set_index(["model", "roi"]).loc[("signal", "V1")]
+    assert v1["score"] == pytest.approx(np.median(score[:4]))
+    assert v1["median_r"] == pytest.approx((np.median(r1[:4]) + np.median(r2[:4])) / 2)
+    assert v1["noise_ceiling"] == pytest.approx(np.median(held_out_ceiling_r(trials["S1"], test)[:4] ** 2))
+    scores = table.set_index(["model", "roi"])["score"]
+    assert scores[("signal", "union")] > 50 > scores[("noise", "union")]

@@ -1,5 +1,5 @@
 """neurolatent.science.stitching: where mappings meet data, so no test stimulus reaches a fit; the
-scores of identification, reconstruction and encoding on data with known answers."""
+scores of identification and reconstruction on data with known answers."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 
 from neurolatent.science import mapping
 from neurolatent.science.stimuli import StimulusMatrix
-from neurolatent.science.stitching import (GroupIdentification, encode_held_out, fit_on_training, identify_held_out,
-                                           picture_scores, pooled_latents)
+from neurolatent.science.stitching import (GroupIdentification, fit_on_training, identify_held_out, picture_scores,
+                                           pooled_latents, reconstruct_held_out)
 from planted import N_IMAGES, planted_features, responses, split
 
 NAMES = tuple(f"img{i}.jpg" for i in range(N_IMAGES))
@@ -60,22 +60,6 @@ def test_held_out_images_are_identified_where_a_signal_is_planted_and_at_chance_
             assert abs(group.two_way - 0.5) < 0.15 and group.p > 0.01 and group.chance_high < 0.75
 
 
-def test_encoding_finds_the_signal_and_its_control_does_not(features):
-    _, test = split()
-    test_names = [NAMES[i] for i in test]
-    voxels = StimulusMatrix("v", responses(features, 2.0, seed=3, voxels=100), NAMES)
-    # each image shown twice: its trials for the noise ceiling
-    rng = np.random.default_rng(4)
-    trials = StimulusMatrix("t", np.repeat(voxels.matrix, 2, axis=0) + rng.normal(size=(2 * N_IMAGES, 100)),
-                            tuple(np.repeat(NAMES, 2)))
-    found = encode_held_out(StimulusMatrix("f", features, NAMES), voxels, test_names, np.random.default_rng(5), trials)
-    # the control fits features shuffled among the training images: far below the real fit
-    assert found.r.shape == (100,) and found.median_r > 0.6 and found.median_r_shuffled < found.median_r - 0.4
-    assert 0 < found.median_r_normalised < 1.5
-    assert np.isnan(encode_held_out(StimulusMatrix("f", features, NAMES), voxels, test_names,
-                                    np.random.default_rng(5)).median_r_normalised)
-
-
 def test_a_perfect_reconstruction_scores_one_and_identifies_every_image():
     rng = np.random.default_rng(6)
     originals = rng.random((10, 3, 8, 8))
@@ -84,3 +68,32 @@ def test_a_perfect_reconstruction_scores_one_and_identifies_every_image():
     assert abs(perfect["pixel_r_other_images"]) < 0.2
     noise = picture_scores(rng.random((10, 3, 8, 8)), originals, 100, np.random.default_rng(0))
     assert abs(noise["pixel_r"]) < 0.2 and noise["two_way_p"] > 0.01
+
+
+def test_reconstruction_from_the_true_latents_is_perfect_and_from_noise_is_not():
+    """The 'latents' are the pictures themselves, decoded by reshaping: the ceiling (the decoder on
+    the true latents) gives back the originals exactly; an fMRI representation that is a linear
+    image of the pictures' five factors reconstructs them closely, one of pure noise does not."""
+    rng = np.random.default_rng(7)
+    n, shape = 60, (3, 8, 8)
+    factors = rng.standard_normal((n, 5))
+    pictures = 0.5 + 0.1 * factors @ rng.standard_normal((5, 192))
+    target = StimulusMatrix("latents", pictures, NAMES[:n])
+    pictures = pictures.reshape(n, *shape)
+    test_of = {"S1": list(NAMES[:10]), "S2": list(NAMES[10:22])}
+    originals = {s: pictures[[NAMES.index(name) for name in test]] for s, test in test_of.items()}
+    fmri = {"linear": {s: StimulusMatrix(s, factors @ rng.standard_normal((5, 48)) + 0.05 * rng.standard_normal((n, 48)),
+                                         NAMES[:n]) for s in test_of},
+            "noise": {s: StimulusMatrix(s, rng.standard_normal((n, 48)), NAMES[:n]) for s in test_of}}
+    result = reconstruct_held_out(fmri, target, originals, test_of, lambda z: z.reshape(len(z), *shape), 100, 0,
+                                  shown=4)
+    assert result.ceiling["pixel_r"] == pytest.approx(1.0) and result.ceiling["two_way"] == 1.0
+    assert result.scores["linear"]["pixel_r"] > 0.9 and result.scores["linear"]["two_way"] > 0.9
+    assert abs(result.scores["noise"]["pixel_r"] - result.scores["noise"]["pixel_r_other_images"]) < 0.1
+    label, shown_originals, own, decoded = result.shown
+    assert label == "linear, S1" and shown_originals.shape == own.shape == decoded.shape == (4, *shape)
+    np.testing.assert_array_equal(own, originals["S1"][:4])
+    # the score of each kind is the mean of the subjects' own
+    one = reconstruct_held_out({"linear": {"S2": fmri["linear"]["S2"]}}, target, originals, test_of,
+                               lambda z: z.reshape(len(z), *shape), 100, 0)
+    assert one.ceiling["pixel_r"] == pytest.approx(1.0) and one.scores["linear"]["pixel_r"] > 0.9

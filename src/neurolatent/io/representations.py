@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from neurolatent.errors import NeurolatentError
+from neurolatent.io import bids
 from neurolatent.io.samples import FmriSamples
 from neurolatent.science.constraints import checked
 from neurolatent.science.stats import zscore
@@ -140,6 +141,13 @@ def voxel_labels(samples_dir: Path) -> pd.DataFrame | None:
     (a brain mask, rendered pictures)."""
     path = Path(samples_dir) / "voxels.parquet"
     return pd.read_parquet(path) if path.is_file() else None
+
+
+def region_columns(labels: pd.DataFrame, subject: str) -> dict[str, np.ndarray]:
+    """{ROI: the subject's sample columns in it (both hemispheres)} from the fmri stage's voxel
+    labels, early to late visual areas, the ROIs the subject has."""
+    own = labels[labels["subject"] == subject]
+    return {roi: own.loc[own["roi"] == roi, "column"].to_numpy() for roi in bids.ROIS if (own["roi"] == roi).any()}
 
 
 def roi_columns(samples: dict[str, StimulusMatrix], labels: pd.DataFrame, roi: str) -> dict[str, StimulusMatrix]:

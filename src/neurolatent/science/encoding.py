@@ -19,16 +19,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
+from typing import ClassVar
 
 import numpy as np
 
 from neurolatent.science._docs import fill_doc
 from neurolatent.science.banded import ALPHAS, BACKENDS, Backend, BandedRidgeCV
 from neurolatent.science.constraints import Count, CrossValidation, Grid, Seed, checked
+from neurolatent.science.peers import roi_scores
 from neurolatent.science.voxelwise import voxelwise_r
 
-__all__ = ["ALPHAS", "BACKENDS", "BandSplit", "BandedRidgeCV", "VariancePartition", "band_split",
-           "explainable_fraction", "held_out_r2", "partition_parts", "variance_partition", "winning_band"]
+__all__ = ["ALPHAS", "BACKENDS", "BandSplit", "BandedRidgeCV", "RegionParts", "VariancePartition", "band_split",
+           "bootstrap_parts", "explainable_fraction", "group_parts", "held_out_r2", "partition_parts", "region_parts",
+           "variance_partition", "winning_band"]
 
 
 def _as_index(selection: np.ndarray, n: int, name: str) -> np.ndarray:
@@ -65,6 +68,9 @@ class VariancePartition:
     (len(subset), n_voxels) per-band penalties of that fit}; ``predictions`` {subset: (n_test,
     n_voxels) its predictions of the test images}; ``test_responses`` (n_test, n_voxels).
     """
+
+    #: what a single band's part is called
+    PART: ClassVar[str] = "unique"
 
     bands: tuple[str, ...]
     r2: dict[tuple[str, ...], np.ndarray]
@@ -153,6 +159,9 @@ class BandSplit:
     on them; ``test_responses`` (n_test, n_voxels) centred on the test images; ``residuals``
     (n_test, n_voxels) the responses less the joint prediction, uncentred.
     """
+
+    #: what a single band's part is called
+    PART: ClassVar[str] = "share"
 
     bands: tuple[str, ...]
     penalties: np.ndarray
@@ -337,3 +346,100 @@ def winning_band(partition: VariancePartition | BandSplit, min_r2: float = 0.0) 
     unique = np.vstack([partition.parts[(b,)] for b in partition.bands])
     winner = np.argmax(np.nan_to_num(unique, nan=-np.inf), axis=0)
     return np.where(np.nan_to_num(partition.full, nan=-np.inf) > min_r2, winner, -1)
+
+
+def bootstrap_parts(fit: VariancePartition | BandSplit, columns: Mapping[str, np.ndarray], draws: int,
+                    random_state: np.random.Generator, chunk: int = 100) -> dict[str, dict]:
+    """Each part's mean over a region's voxels on ``draws`` bootstrap draws over the test images.
+
+    ``columns`` {region: (n_region,) voxel indices}; ``chunk`` draws per matrix product (bounds
+    memory: chunk x n_voxels x 8 bytes per part). Returns {region: {part (a tuple of bands, or
+    ``"full"``): (draws,) the nanmean over the region's voxels of the part on each draw}}.
+    """
+    out: dict[str, dict] = {region: {} for region in columns}
+    n_test = len(fit.test_responses)
+    for start in range(0, draws, chunk):
+        size = min(chunk, draws - start)
+        picks = random_state.integers(0, n_test, (size, n_test))
+        counts = np.zeros((size, n_test))
+        np.add.at(counts, (np.repeat(np.arange(size), n_test), picks.ravel()), 1.0)
+        parts = fit.resampled_parts(counts)
+        for region, cols in columns.items():
+            for part, values in parts.items():
+                out[region].setdefault(part, []).append(np.nanmean(values[:, cols], axis=1))
+    return {region: {part: np.concatenate(chunks) for part, chunks in parts.items()} for region, parts in out.items()}
+
+
+@dataclass(frozen=True)
+class RegionParts:
+    """One subject's fit summarised over the voxels of each region.
+
+    ``bands`` the fit's band names; ``kind`` what a single band's part is (``"share"`` or
+    ``"unique"``); ``values`` {region: {part: the nanmean over its voxels of the part's R^2}}, parts
+    as :attr:`VariancePartition.parts` names them and ``"full"``; ``penalties`` {region: {band: the
+    median over its voxels of log10 of the band's penalty}}; ``explainable`` {region: {band: the
+    nanmean over its voxels of the band's part over the explainable variance}}, or None without a
+    noise ceiling; ``draws`` {region: {part: (n_draws,) the part's region mean on each bootstrap
+    draw}} (:func:`bootstrap_parts`); ``algonauts`` {region: Algonauts 2023's score of the fit of all
+    bands, percent (:func:`neurolatent.science.peers.roi_scores`)}, or None without a noise ceiling.
+    """
+
+    bands: tuple[str, ...]
+    kind: str
+    values: dict[str, dict]
+    penalties: dict[str, dict[str, float]]
+    explainable: dict[str, dict[str, float]] | None
+    draws: dict[str, dict]
+    algonauts: dict[str, float] | None = None
+
+
+def region_parts(fit: VariancePartition | BandSplit, columns: Mapping[str, np.ndarray], draws: int,
+                 random_state: np.random.Generator, ceiling_r: np.ndarray | None = None) -> RegionParts:
+    """:class:`RegionParts` of ``fit`` over ``columns`` {region: voxel indices}, with ``draws``
+    bootstrap draws over test images from ``random_state``; ``ceiling_r`` (n_voxels,) the noise
+    ceiling as a correlation gives each band's explainable fraction (:func:`explainable_fraction`)."""
+    parts = fit.parts | {"full": fit.full}
+    return RegionParts(
+        fit.bands, fit.PART,
+        {region: {part: float(np.nanmean(v[cols])) for part, v in parts.items()} for region, cols in columns.items()},
+        {region: {band: float(np.median(np.log10(fit.band_penalties[k][cols]))) for k, band in enumerate(fit.bands)}
+         for region, cols in columns.items()},
+        None if ceiling_r is None else {
+            region: {band: float(np.nanmean(explainable_fraction(fit.parts[(band,)], ceiling_r)[cols]))
+                     for band in fit.bands} for region, cols in columns.items()},
+        bootstrap_parts(fit, columns, draws, random_state),
+        None if ceiling_r is None else roi_scores(fit.r, ceiling_r, columns))
+
+
+def group_parts(subjects: list[RegionParts], quantiles: tuple[float, float] = (0.025, 0.975)) -> list[dict]:
+    """The subjects' :class:`RegionParts` (same bands and regions) averaged, a row per region and part.
+
+    Each row: ``roi``, ``part`` (the bands joined by ``+``, or ``full``), ``kind`` (``full``, the
+    single band's ``share`` or ``unique``, or ``shared``), ``r2`` (the mean over subjects),
+    ``ci_low`` and ``ci_high`` (the ``quantiles`` of the subjects' mean bootstrap draws: a
+    percentile interval); a single band's row also ``log10_penalty`` and, where every subject has a
+    noise ceiling, ``explainable`` (means over subjects), and the ``full`` row there ``algonauts``
+    (its mean over subjects). A region with shared parts ends with a row
+    of kind ``shared_total``: the mean over subjects of their sum (no interval).
+    """
+    first = subjects[0]
+    rows = []
+    for region, values in first.values.items():
+        for part in values:
+            draws = np.mean([s.draws[region][part] for s in subjects], axis=0)
+            low, high = (float(q) for q in np.nanquantile(draws, quantiles))
+            kind = "full" if part == "full" else first.kind if len(part) == 1 else "shared"
+            row = {"roi": region, "part": part if isinstance(part, str) else "+".join(part), "kind": kind,
+                   "r2": float(np.mean([s.values[region][part] for s in subjects])), "ci_low": low, "ci_high": high}
+            if kind == first.kind:
+                row["log10_penalty"] = float(np.mean([s.penalties[region][part[0]] for s in subjects]))
+                if all(s.explainable is not None for s in subjects):
+                    row["explainable"] = float(np.mean([s.explainable[region][part[0]] for s in subjects]))
+            elif kind == "full" and all(s.algonauts is not None for s in subjects):
+                row["algonauts"] = float(np.mean([s.algonauts[region] for s in subjects]))
+            rows.append(row)
+        shared = [part for part in values if part != "full" and len(part) > 1]
+        if shared:
+            rows.append({"roi": region, "part": "shared", "kind": "shared_total",
+                         "r2": float(np.mean([sum(s.values[region][p] for p in shared) for s in subjects]))})
+    return rows

@@ -9,13 +9,20 @@
 - Algonauts 2023 (Gifford et al. 2023, its development kit): per voxel, the encoding model's
   Pearson r on test images with negative r set to 0, squared, over the noise ceiling (the
   explainable fraction of the variance), x 100, capped at 100; a ceiling of 0 is 1e-14 there, so a
-  voxel without explainable variance scores 100 when r > 0 and 0 when r = 0.
+  voxel without explainable variance scores 100 when r > 0 and 0 when r = 0. :func:`algonauts_scores`
+  gives it per model and region from :mod:`neurolatent.science.prediction`'s ridge.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
+import pandas as pd
 from scipy import stats
+
+from neurolatent.science.prediction import held_out_ceiling_r, held_out_r
+from neurolatent.science.stimuli import StimulusMatrix
 
 #: Net2Brain's results.csv columns, in its order (RSA.evaluate with squared=False, without R_array)
 NET2BRAIN_COLUMNS = ("ROI", "Layer", "Model", "R", "%R", "Significance", "SEM", "LNC", "UNC")
@@ -80,15 +87,53 @@ def noise_normalised_score(r: np.ndarray, ceiling_r: np.ndarray) -> np.ndarray:
     return np.minimum(np.maximum(r, 0.0) ** 2 / explainable * 100.0, 100.0)
 
 
-def roi_scores(r: np.ndarray, ceiling_r: np.ndarray, columns: dict[str, np.ndarray]) -> dict[str, float]:
+def _finite_median(values: np.ndarray) -> float:
+    """The median of the finite values; NaN when there is none (a region without noise ceiling)."""
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else float("nan")
+
+
+def roi_scores(r: np.ndarray, ceiling_r: np.ndarray, columns: Mapping[str, np.ndarray]) -> dict[str, float]:
     """Algonauts' score per ROI: the median over the ROI's voxels of :func:`noise_normalised_score`.
 
     r, ceiling_r : (v,) as :func:`noise_normalised_score`'s; columns : {ROI: its voxels' columns}.
     Returns {ROI: percent}; a voxel whose score is NaN is left out, an ROI without a finite one is NaN.
     """
     score = noise_normalised_score(r, ceiling_r)
-    out = {}
-    for roi, cols in columns.items():
-        finite = score[cols][np.isfinite(score[cols])]
-        out[roi] = float(np.median(finite)) if finite.size else float("nan")
-    return out
+    return {roi: _finite_median(score[cols]) for roi, cols in columns.items()}
+
+
+def algonauts_scores(models: Mapping[str, StimulusMatrix], samples: Mapping[str, StimulusMatrix],
+                     trials: Mapping[str, StimulusMatrix], test_of: Mapping[str, list[str]],
+                     regions: Mapping[str, Mapping[str, np.ndarray]]) -> tuple[pd.DataFrame, list[str]]:
+    """Algonauts 2023's score of each model in each region, over subjects.
+
+    models : {name: (n_images, n_features)}; samples : {subject: (n_images, n_voxels)} each image's
+    response; trials : {subject: a row per presentation} for the noise ceiling of the test images'
+    repeats; test_of : {subject: its test images}; regions : {subject: {region: voxel indices}}, in
+    the order of the table's rows.
+
+    Per subject, model and voxel the ridge of :func:`neurolatent.science.prediction.held_out_r`
+    (fitted on the subject's other images) and :func:`noise_normalised_score`; per region the
+    medians over its finite voxels of the score (percent), of r and of the noise ceiling (the
+    explainable fraction, ceiling r squared). Returns (a row per (model, region) in first-seen
+    order: ``model``, ``roi``, ``score``, ``median_r``, ``noise_ceiling``, each the mean over
+    subjects; the subjects without a test image presented twice, whose ceilings and scores are NaN).
+    """
+    rows, without = [], []
+    for subject, voxels in samples.items():
+        test = test_of[subject]
+        ceiling = held_out_ceiling_r(trials[subject], test)
+        if ceiling is None:
+            ceiling = np.full(voxels.matrix.shape[1], np.nan)
+        if not np.isfinite(ceiling).any():
+            without.append(subject)
+        for model, features in models.items():
+            r = held_out_r(features, voxels, test)
+            scores = roi_scores(r, ceiling, regions[subject])
+            rows += [{"model": model, "roi": region, "subject": subject, "score": scores[region],
+                      "median_r": _finite_median(r[cols]), "noise_ceiling": _finite_median(ceiling[cols] ** 2)}
+                     for region, cols in regions[subject].items()]
+    table = (pd.DataFrame(rows).groupby(["model", "roi"], sort=False)[["score", "median_r", "noise_ceiling"]]
+             .mean().reset_index())
+    return table, without

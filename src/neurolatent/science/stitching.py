@@ -1,12 +1,13 @@
 """Translating between an fMRI latent space and an image latent space, scored on held-out stimuli:
-identification (fMRI -> image latents), reconstruction scores (pictures decoded from predicted
-latents), and encoding (image latents -> each voxel). The mappings themselves are
-:mod:`neurolatent.science.mapping`'s estimators; this module is where they meet data, so that no
-test stimulus ever reaches a fit.
+identification (fMRI -> image latents) and reconstruction (pictures decoded from predicted
+latents). The mappings themselves are :mod:`neurolatent.science.mapping`'s estimators; this module
+is where they meet data, so that no test stimulus ever reaches a fit (the other direction, image
+latents -> each voxel, is :mod:`neurolatent.science.prediction`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,8 +15,7 @@ from sklearn.base import BaseEstimator
 
 from neurolatent.science.identification import Identification, identification, row_correlations
 from neurolatent.science.mapping import RidgeMapping
-from neurolatent.science.voxelwise import noise_ceiling_r, voxelwise_r
-from neurolatent.science.stats import permutation_p
+from neurolatent.science.stats import named_rng, permutation_p
 from neurolatent.science.stimuli import StimulusMatrix, average_repeats
 from neurolatent.science.constraints import Count, RandomState, checked
 
@@ -106,34 +106,49 @@ def picture_scores(reconstructed: np.ndarray, originals: np.ndarray, permutation
 
 
 @dataclass(frozen=True)
-class Encoding:
-    """An encoding model's held-out scores for one subject: r (n_voxels,) voxelwise Pearson r on the
-    test images; median_r; median_r_shuffled (the same fit with the training images' features
-    shuffled among them: the control); median_r_normalised (median of r over the noise ceiling, among
-    voxels whose ceiling exceeds 0.1; NaN without repeated test images). The medians are numpy
-    scalars of r's dtype: a mean over subjects is then taken in that precision."""
+class Reconstruction:
+    """Pictures reconstructed from each fMRI representation, scored against the originals.
 
-    r: np.ndarray
-    median_r: np.floating
-    median_r_shuffled: np.floating
-    median_r_normalised: np.floating | float
+    ``scores`` {fMRI kind: {score: the mean over subjects}} (:func:`picture_scores`' names);
+    ``ceiling`` the same scores of the decoder's own reconstruction of the first subject's test
+    images from their true latents (the best this route can do); ``shown`` (label, originals, the
+    decoder's own, from fMRI) the first subject's first ``shown`` test pictures, each (k, 3, H, W).
+    """
+
+    scores: dict[str, dict[str, float]]
+    ceiling: dict[str, float]
+    shown: tuple[str, np.ndarray, np.ndarray, np.ndarray] | None
 
 
-def encode_held_out(features: StimulusMatrix, voxels: StimulusMatrix, test_names: list[str],
-                    random_state: np.random.Generator, trials: StimulusMatrix | None = None) -> Encoding:
-    """Ridge from image features to every voxel (one penalty per voxel), fitted on the subject's
-    other images, scored on ``test_names``; ``trials`` (each presentation's voxels) gives the
-    noise ceiling from repeats of the test images."""
-    fitted = fit_on_training(RidgeMapping(alpha_per_target=True), features, voxels, voxels.stimuli, test_names)
-    r = voxelwise_r(*fitted.transform(features.rows(test_names), voxels.rows(test_names)))
-    train = [n for n in voxels.stimuli if n not in set(test_names)]
-    shuffled = StimulusMatrix("shuffled", features.rows(train)[random_state.permutation(len(train))], tuple(train))
-    control = fit_on_training(RidgeMapping(alpha_per_target=True), shuffled, voxels, voxels.stimuli, test_names)
-    null = np.nanmedian(voxelwise_r(*control.transform(features.rows(test_names), voxels.rows(test_names))))
-    normalised = np.nan
-    if trials is not None:
-        in_test = np.isin(np.asarray(trials.stimuli), test_names)
-        ceiling = noise_ceiling_r(trials.matrix[in_test], np.asarray(trials.stimuli)[in_test])
-        usable = ceiling > 0.1
-        normalised = np.nanmedian(r[usable] / ceiling[usable]) if usable.any() else np.nan
-    return Encoding(r, np.nanmedian(r), null, normalised)
+def reconstruct_held_out(fmri: dict[str, dict[str, StimulusMatrix]], target: StimulusMatrix,
+                         originals: dict[str, np.ndarray], test_of: dict[str, list[str]],
+                         decode: Callable[[np.ndarray], np.ndarray], permutations: int, seed: int,
+                         shown: int = 8) -> Reconstruction:
+    """Ridge (:class:`~neurolatent.science.mapping.RidgeMapping`) from each subject's fMRI
+    representation to the image autoencoder's full latents ``target`` (n_images, C*h*w), fitted on
+    the subject's images other than ``test_of[subject]``, its predictions of the test images
+    decoded and scored (:func:`picture_scores`).
+
+    fmri : {kind: {subject: (n_images, d)}}; originals : {subject: (n_test, 3, H, W) in [0, 1]} the
+    test pictures in ``test_of``'s order; decode : flattened latents (n, C*h*w) -> pictures (n, 3,
+    H, W) in [0, 1]; permutations : of the 2-way identification's null; seed : of its random
+    streams, named ``reconstruct/<kind>/<subject>`` (``reconstruct/ceiling/<subject>``).
+    """
+    scores: dict[str, dict[str, float]] = {}
+    ceiling: dict[str, float] = {}
+    first = None
+    for kind, per_subject in fmri.items():
+        own_scores = []
+        for subject, x in per_subject.items():
+            test = test_of[subject]
+            mapping = fit_on_training(RidgeMapping(), x, target, x.stimuli, test)
+            decoded = decode(mapping.predict(x.rows(test)))
+            own_scores.append(picture_scores(decoded, originals[subject], permutations,
+                                             named_rng(seed, f"reconstruct/{kind}/{subject}")))
+            if first is None:
+                own = decode(target.rows(test))
+                first = (f"{kind}, {subject}", originals[subject][:shown], own[:shown], decoded[:shown])
+                ceiling = picture_scores(own, originals[subject], permutations,
+                                         named_rng(seed, f"reconstruct/ceiling/{subject}"))
+        scores[kind] = {field: float(np.mean([s[field] for s in own_scores])) for field in own_scores[0]}
+    return Reconstruction(scores, ceiling, first)

@@ -37,20 +37,18 @@ import numpy as np
 import pandas as pd
 
 from neurolatent.errors import NeurolatentError
-from neurolatent.io import bids
 from neurolatent.io.files import atomic_dir, write_metrics, write_npz
 from neurolatent.io.representations import (fmri_samples, fmri_trial_samples, image_models, planted_features,
-                                            voxel_labels)
+                                            region_columns, voxel_labels)
 from neurolatent.pipeline import tracking
 from neurolatent.pipeline.numerics import resolve_device
 from neurolatent.pipeline.outputs import figures
 from neurolatent.pipeline.parallel import parallel_map, scheduler_address
 from neurolatent.pipeline.progress import progress
-from neurolatent.science.encoding import (BandedRidgeCV, BandSplit, VariancePartition, band_split,
-                                          explainable_fraction, variance_partition, winning_band)
-from neurolatent.science.splits import split_test_images
-from neurolatent.science.voxelwise import noise_ceiling_r
-from neurolatent.science.peers import roi_scores
+from neurolatent.pipeline.split import held_out_images
+from neurolatent.science.encoding import (BandedRidgeCV, BandSplit, VariancePartition, band_split, group_parts,
+                                          region_parts, variance_partition, winning_band)
+from neurolatent.science.prediction import held_out_ceiling_r
 from neurolatent.science.stats import named_rng
 from neurolatent.science.stimuli import StimulusMatrix, presentations
 
@@ -59,9 +57,7 @@ log = logging.getLogger(__name__)
 #: the control band's name
 NOISE = "noise"
 #: what a band's own part is called, by ``encode.partition``
-BAND_PART = {"split": "share", "subsets": "unique"}
-#: bootstrap draws per matrix product (bounds memory at BOLD5000's size: draws x voxels x 8 bytes)
-DRAWS_PER_CHUNK = 100
+BAND_PART = {"split": BandSplit.PART, "subsets": VariancePartition.PART}
 
 
 def closing_line(metrics: dict) -> str:
@@ -103,31 +99,7 @@ def _partitions(params: SimpleNamespace, paths: SimpleNamespace, stimuli: pd.Dat
 
 def _roi_columns(labels: pd.DataFrame | None, subject: str, n_voxels: int) -> dict[str, np.ndarray]:
     """{ROI: the subject's columns in it}, early to late areas, then ``region`` (every column)."""
-    out = {}
-    if labels is not None:
-        own = labels[labels["subject"] == subject]
-        out = {roi: own.loc[own["roi"] == roi, "column"].to_numpy() for roi in bids.ROIS if (own["roi"] == roi).any()}
-    return out | {"region": np.arange(n_voxels)}
-
-
-def _bootstrap_parts(fit, columns: dict[str, np.ndarray], draws: int, rng: np.random.Generator) -> dict:
-    """{ROI: {part: (draws,) the part's mean over the ROI's voxels in each draw over test images}}."""
-    out: dict[str, dict] = {roi: {} for roi in columns}
-    n_test = len(fit.test_responses)
-    for start in range(0, draws, DRAWS_PER_CHUNK):
-        size = min(DRAWS_PER_CHUNK, draws - start)
-        picks = rng.integers(0, n_test, (size, n_test))
-        counts = np.zeros((size, n_test))
-        np.add.at(counts, (np.repeat(np.arange(size), n_test), picks.ravel()), 1.0)
-        parts = fit.resampled_parts(counts)
-        for roi, cols in columns.items():
-            for part, values in parts.items():
-                out[roi].setdefault(part, []).append(np.nanmean(values[:, cols], axis=1))
-    return {roi: {part: np.concatenate(chunks) for part, chunks in parts.items()} for roi, parts in out.items()}
-
-
-def _part_name(part) -> str:
-    return part if isinstance(part, str) else "+".join(part)
+    return ({} if labels is None else region_columns(labels, subject)) | {"region": np.arange(n_voxels)}
 
 
 def _fit(how: str, settings: dict, job: tuple, progress=None) -> BandSplit | VariancePartition:
@@ -158,107 +130,43 @@ def _per_voxel(fit: BandSplit | VariancePartition) -> dict[str, np.ndarray]:
             **{f"penalty/{'+'.join(s)}": p.astype(np.float32) for s, p in fit.penalties.items()}}
 
 
-def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
-    """The stage on its declared ``params`` and ``paths``; returns its metrics."""
-    settings = params.encode
-    if params.preprocess.method == "rendered":
-        log.info("encode: skipped: rendered samples are pictures, not voxels (use volume, betas or glmsingle)")
-        with atomic_dir(Path(paths.plots)), atomic_dir(Path(paths.out)):
-            pass
-        write_metrics({}, paths.metrics)
-        return {}
+def _fits(params: SimpleNamespace, partitions: dict[str, dict], samples: dict[str, StimulusMatrix],
+          test_of: dict[str, list[str]]) -> dict[tuple[str, str], BandSplit | VariancePartition]:
+    """{(partition, subject): its fit}. The fits are independent of each other: on the Dask
+    scheduler's workers when one is named; here, with a bar over every fold and band weighting (a fit
+    takes minutes at BOLD5000's size)."""
+    settings, how = params.encode, params.encode.partition
     backend = "torch_cuda" if resolve_device(params.compute.device) == "cuda" else "numpy"
-    stimuli = pd.read_parquet(paths.stimuli)
-    index = presentations(pd.read_parquet(paths.trials), stimuli)  # the rows of embed_fmri's index, as stitch splits
-    listed = Path(paths.raw) / bids.REPEATED_LIST
-    repeated = set(listed.read_text().split()) if listed.is_file() else None
-    try:
-        is_test = split_test_images(index, params.stitch.test, params.stitch.test_fraction, params.stitch.min_test,
-                                    params.stitch.seed, repeated)
-    except ValueError as exc:
-        raise NeurolatentError(f"stitch.test: {exc}") from None
-    test_of = {s: set(rows.loc[is_test[rows.index], "image_name"]) for s, rows in index.groupby("subject")}
-    trial_samples = fmri_trial_samples(paths.samples, paths.trials, params.preprocess.lag_s, params.preprocess.anchor,
-                                       params.preprocess.rounding)
-    samples = fmri_samples(trial_samples)
-    partitions = _partitions(params, paths, stimuli)
-    labels = voxel_labels(paths.samples)
-
-    # one fit per partition and subject, independent of each other: on the Dask scheduler's workers
-    # when one is named; here, with a bar over every fold and band weighting (a fit takes minutes at
-    # BOLD5000's size)
-    how = settings.partition
     fit_settings = {"random_state": settings.seed, "n_iter": settings.search, "cv": settings.folds, "backend": backend}
     jobs = {(partition, subject): ({name: band.rows(voxels.stimuli) for name, band in bands.items()}, voxels.matrix,
-                                   np.isin(np.asarray(voxels.stimuli), list(test_of[subject])))
+                                   np.isin(np.asarray(voxels.stimuli), test_of[subject]))
             for partition, bands in partitions.items() for subject, voxels in samples.items()}
     if scheduler_address(params.compute.scheduler, params.compute.dask_address) is not None:
-        fits = dict(zip(jobs, parallel_map(partial(_fit, how, fit_settings), list(jobs.values()), jobs=1,
+        return dict(zip(jobs, parallel_map(partial(_fit, how, fit_settings), list(jobs.values()), jobs=1,
                                            desc="encode fits", unit="fit", scheduler=params.compute.scheduler,
                                            address=params.compute.dask_address)))
-    else:
-        estimator = BandedRidgeCV(n_iter=settings.search, cv=settings.folds)
-        bar = progress(total=sum(_steps(how, len(bands), estimator) for bands in partitions.values()) * len(samples),
-                       desc=f"encode ({how}: fits by fold and band weighting)", unit="step")
-        fits = {key: _fit(how, fit_settings, job, bar.update) for key, job in jobs.items()}
-        bar.close()
+    estimator = BandedRidgeCV(n_iter=settings.search, cv=settings.folds)
+    bar = progress(total=sum(_steps(how, len(bands), estimator) for bands in partitions.values()) * len(samples),
+                   desc=f"encode ({how}: fits by fold and band weighting)", unit="step")
+    fits = {key: _fit(how, fit_settings, job, bar.update) for key, job in jobs.items()}
+    bar.close()
+    return fits
 
-    rows, metrics, maps, arrays = [], {}, {}, {}
-    for partition, bands in partitions.items():
-        per_subject: list[dict] = []
-        for subject, voxels in samples.items():
-            fit = fits[partition, subject]
-            columns = _roi_columns(labels, subject, voxels.matrix.shape[1])
-            parts = fit.parts | {"full": fit.full}
-            own = {band: fit.parts[(band,)] for band in fit.bands}
-            ceiling = None
-            if params.stitch.test == "repeats":
-                trials = trial_samples[subject]
-                in_test = np.isin(np.asarray(trials.stimuli), list(test_of[subject]))
-                try:
-                    ceiling = noise_ceiling_r(trials.matrix[in_test], np.asarray(trials.stimuli)[in_test])
-                except ValueError:  # the selection's samples hold no repeat of a test image
-                    log.info("encode: %s: no test image has two samples, no noise ceiling", subject)
-            per_subject.append({
-                "value": {roi: {part: float(np.nanmean(v[cols])) for part, v in parts.items()}
-                          for roi, cols in columns.items()},
-                "explainable": None if ceiling is None else {
-                    roi: {band: float(np.nanmean(explainable_fraction(own[band], ceiling)[cols]))
-                          for band in fit.bands} for roi, cols in columns.items()},
-                "algonauts": None if ceiling is None else roi_scores(fit.r, ceiling, columns),
-                "penalty": {roi: {band: float(np.median(np.log10(fit.band_penalties[k][cols])))
-                                  for k, band in enumerate(fit.bands)} for roi, cols in columns.items()},
-                "draws": _bootstrap_parts(fit, columns, settings.bootstrap,
-                                          named_rng(settings.seed, "encode-bootstrap", partition, subject))})
-            arrays[f"{subject}/{partition}"] = _per_voxel(fit)
-            if subject == next(iter(samples)):
-                maps[partition] = (subject, winning_band(fit), fit.bands)
-        regions = list(per_subject[0]["value"])
-        for roi in regions:
-            for part in per_subject[0]["value"][roi]:
-                value = float(np.mean([s["value"][roi][part] for s in per_subject]))
-                draws = np.mean([s["draws"][roi][part] for s in per_subject], axis=0)
-                low, high = (float(q) for q in np.nanquantile(draws, [0.025, 0.975]))
-                kind = "full" if part == "full" else BAND_PART[how] if len(part) == 1 else "shared"
-                row = {"partition": partition, "roi": roi, "part": _part_name(part), "kind": kind, "r2": value,
-                       "ci_low": low, "ci_high": high}
-                if kind == BAND_PART[how]:
-                    band = part[0]
-                    row["log10_penalty"] = float(np.mean([s["penalty"][roi][band] for s in per_subject]))
-                    if all(s["explainable"] is not None for s in per_subject):
-                        row["explainable"] = float(np.mean([s["explainable"][roi][band] for s in per_subject]))
-                elif kind == "full" and all(s["algonauts"] is not None for s in per_subject):
-                    row["algonauts"] = float(np.mean([s["algonauts"][roi] for s in per_subject]))
-                rows.append(row)
-            shared = [p for p in per_subject[0]["value"][roi] if p != "full" and len(p) > 1]
-            if shared:
-                total = float(np.mean([sum(s["value"][roi][p] for p in shared) for s in per_subject]))
-                rows.append({"partition": partition, "roi": roi, "part": "shared", "kind": "shared_total", "r2": total})
 
-    table = pd.DataFrame(rows)
+def _ceiling(trials: StimulusMatrix, test: list[str], subject: str) -> np.ndarray | None:
+    """The noise ceiling r of the subject's test images' repeats; None where no test image repeats."""
+    ceiling = held_out_ceiling_r(trials, test)
+    if ceiling is None:
+        log.info("encode: %s: no test image has two samples, no noise ceiling", subject)
+    return ceiling
+
+
+def _metrics(table: pd.DataFrame) -> dict[str, float]:
+    """The partition table as ``encode.<partition>.<roi>...`` metrics (see the module's docstring)."""
+    metrics = {}
     for row in table.itertuples():
         prefix = f"encode.{row.partition}.{row.roi}"
-        if row.kind == BAND_PART[how]:
+        if row.kind in BAND_PART.values():
             metrics[f"{prefix}.{row.part}.{row.kind}"] = row.r2
             metrics[f"{prefix}.{row.part}.ci_low"] = row.ci_low
             metrics[f"{prefix}.{row.part}.ci_high"] = row.ci_high
@@ -269,24 +177,67 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
             metrics[f"{prefix}.{row.part}"] = row.r2
             if row.kind == "full" and "algonauts" in table and np.isfinite(row.algonauts):
                 metrics[f"{prefix}.algonauts"] = row.algonauts
-    masks = {subject: Path(paths.samples) / f"mask_sub-{subject}.nii.gz" for subject, _, _ in maps.values()}
-    # the subject's functional anatomy behind the map: its first T1w-space run, where the copy has one
-    anatomy = {subject: next(iter(sorted((Path(paths.raw) / "derivatives" / "fmriprep" / f"sub-{subject}").glob(
-        "**/*_bold_space-T1w_preproc.nii.gz"))), None) for subject in masks}
+    return metrics
+
+
+def _winning_maps(fits: dict, partitions: dict, subject: str, paths: SimpleNamespace, out: Path) -> None:
+    """winning_<partition>.png: each voxel's winning band on ``subject``'s brain, over its functional
+    anatomy (its first T1w-space run, where the copy has one); none without the subject's mask."""
+    mask = Path(paths.samples) / f"mask_sub-{subject}.nii.gz"
+    if not mask.is_file():
+        return
+    anatomy = next(iter(sorted((Path(paths.raw) / "derivatives" / "fmriprep" / f"sub-{subject}").glob(
+        "**/*_bold_space-T1w_preproc.nii.gz"))), None)
+    for partition in partitions:
+        fit = fits[partition, subject]
+        figures.winning_band_map(winning_band(fit), fit.bands, mask,
+                                 f"{partition}: the band with the most unique R^2 per voxel ({subject})",
+                                 out / f"winning_{partition}.png", anatomy)
+
+
+def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
+    """The stage on its declared ``params`` and ``paths``; returns its metrics."""
+    settings = params.encode
+    if params.preprocess.method == "rendered":
+        log.info("encode: skipped: rendered samples are pictures, not voxels (use volume, betas or glmsingle)")
+        with atomic_dir(Path(paths.plots)), atomic_dir(Path(paths.out)):
+            pass
+        write_metrics({}, paths.metrics)
+        return {}
+
+    # read: the stitch split's test images, each subject's samples, the bands, the voxels' ROIs
+    stimuli = pd.read_parquet(paths.stimuli)
+    index = presentations(pd.read_parquet(paths.trials), stimuli)  # the rows of embed_fmri's index, as stitch splits
+    test_of = held_out_images(params.stitch, index, paths.raw)
+    trial_samples = fmri_trial_samples(paths.samples, paths.trials, params.preprocess.lag_s, params.preprocess.anchor,
+                                       params.preprocess.rounding)
+    samples = fmri_samples(trial_samples)
+    partitions = _partitions(params, paths, stimuli)
+    labels = voxel_labels(paths.samples)
+
+    # compute: a fit per partition and subject, its parts per ROI, their means over subjects
+    fits = _fits(params, partitions, samples, test_of)
+    rows = []
+    for partition in partitions:
+        per_subject = [region_parts(fits[partition, subject], _roi_columns(labels, subject, voxels.matrix.shape[1]),
+                                    settings.bootstrap, named_rng(settings.seed, "encode-bootstrap", partition, subject),
+                                    _ceiling(trial_samples[subject], test_of[subject], subject)
+                                    if params.stitch.test == "repeats" else None)
+                       for subject, voxels in samples.items()]
+        rows += [{"partition": partition, **row} for row in group_parts(per_subject)]
+    table = pd.DataFrame(rows)
+    metrics = _metrics(table)
+
+    # write: the table and figures, each subject's per-voxel arrays, the metrics
     with atomic_dir(Path(paths.plots)) as out:
         table.to_csv(out / "partition.csv", index=False)
         figures.variance_partition_bars(table, out / "partition.png")
-        for partition, (subject, winner, names) in maps.items():
-            if masks[subject].is_file():
-                figures.winning_band_map(winner, names, masks[subject],
-                                         f"{partition}: the band with the most unique R^2 per voxel ({subject})",
-                                         out / f"winning_{partition}.png", anatomy[subject])
+        _winning_maps(fits, partitions, next(iter(samples)), paths, out)
     with atomic_dir(Path(paths.out)) as out:
         for subject in samples:
             write_npz({f"{partition}/{key}": value for partition in partitions
-                       for key, value in arrays[f"{subject}/{partition}"].items()}, out / f"{subject}.npz")
+                       for key, value in _per_voxel(fits[partition, subject]).items()}, out / f"{subject}.npz")
     write_metrics(metrics, paths.metrics)
     tracking.log_artifacts(sorted(Path(paths.plots).glob("*.png")), "encode")
     tracking.log_table(table, "encode/partition.json")
     return metrics
-

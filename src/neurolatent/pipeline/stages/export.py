@@ -16,7 +16,8 @@
   presentation; the plugin's benchmarks keep the images every subject saw.
 - ``algonauts``: ``exports/algonauts/scores.csv``: per image model and ROI (and ``union``, every
   visual voxel), the Algonauts 2023 noise-normalised encoding accuracy (the stitch stage's ridge
-  from the model to each voxel, on the stitch split's test images), median over the ROI's voxels,
+  from the model to each voxel, on the stitch split's test images: :func:`neurolatent.science.peers.algonauts_scores`),
+  median over the ROI's voxels,
   mean over subjects; beside it the median r (the stitch stage's encoding figure) and the median
   noise ceiling. NaN where no test image was shown twice (no noise ceiling).
 """
@@ -33,19 +34,16 @@ import numpy as np
 import pandas as pd
 
 from neurolatent.errors import NeurolatentError
-from neurolatent.io import bids
 from neurolatent.io.exports import (net2brain_results, neural_assembly, shared_images, write_assembly,
                                     write_brain_rdms, write_model_rdms, write_plugin, write_stimulus_set)
 from neurolatent.io.files import atomic_dir, write_csv
 from neurolatent.io.rdms import load_rdms
 from neurolatent.io.representations import (fmri_samples, fmri_trial_samples, image_layers, image_models,
-                                            planted_features, voxel_labels)
-from neurolatent.science.mapping import RidgeMapping
-from neurolatent.science.splits import split_test_images
-from neurolatent.science.voxelwise import noise_ceiling_r, voxelwise_r
-from neurolatent.science.peers import roi_scores
+                                            planted_features, region_columns, voxel_labels)
+from neurolatent.pipeline.split import held_out_images
+from neurolatent.science.voxelwise import noise_ceiling_r
+from neurolatent.science.peers import algonauts_scores
 from neurolatent.science.stimuli import StimulusMatrix, presentations
-from neurolatent.science.stitching import fit_on_training
 
 log = logging.getLogger(__name__)
 
@@ -144,53 +142,19 @@ def _brainscore(params: SimpleNamespace, paths: SimpleNamespace, out: Path, stim
             "export.brainscore.neuroids": assembly.sizes["neuroid"]}
 
 
-def _median(values: np.ndarray) -> float:
-    """The median of the finite values; NaN when there is none (a region without noise ceiling)."""
-    finite = values[np.isfinite(values)]
-    return float(np.median(finite)) if finite.size else float("nan")
-
-
 def _algonauts(params: SimpleNamespace, paths: SimpleNamespace, out: Path, stimuli: pd.DataFrame,
                trials: dict[str, StimulusMatrix]) -> dict:
     """Noise-normalised encoding accuracy per model and ROI (see the module's docstring)."""
-    split = params.stitch
-    listed = Path(paths.raw) / bids.REPEATED_LIST
-    index = presentations(pd.read_parquet(paths.trials), stimuli)
-    try:
-        is_test = split_test_images(index, split.test, split.test_fraction, split.min_test, split.seed,
-                                    set(listed.read_text().split()) if listed.is_file() else None)
-    except ValueError as exc:
-        raise NeurolatentError(f"stitch.test: {exc}") from None
+    test_of = held_out_images(params.stitch, presentations(pd.read_parquet(paths.trials), stimuli), paths.raw)
     samples = fmri_samples(trials)
     labels = voxel_labels(paths.samples)
+    regions = {subject: {UNION: np.arange(voxels.matrix.shape[1])}
+               | ({} if labels is None else region_columns(labels, subject)) for subject, voxels in samples.items()}
     models = image_models(paths.images, stimuli) | planted_features(paths.truth)
-    per_subject, ceilings = [], 0
-    for subject, voxels in samples.items():
-        test = list(index.loc[is_test & (index["subject"] == subject), "image_name"])
-        in_test = np.isin(np.asarray(trials[subject].stimuli), test)
-        try:
-            ceiling = noise_ceiling_r(trials[subject].matrix[in_test], np.asarray(trials[subject].stimuli)[in_test])
-        except ValueError:  # no test image shown twice
-            ceiling = np.full(voxels.matrix.shape[1], np.nan)
-        ceilings += int(np.isfinite(ceiling).any())
-        regions = {UNION: np.arange(voxels.matrix.shape[1])}
-        if labels is not None:
-            own = labels[labels["subject"] == subject]
-            regions |= {roi: own.loc[own["roi"] == roi, "column"].to_numpy() for roi in bids.ROIS
-                        if roi in set(own["roi"])}
-        for model, features in models.items():
-            # the stitch stage's encoding model (encode_held_out's fit), without its shuffled control
-            fitted = fit_on_training(RidgeMapping(alpha_per_target=True), features, voxels, voxels.stimuli, test)
-            r = voxelwise_r(*fitted.transform(features.rows(test), voxels.rows(test)))
-            scores = roi_scores(r, ceiling, regions)
-            per_subject += [{"model": model, "roi": roi, "subject": subject, "score": scores[roi],
-                             "median_r": _median(r[cols]), "noise_ceiling": _median(ceiling[cols] ** 2)}
-                            for roi, cols in regions.items()]
-    if ceilings < len(samples):
+    table, without = algonauts_scores(models, samples, trials, test_of, regions)
+    if without:
         log.warning("export: %d of %d subjects saw no test image twice: their noise ceiling and Algonauts scores are NaN "
-                    "(stitch.test: repeats with repeated images gives them)", len(samples) - ceilings, len(samples))
-    table = (pd.DataFrame(per_subject).groupby(["model", "roi"], sort=False)[["score", "median_r", "noise_ceiling"]]
-             .mean().reset_index())
+                    "(stitch.test: repeats with repeated images gives them)", len(without), len(samples))
     (out / "algonauts").mkdir()
     table.to_csv(out / "algonauts" / "scores.csv", index=False)
     return {f"export.algonauts.{row.model}.{row.roi}": float(row.score) for row in table.itertuples()}

@@ -145,6 +145,39 @@ def _write_labels(labels: dict[str, list[tuple[str, str]]], rois: list[str], out
                              "analyses see the union only")
 
 
+def _volume_rows(runs: list[tuple[tuple[str, int, int], pd.DataFrame]], raw: Path,
+                 references: dict[str, nib.Nifti1Image]) -> tuple[pd.DataFrame, dict]:
+    """Every-TR pictures: the index, a row per volume of each run in order (:func:`_tr_index`), and
+    {run key: its rows of the memmap}."""
+    parts, row_of_run, start = [], {}, 0
+    for key, rows in runs:
+        n_volumes = nib.load(raw / rows["bold_path"].iloc[0]).shape[3]
+        row_of_run[key] = np.arange(start, start + n_volumes)
+        start += n_volumes
+        tr = float(references[key[0]].header.get_zooms()[3]) or TR_S
+        parts.append(_tr_index(rows, key, n_volumes, tr))
+    return pd.concat(parts, ignore_index=True), row_of_run
+
+
+def _write_rows(samples_path: Path, parts: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Write each (rows of the memmap, (n_rows, n_voxels) values) into the leading columns of those
+    rows of ``samples.npy`` (a subject's voxels; the rest is padding)."""
+    samples = np.load(samples_path, mmap_mode="r+")
+    for rows, own in parts:
+        samples[rows, : own.shape[1]] = own
+    samples.flush()
+
+
+def _zscore_sessions(samples_path: Path, trials: pd.DataFrame, widths: dict[str, int]) -> None:
+    """Z-score each subject's samples per session and voxel, in place (its first ``widths[subject]``
+    columns: the rest is padding)."""
+    samples = np.load(samples_path, mmap_mode="r+")
+    for subject, width in widths.items():
+        own = trials["subject"].to_numpy() == subject
+        samples[own, :width] = zscore_groups(np.asarray(samples[own, :width]), trials.loc[own, "session"].to_numpy())
+    samples.flush()
+
+
 def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     """The stage on its declared ``params`` and ``paths`` (the registry's files); returns its metrics."""
     preprocess = params.preprocess
@@ -163,14 +196,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
         if preprocess.method == "rendered":
             shape, dtype = (3, preprocess.render.size, preprocess.render.size), np.uint8
             if preprocess.render.samples == "all_trs":
-                parts, start = [], 0
-                for key, rows in runs:
-                    n_volumes = nib.load(Path(paths.raw) / rows["bold_path"].iloc[0]).shape[3]
-                    row_of_run[key] = np.arange(start, start + n_volumes)
-                    start += n_volumes
-                    tr = float(references[key[0]].header.get_zooms()[3]) or TR_S
-                    parts.append(_tr_index(rows, key, n_volumes, tr))
-                index = pd.concat(parts, ignore_index=True)
+                index, row_of_run = _volume_rows(runs, Path(paths.raw), references)
             meta["render"] = preprocess.render.model_dump()
         elif preprocess.method == "glmsingle":
             release, labels = _glmsingle_samples(preprocess, Path(paths.raw), trials, out)
@@ -187,10 +213,8 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
         allocate_npy(samples_path, dtype, (len(index),) + shape)
 
         if preprocess.method == "glmsingle":
-            samples = np.load(samples_path, mmap_mode="r+")
-            for subject, values in release.items():
-                samples[trials.index[trials["subject"] == subject].to_numpy(), : values.shape[1]] = values
-            samples.flush()
+            _write_rows(samples_path, [(trials.index[trials["subject"] == subject].to_numpy(), values)
+                                       for subject, values in release.items()])
         else:
             # absolute paths: a Dask worker (compute.scheduler) may run in another folder
             jobs = [_Run(Path(paths.raw).absolute() / rows["bold_path"].iloc[0], row_of_run[key],
@@ -202,11 +226,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
                          scheduler=params.compute.scheduler, address=params.compute.dask_address)
 
         if preprocess.method == "betas":
-            samples = np.load(samples_path, mmap_mode="r+")
-            for subject, width in meta["voxels"].items():
-                own = trials["subject"].to_numpy() == subject
-                samples[own, :width] = zscore_groups(np.asarray(samples[own, :width]), trials.loc[own, "session"].to_numpy())
-            samples.flush()
+            _zscore_sessions(samples_path, trials, meta["voxels"])
         columns = [c for c in ("subject", "session", "run", "trial", "volume", "onset", "image_name", "category")
                    if c in index.columns]
         index[columns].to_parquet(out / "index.parquet", index=False)

@@ -12,9 +12,11 @@ Reconstruction: ridge from fMRI to the image AE's full latent (C x h x w), decod
 pixel correlation, SSIM and 2-way identification in pixel space, beside the AE's own
 reconstruction of the same images (the ceiling of this route).
 
-Encoding: ridge from each image model to every voxel of the region (``volume``/``betas``
-samples), voxelwise r on the test images, its median, the same over the noise ceiling from
-repeats (``repeats`` split only), a shuffled-features control, and a brain map of r.
+Voxelwise prediction (``stitch.encode``; :mod:`neurolatent.science.prediction`): ridge from each
+image model on its own to every voxel of the region (``volume``/``betas`` samples), voxelwise r on
+the test images, its median, the same over the noise ceiling from repeats (``repeats`` split only),
+a shuffled-features control, and a brain map of r. How well each model predicts alone: what each
+explains given the others is the encode stage's banded ridge.
 
 Outputs: ``metrics/stitch.json`` (flat keys ``stitch.decode...``, ``stitch.reconstruct...``,
 ``stitch.encode...``), ``plots/stitch/`` (identification.csv for ``dvc plots``,
@@ -30,7 +32,6 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from neurolatent.errors import NeurolatentError
 from neurolatent.io import bids
 from neurolatent.io.files import atomic_dir, write_metrics
 from neurolatent.io.images import load_stimuli
@@ -41,13 +42,14 @@ from neurolatent.pipeline import tracking
 from neurolatent.pipeline.numerics import torch_device
 from neurolatent.pipeline.outputs import figures, summaries
 from neurolatent.pipeline.progress import progress
+from neurolatent.pipeline.split import held_out_images
 from neurolatent.science.identification import identification
-from neurolatent.science.mapping import RidgeMapping, build_mapping
-from neurolatent.science.splits import split_test_images
+from neurolatent.science.mapping import build_mapping
+from neurolatent.science.prediction import group_prediction
 from neurolatent.science.stats import named_rng
 from neurolatent.science.stimuli import StimulusMatrix
-from neurolatent.science.stitching import (GroupIdentification, encode_held_out, fit_on_training, identify_held_out,
-                                           picture_scores, pooled_latents)
+from neurolatent.science.stitching import (GroupIdentification, identify_held_out, pooled_latents,
+                                           reconstruct_held_out)
 
 log = logging.getLogger(__name__)
 
@@ -127,15 +129,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     """The stage on its declared ``params`` and ``paths`` (the registry's files); returns its metrics."""
     settings = params.stitch
     device = torch_device(params.compute.device, params.compute.threads)
-    index = pd.read_parquet(paths.fmri_index)
-    listed = Path(paths.raw) / bids.REPEATED_LIST
-    repeated = set(listed.read_text().split()) if listed.is_file() else None
-    try:
-        is_test = split_test_images(index, settings.test, settings.test_fraction, settings.min_test, settings.seed,
-                                    repeated)
-    except ValueError as exc:
-        raise NeurolatentError(f"stitch.test: {exc}") from None
-    test_of = {s: list(rows.loc[is_test[rows.index], "image_name"]) for s, rows in index.groupby("subject")}
+    test_of = held_out_images(settings, pd.read_parquet(paths.fmri_index), paths.raw)
     trial_samples, samples, fmri, models = _inputs(params, paths)
 
     metrics: dict[str, float] = {
@@ -143,7 +137,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
         "stitch.decode.chance.two_way": 0.5,
         "stitch.decode.chance.top1": float(np.mean([1 / len(t) for t in test_of.values()])),
         "stitch.decode.chance.top5": float(np.mean([min(5, len(t)) / len(t) for t in test_of.values()]))}
-    rows = _decoding_rows(settings, fmri, models, test_of, set(index.loc[is_test, "image_name"]))
+    rows = _decoding_rows(settings, fmri, models, test_of, {name for test in test_of.values() for name in test})
     for row in rows:
         metrics.update({f"stitch.decode.{row['fmri']}.{row['model']}.{row['method']}.{name}": row[name]
                         for name in GroupIdentification.STATISTICS})
@@ -157,13 +151,13 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
         drawings["rois_decoding.png"] = lambda path: figures.roi_bars(
             pd.DataFrame(roi_rows), "two_way", "2-way identification accuracy from each ROI (ridge)", path, chance=0.5)
     if settings.reconstruct:
-        metrics.update(reconstruct(settings, fmri, test_of, paths, device, drawings))
+        metrics.update(_reconstruction(settings, fmri, test_of, paths, device, drawings))
     if settings.encode:
         if params.preprocess.method == "rendered":
             log.info("stitch: encoding skipped: rendered samples are pictures, not voxels (use volume or betas)")
         else:
-            metrics.update(encode(settings, models, samples, trial_samples, test_of, Path(paths.samples), drawings,
-                                  labels))
+            metrics.update(_voxel_prediction(settings, models, samples, trial_samples, test_of, Path(paths.samples),
+                                             drawings, labels))
     with atomic_dir(Path(paths.plots)) as out:
         pd.DataFrame(rows).to_csv(out / "identification.csv", index=False)
         if roi_rows:
@@ -176,73 +170,61 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     return metrics
 
 
-def reconstruct(params: SimpleNamespace, fmri: dict, test_of: dict[str, list[str]], paths: SimpleNamespace,
-                device: str, drawings: dict) -> dict:
-    """Ridge fMRI -> full image-AE latents, decoded; scores per fMRI kind (mean over subjects)."""
+
+def _reconstruction(params: SimpleNamespace, fmri: dict, test_of: dict[str, list[str]], paths: SimpleNamespace,
+                    device: str, drawings: dict) -> dict:
+    """The image AE's pictures decoded from each fMRI kind's predicted latents
+    (:func:`~neurolatent.science.stitching.reconstruct_held_out`); scores per kind, mean over subjects."""
     model, config = load_model(paths.image_ae, device)
     stimuli, pictures = load_stimuli(paths.stimuli, paths.raw, config["input_shape"][-1])
     latents = encode_pictures(model, pictures, device)
     shape = list(latents.shape[1:])
     target = StimulusMatrix("image_ae_full", latents.reshape(len(latents), -1).numpy(), tuple(stimuli["image_name"]))
     row_of = pd.Series(np.arange(len(stimuli)), index=stimuli["image_name"])
-    out: dict[str, float] = {}
-    shown = None
-    for kind, per_subject in fmri.items():
-        scores = []
-        for subject, x in per_subject.items():
-            test = test_of[subject]
-            mapping = fit_on_training(RidgeMapping(), x, target, x.stimuli, test)
-            decoded = decode_latents(model, mapping.predict(x.rows(test)), shape, device)
-            originals = network_input(pictures[row_of.loc[test].to_numpy()]).numpy()
-            scores.append(picture_scores(decoded, originals, params.permutations,
-                                         named_rng(params.seed, f"reconstruct/{kind}/{subject}")))
-            if shown is None:
-                own = decode_latents(model, target.rows(test), shape, device)
-                shown = (f"{kind}, {subject}", originals[:8], own[:8], decoded[:8])
-                ceiling = picture_scores(own, originals, params.permutations,
-                                         named_rng(params.seed, f"reconstruct/ceiling/{subject}"))
-                out.update({f"stitch.reconstruct.ceiling.{k}": v for k, v in ceiling.items()})
-        for field in scores[0]:
-            out[f"stitch.reconstruct.{kind}.{field}"] = float(np.mean([s[field] for s in scores]))
-    if shown is not None:
-        drawings["reconstructions.png"] = lambda path: figures.decoded_stimuli(*shown, path)
-    return out
+    originals = {subject: network_input(pictures[row_of.loc[test].to_numpy()]).numpy()
+                 for subject, test in test_of.items()}
+    result = reconstruct_held_out(fmri, target, originals, test_of, lambda z: decode_latents(model, z, shape, device),
+                                  params.permutations, params.seed)
+    if result.shown is not None:
+        drawings["reconstructions.png"] = lambda path: figures.decoded_stimuli(*result.shown, path)
+    return ({f"stitch.reconstruct.ceiling.{name}": value for name, value in result.ceiling.items()}
+            | {f"stitch.reconstruct.{kind}.{name}": value for kind, scores in result.scores.items()
+               for name, value in scores.items()})
 
 
-def encode(params: SimpleNamespace, models: dict[str, StimulusMatrix], samples: dict[str, StimulusMatrix],
-           trial_samples: dict[str, StimulusMatrix], test_of: dict[str, list[str]], samples_dir: Path,
-           drawings: dict, labels: pd.DataFrame | None = None) -> dict:
-    """Voxelwise encoding models from each image model; medians over the region and (with ROI
-    labels) over each ROI's voxels, mean over subjects."""
+def _voxel_prediction(params: SimpleNamespace, models: dict[str, StimulusMatrix], samples: dict[str, StimulusMatrix],
+                      trial_samples: dict[str, StimulusMatrix], test_of: dict[str, list[str]], samples_dir: Path,
+                      drawings: dict, labels: pd.DataFrame | None = None) -> dict:
+    """Voxelwise prediction from each image model (:func:`~neurolatent.science.prediction.group_prediction`):
+    medians over the region and (with ROI labels) over each ROI's voxels, mean over subjects."""
+    rois = [roi for roi in bids.ROIS if roi in set(labels["roi"])] if labels is not None else []
+    regions = {roi: {subject: labels.loc[(labels["subject"] == subject) & (labels["roi"] == roi), "column"].to_numpy()
+                     for subject in samples} for roi in rois}
     out: dict[str, float] = {}
     best = None
     per_roi: list[dict] = []
     for model, features in models.items():
-        scores = [encode_held_out(features, voxels, test_of[subject],
-                                  named_rng(params.seed, "encode-null", model, subject),
-                                  trial_samples[subject] if params.test == "repeats" else None)
-                  for subject, voxels in samples.items()]
+        group = group_prediction(features, samples, test_of,
+                                 {subject: named_rng(params.seed, "encode-null", model, subject) for subject in samples},
+                                 trial_samples if params.test == "repeats" else None, regions)
+        out[f"stitch.encode.{model}.median_r"] = group.median_r
+        out[f"stitch.encode.{model}.median_r_shuffled"] = group.median_r_shuffled
+        out[f"stitch.encode.{model}.median_r_normalised"] = group.median_r_normalised
+        for roi, median in group.regions.items():
+            out[f"stitch.encode.{model}.{roi}.median_r"] = median
+            per_roi.append({"fmri": "samples", "roi": roi, "model": model, "median_r": median})
         # the map shows the best image model (by mean median r), the one the closing line names:
         # the planted truth and its families are references, not candidates
-        median = float(np.mean([score.median_r for score in scores]))
-        if not summaries.is_reference(model) and (best is None or median > best[3]):
-            best = (model, next(iter(samples)), scores[0].r, median)
-        normalised = [score.median_r_normalised for score in scores] if params.test == "repeats" else []
-        out[f"stitch.encode.{model}.median_r"] = float(np.mean([score.median_r for score in scores]))
-        out[f"stitch.encode.{model}.median_r_shuffled"] = float(np.mean([score.median_r_shuffled for score in scores]))
-        out[f"stitch.encode.{model}.median_r_normalised"] = float(np.mean(normalised)) if normalised else float("nan")
-        for roi in [roi for roi in bids.ROIS if roi in set(labels["roi"])] if labels is not None else ():
-            medians = [np.nanmedian(score.r[labels[(labels["subject"] == subject) & (labels["roi"] == roi)]["column"]])
-                       for subject, score in zip(samples, scores)]
-            out[f"stitch.encode.{model}.{roi}.median_r"] = float(np.mean(medians))
-            per_roi.append({"fmri": "samples", "roi": roi, "model": model, "median_r": float(np.mean(medians))})
+        if not summaries.is_reference(model) and (best is None or group.median_r > best[1].median_r):
+            best = (model, group)
     if per_roi:
         drawings["rois_encoding.png"] = lambda path: figures.roi_bars(
             pd.DataFrame(per_roi), "median_r", "encoding: median voxel r on test images, per ROI", path)
     if best is not None:
-        model, subject, r, _ = best
+        model, group = best
+        subject, score = next(iter(group.subjects.items()))
         mask_path = Path(samples_dir) / f"mask_sub-{subject}.nii.gz"
         if mask_path.is_file():
             drawings["encoding_r.png"] = lambda path: figures.encoding_brain_map(
-                r, mask_path, f"best image model, {figures.display_name(model)}, in {subject}", path)
+                score.r, mask_path, f"best image model, {figures.display_name(model)}, in {subject}", path)
     return out
