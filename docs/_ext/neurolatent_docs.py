@@ -67,7 +67,14 @@ def _on_builder_inited(app) -> None:
     write(Path(app.srcdir) / "stages" / "_generated")
 
 
+def _skip_metadata_routing(app, what, name, obj, skip, options):
+    """scikit-learn adds ``set_fit_request`` and its kin to every estimator class (metadata
+    routing); they are its API, documented there, not ours."""
+    return True if name.startswith("set_") and name.endswith("_request") else None
+
+
 def setup(app):
     """Sphinx's entry point: write the generated parts before the sources are read."""
     app.connect("builder-inited", _on_builder_inited)
+    app.connect("autodoc-skip-member", _skip_metadata_routing)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
