@@ -123,7 +123,7 @@ team-server-rotate: $(VENV)/.installed
 # docstrings, the gallery run from examples/). Its results page shows the committed outputs:
 # after a run that moved a number, `make results-pages` writes the page's tables again.
 docs: $(VENV)/.docs-installed
-	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	$(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
 
 results-pages: $(VENV)/.installed
 	$(BIN)/python docs/results_tables.py --write

@@ -38,7 +38,7 @@ myst_heading_anchors = 3
 
 # API reference: one page per module, generated from the package's docstrings
 autosummary_generate = True
-autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_default_options = {"members": True}
 autodoc_typehints = "none"
 autodoc_member_order = "bysource"
 numpydoc_show_class_members = False
@@ -74,5 +74,6 @@ html_theme_options = {
     "footer_end": [],
 }
 html_sidebars = {"index": [], "results": [], "getting-started": []}
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["neurolatent.css"]
 html_show_sourcelink = False
