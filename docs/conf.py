@@ -69,7 +69,9 @@ html_theme_options = {
     "show_toc_level": 2,
     "navbar_align": "left",
     "header_links_before_dropdown": 8,
-    "secondary_sidebar_items": ["page-toc"],
+    # the stage guides' parameter tables need the width of the page more than a table of contents
+    "secondary_sidebar_items": {"*": ["page-toc"], "generated/*": ["page-toc"], "auto_examples/*": ["page-toc"],
+                                "stages/*": []},
     "footer_start": ["copyright"],
     "footer_end": [],
 }
