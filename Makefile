@@ -2,6 +2,7 @@
 #   make repro   set up .venv if missing, run the pipeline (dvc repro) on the embedded default, then check
 #                that every stage with the committed inputs reproduced dvc.lock (neurolatent verify)
 #   make test    set up .venv if missing, then run the test suite
+# and the documentation site: make docs (docs/_build/html/index.html)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -9,14 +10,14 @@ BIN    := $(VENV)/bin
 # PATH for every command this Makefile runs, whether or not the user activated the environment
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test setup clean-venv brainscore-env brainscore-vision-env study corrected corrected-glmsingle chromium lab-packages compare compare-quick ablation show \
+.PHONY: repro test docs results-pages setup clean-venv brainscore-env brainscore-vision-env study corrected corrected-glmsingle chromium lab-packages compare compare-quick ablation show \
         team-server team-server-stop team-server-rotate
 
 # The study's configuration and the corrected one on a real BOLD5000 copy, each one DVC experiment:
 #   make study BOLD5000=/data/ds001499 STIMULI=/data/BOLD5000_Stimuli               (raw runs)
 #   make corrected BOLD5000=/data/ds001499 STIMULI=/data/BOLD5000_Stimuli           (fMRIPrep T1w runs + SPM ROIs)
 #   make corrected-glmsingle BOLD5000=/data/ds001499 STIMULI=/data/BOLD5000_Stimuli GLMSINGLE=/data/BOLD5000_GLMsingle
-# (README, "Running on the real BOLD5000" and "The study's configuration and the corrected one".)
+# (docs/real-data.md and docs/configurations.md.)
 REAL_DATA = -S data.source=bids -S data.bids_root=$(BOLD5000) -S data.stimuli_root=$(STIMULI) \
             -S 'data.sessions=null' -S 'data.runs=null' -S 'fmri_ae.train_subjects=[CSI1,CSI2,CSI3]' \
             -S 'fmri_ae.test_subjects=[CSI4]'
@@ -24,7 +25,7 @@ REAL_DATA = -S data.source=bids -S data.bids_root=$(BOLD5000) -S data.stimuli_ro
 # configs/*.yaml hold each configuration's params (one place for them; `neurolatent experiment`
 # passes every key as dvc exp run -S)
 # Brain-Score's own loader beside the project (brainscore-core needs numpy < 2): a side environment
-# that make test builds and tests/io/test_exports.py loads the export with (README, "Into the field's tools")
+# that make test builds and tests/io/test_exports.py loads the export with (docs/field-tools.md)
 brainscore-env: .brainscore-env/.installed
 
 .brainscore-env/.installed: tests/data/brainscore/requirements.txt
@@ -55,7 +56,7 @@ corrected-glmsingle: $(VENV)/.installed
 	  -S data.glmsingle_root=$(GLMSINGLE) -S preprocess.method=glmsingle
 
 # The study's configuration beside the corrected one on the embedded synthetic data, as queued DVC
-# experiments over planted SNR and seeds, then reports/compare/ (README, "Study vs corrected"):
+# experiments over planted SNR and seeds, then reports/compare/ (docs/results.md, "Study vs corrected"):
 #   make compare         5 SNRs x 3 seeds x 2 configurations = 30 experiments
 #   make compare-quick   SNR 0 and 1, one seed: 4 experiments, reports/compare-quick/
 COMPARE = --config study=configs/study.yaml --config corrected=configs/corrected.yaml \
@@ -117,7 +118,7 @@ lab-packages:
 	     postgresql openssh-server >/dev/null) || echo "postgresql/openssh-server could not be installed: the lab tests will skip"; \
 	fi
 
-# The team MLflow server on this machine (README, "Sharing"): PostgreSQL + basic auth on 127.0.0.1,
+# The team MLflow server on this machine (docs/lab.md): PostgreSQL + basic auth on 127.0.0.1,
 # state in .team/ (git-ignored); `. .team/env` then logs every stage there. TEAM_PORT (5000) and
 # TEAM_DB_PORT (5433) choose the ports; team-server-rotate gives the admin a new password.
 team-server: $(VENV)/.installed
@@ -128,6 +129,20 @@ team-server-stop: $(VENV)/.installed
 
 team-server-rotate: $(VENV)/.installed
 	@$(BIN)/python -m neurolatent.pipeline.team rotate
+
+# The documentation site, offline, warnings as errors: the docs extra into .venv, then Sphinx (the
+# stage guides' params and files generated from the declarations, the API reference from the
+# docstrings, the gallery run from examples/). Its results page shows the committed outputs:
+# after a run that moved a number, `make results-pages` writes the page's tables again.
+docs: $(VENV)/.docs-installed
+	$(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
+
+results-pages: $(VENV)/.installed
+	$(BIN)/python docs/results_tables.py --write
+
+$(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,docs]'
+	touch $@
 
 setup: $(VENV)/.installed
 

@@ -89,7 +89,7 @@ def ui(tmp_path, monkeypatch):
 
 def test_mlflow_ui_shows_the_pipeline_run_its_stage_runs_and_the_ae_loss(ui, artifacts):
     base, experiment, runs = ui
-    # the README's link: MLflow 3's "Model training" view of the experiment, its Runs table with the
+    # the getting-started page's link: MLflow 3's "Model training" view of the experiment, its Runs table with the
     # parent run (the UI otherwise opens on its GenAI overview, which has no runs table)
     landing = f"{base}/#/experiments/{experiment}?workflowType=machine_learning"
     dom = _chromium("--dump-dom", landing)

@@ -54,7 +54,7 @@ def test_dvc_repro_runs_and_reruns_identically(project):
     assert out_hashes(project) == first
     assert "up to date" in _run(["dvc", "status"], project)
     second = _lineage(project, first, {"image_ae", "rsa", "encode"}, skip={first_execution})
-    # rsa's input came from DVC's workspace/cache this time: the README's search finds the run that made it
+    # rsa's input came from DVC's workspace/cache this time: docs/getting-started.md's search finds the run that made it
     import mlflow
 
     fmri = second["rsa"].data.tags["dvc.in.data/embeddings/fmri.npy"]
@@ -119,11 +119,11 @@ def reproduced(project) -> Path:
 
 
 @pytest.mark.slow
-def test_the_readmes_rsatoolbox_example_runs_as_written_on_the_output(reproduced):
-    """On the default's outputs (the synthetic twin: its planted truth is a model), before any
-    other test changes them."""
-    readme = (ROOT / "README.md").read_text()
-    code = readme.split("<!-- readme-example: rsatoolbox -->\n```python\n", 1)[1].split("```", 1)[0]
+def test_the_docs_rsatoolbox_example_runs_as_written_on_the_output(reproduced):
+    """docs/results.md's example, on the default's outputs (the synthetic twin: its planted truth is a
+    model), before any other test changes them."""
+    page = (ROOT / "docs" / "results.md").read_text()
+    code = page.split("<!-- docs-example: rsatoolbox -->\n```python\n", 1)[1].split("```", 1)[0]
     out = _run([sys.executable, "-c", code], reproduced)
     lines = out.splitlines()
     assert [line.split()[0] for line in lines] == ["CSI1", "CSI2"], out
@@ -262,7 +262,7 @@ def test_outputs_travel_through_an_s3_remote(project, tmp_path, s3_server):
 
 @pytest.mark.slow
 def test_two_queued_experiments_run_in_parallel_and_both_reach_the_projects_store(project):
-    """With no MLFLOW_TRACKING_URI (the README's default), the runs of experiments that DVC runs in
+    """With no MLFLOW_TRACKING_URI (the documented default), the runs of experiments that DVC runs in
     its temporary copies of the project reach the project's own mlflow.db."""
     from mlflow import MlflowClient
 

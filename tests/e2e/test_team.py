@@ -1,4 +1,4 @@
-"""A lab's shared setup run for real (README, "Sharing"): the team MLflow server that `make
+"""A lab's shared setup run for real (docs/lab.md): the team MLflow server that `make
 team-server` starts (PostgreSQL from the distribution's packages, the basic-auth app, proxied
 artifacts) logs `dvc repro` and `dvc queue start -j 2`, keeps out whoever has no credentials or
 only read access, and loses no run when it is killed during a stage; a DVC remote over SSH to a

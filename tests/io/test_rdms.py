@@ -125,7 +125,7 @@ def test_rsatoolbox_compares_only_rdms_with_the_same_nan_cells(tmp_path):
     """rsatoolbox 0.3.2 drops the cells that are NaN in any RDM of either argument, and refuses two
     arguments whose NaN cells differ: a model over the union against subjects who saw different
     images, and the noise ceiling of those subjects. If a later rsatoolbox evaluates them, this test
-    fails: update the notes of ``neurolatent.io.rdms.rsatoolbox_rdms`` and the README."""
+    fails: update the notes of ``neurolatent.io.rdms.rsatoolbox_rdms`` and docs/results.md."""
     rdms, categories, union, seen = _study()
     save_rdms(rdms, tmp_path, categories=categories)
     loaded = load_rdms(tmp_path, as_rsatoolbox=True)

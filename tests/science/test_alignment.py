@@ -99,7 +99,7 @@ def test_a_new_subject_is_identified_between_subjects_and_decoded_as_well_as_scr
     own = scratch.groupby("k")["two_way"].mean()
     # a linear twin whose subjects share no voxel correspondence: a new subject's map, aligned or
     # not, only sees the span of its k responses, so alignment can match scratch but not beat it
-    # (README, "One space for every subject"); within the 2-way accuracy's sampling noise at k <= 50
+    # (docs/results.md, "One space for every subject"); within the 2-way accuracy's sampling noise at k <= 50
     assert (decoded.loc[[10, 25, 50]] >= own.loc[[10, 25, 50]] - 0.02).any()
     assert decoded.loc[50] > 0.9
     assert set(aligned.columns) == {"subject", "method", "k", "target", "two_way", "ci_low", "ci_high", "top1"}

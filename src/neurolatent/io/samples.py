@@ -19,7 +19,7 @@ from neurolatent.science.sampling import anchor_times, lag_centre, volume_index
 class FmriSamples:
     """The fmri stage's output, opened read-only.
 
-    samples : memmap (n, *sample_shape); index : one row per sample (trial, or volume with every-TR
+    samples : memmap ``(n, *sample_shape)``; index : one row per sample (trial, or volume with every-TR
     pictures); meta : samples.json (method, sample_shape, dtype, voxels per subject)
     """
 

@@ -58,7 +58,7 @@ class ConvAutoencoder(nn.Module):
         return self.encoder(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, *space) inputs -> their reconstructions, the same shape."""
+        """``(N, C, *space)`` inputs -> their reconstructions, the same shape."""
         return self.decoder(self.encoder(x))
 
 
@@ -118,7 +118,7 @@ def load_model(folder: Path, device: str = "cpu") -> tuple[nn.Module, dict]:
 
 @checked(pooling=Literal["flatten", "avgpool"])
 def pool_latents(latents: torch.Tensor, pooling: str) -> torch.Tensor:
-    """(n, C, *space) -> (n, C * prod(space)) for ``flatten``, (n, C) for ``avgpool`` (mean over
+    """``(n, C, *space)`` -> (n, C * prod(space)) for ``flatten``, (n, C) for ``avgpool`` (mean over
     space); (n, d) vectors are returned as they are."""
     if latents.ndim == 2 or pooling == "flatten":
         return latents.reshape(len(latents), -1)

@@ -94,7 +94,7 @@ def _on_worker(function, threads: int, numerics: dict[str, str | None], item):
             f"the Dask worker on {socket.gethostname()} would not compute the same bits ({shown}"
             f"{f' and {len(differ) - 3} more' if len(differ) > 3 else ''}): start the workers from this "
             "environment and checkout, with numerics.portable_environment's variables when compute.portable "
-            "is true, and restart them after a code change (README, \"A Dask cluster\")")
+            "is true, and restart them after a code change (docs/gpu-dask.md, \"A Dask cluster\")")
     # a Dask worker started with other counts: what processes it starts see these
     os.environ.update({name: str(threads) for name in portable_environment(threads) if name.endswith("_THREADS")})
     return _with_threads(function, threads, item)

@@ -90,12 +90,30 @@ def _default(field: Any) -> str:
     return yaml.safe_dump(field.default, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
 
 
+def _under(keys: tuple[str, ...]) -> list[tuple[str, Any]]:
+    """The parameters under ``keys`` (whole sections or dotted keys), in declaration order."""
+    return [(key, field) for key, field in leaves() if any(key == k or key.startswith(k + ".") for k in keys)]
+
+
 def explain(keys: tuple[str, ...]) -> list[str]:
     """One line per parameter under ``keys`` (whole sections or dotted keys): ``key (kind, default
     value): explanation``; what ``neurolatent <stage> --help`` lists."""
-    wanted = [(key, field) for key, field in leaves() if any(key == k or key.startswith(k + ".") for k in keys)]
     return [f"{key} ({_kind(field.annotation, field.metadata)}; default {_default(field)}): {field.description}"
-            for key, field in wanted]
+            for key, field in _under(keys)]
+
+
+def _row(key: str, field: Any) -> str:
+    cells = [f"`{key}`", _kind(field.annotation, field.metadata), f"`{_default(field)}`", field.description or ""]
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+TABLE_HEAD = ["| key | kind | default | what it is |", "| --- | --- | --- | --- |"]
+
+
+def table(keys: tuple[str, ...]) -> str:
+    """A Markdown table of the parameters under ``keys`` (whole sections or dotted keys, as a stage
+    declares them in the registry): the documentation site's table of what one stage reads."""
+    return "\n".join([*TABLE_HEAD, *(_row(key, field) for key, field in _under(keys))]) + "\n"
 
 
 def reference() -> str:
@@ -113,10 +131,8 @@ def reference() -> str:
             model: Any = Params
             for part in top.split("."):
                 model = model.model_fields[part].annotation
-            lines += ["", f"## `{top}`", "", (model.__doc__ or "").strip(), "",
-                      "| key | kind | default | what it is |", "| --- | --- | --- | --- |"]
-        cells = [f"`{key}`", _kind(field.annotation, field.metadata), f"`{_default(field)}`", field.description or ""]
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+            lines += ["", f"## `{top}`", "", (model.__doc__ or "").strip(), "", *TABLE_HEAD]
+        lines.append(_row(key, field))
     return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
 
 
@@ -125,7 +141,12 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description="Print (or --write) docs/params.md from the declarations.")
     parser.add_argument("--write", action="store_true", help="write docs/params.md in the cwd")
-    if parser.parse_args().write:
+    parser.add_argument("--keys", nargs="+", metavar="KEY",
+                        help="print only the table of these sections or dotted keys (a stage's, as the docs show it)")
+    args = parser.parse_args()
+    if args.keys:
+        print(table(tuple(args.keys)), end="")
+    elif args.write:
         Path("docs/params.md").write_text(reference())
     else:
         print(reference(), end="")

@@ -437,7 +437,7 @@ class AlignParams(Section):
                                 "initialisation and the bootstrap.")] = 0
 class ExportParams(Section):
     """Stage export: the run's results in the files of Net2Brain, Brain-Score and the Algonauts
-    challenge (exports/; README, "Into the field's tools")."""
+    challenge (exports/; docs/field-tools.md)."""
 
     frames: Annotated[list[Literal["net2brain", "brainscore", "algonauts"]], about("""The frames to write:
         net2brain (brain and model RDMs over the images every subject saw, and Net2Brain's results.csv),
@@ -456,7 +456,7 @@ class ComputeParams(Section):
         when torch sees one, else the CPU), cpu or cuda.""")] = "auto"
     threads: Annotated[Count, about("""Threads of torch, MKL, OpenMP and OpenBLAS; results are bitwise the same only for
         one thread count.""", le=256)] = 2
-    portable: Annotated[bool, about("""true: the same bits on any x86-64 CPU with AVX2 (README, "Same params, same
+    portable: Annotated[bool, about("""true: the same bits on any x86-64 CPU with AVX2 (docs/reproducibility.md, "Same params, same
         bits"); false: this CPU's fastest kernels.""")] = True
     scheduler: Annotated[Literal["auto", "local", "dask"], about("""Where the per-run work of the dataset and fmri stages
         runs: local processes; dask, a running Dask scheduler (dask_address, else DASK_SCHEDULER_ADDRESS); auto, dask

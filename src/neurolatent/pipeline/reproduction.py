@@ -8,7 +8,7 @@ it, its outputs that differ, and the largest relative difference among its metri
 without metrics, among those of the stages after it), in one line. A stage whose inputs changed (the
 user changed a param or the code) is expected to differ and is not compared.
 
-The promise is bitwise (README, "Same params, same bits"), so any difference fails; its size tells
+The promise is bitwise (docs/reproducibility.md), so any difference fails; its size tells
 last-bit noise (relative 1e-7 in a loss) from a changed result.
 """
 
@@ -130,7 +130,7 @@ def describe(outcome: Outcome, revision: str) -> str:
         size = f"largest relative metric difference {difference:.2g}{where} ({key})"
     return (f"not reproduced: stage {outcome.stage} is the first whose outputs differ from dvc.lock at {revision} "
             f"with the same code, params and inputs ({', '.join(outcome.outputs)}; {size}). This machine computed "
-            "other bits than the one that made dvc.lock: the README promises the same bits on any x86-64 CPU with "
+            "other bits than the one that made dvc.lock: docs/reproducibility.md promises the same bits on any x86-64 CPU with "
             "AVX2 under compute.portable: true, so please report it with the output of `lscpu`")
 
 

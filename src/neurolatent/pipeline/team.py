@@ -1,4 +1,4 @@
-"""The lab's team server on one machine (``make team-server``, ``make team-server-stop``; README,
+"""The lab's team server on one machine (``make team-server``, ``make team-server-stop``; docs/lab.md,
 "Sharing"): a PostgreSQL cluster from the distribution's packages as MLflow's backend store (and
 the basic-auth app's user store), ``mlflow server --app-name basic-auth`` on 127.0.0.1, artifacts
 proxied by the server into a folder, an admin whose password is generated, and ``.team/env``,

@@ -9,7 +9,7 @@ Nothing here reads or writes files, reads params or imports a stage. The modules
   (linear CKA), ``peers`` (the statistics of the field's shared frames);
 - between latent spaces: ``mapping`` (the mappings, as scikit-learn estimators), ``identification``
   (identifying stimuli from predictions), ``splits`` (the held-out images), ``stitching`` (mappings
-  fitted and scored on held-out stimuli), ``alignment`` (one space for every subject), ``fewshot``
+  fitted and scored on held-out stimuli), ``prediction`` (voxelwise prediction from one feature space), ``alignment`` (one space for every subject), ``fewshot``
   (a new subject from few images);
 - encoding: ``banded`` (banded ridge), ``encoding`` (each band's share of held-out R^2),
   ``voxelwise`` (r per voxel and the noise ceiling);

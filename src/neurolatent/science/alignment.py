@@ -110,7 +110,7 @@ class DetSRM(_SharedResponse):
     """Deterministic SRM: X_i ~ W_i S, W_i (voxels_i, features) with orthonormal columns, by block
     coordinate descent (BrainIAK's ``DetSRM``, the same numbers on the same data).
 
-    Attributes: w_ (list of (voxels_i, features)), s_ (features, n): the mean of W_i^T X_i.
+    Attributes: ``w_`` (list of (voxels_i, features)), ``s_`` (features, n): the mean of W_i^T X_i.
     """
 
     def fit(self, X: list[np.ndarray], y=None) -> "DetSRM":
@@ -130,8 +130,8 @@ class SRM(_SharedResponse):
     expectation-maximisation (BrainIAK's ``SRM``, single process; the same numbers on the same
     data, including its quirk of taking ||X_i||^2 before centring for rho_i^2).
 
-    Attributes: w_ (list of (voxels_i, features)), s_ (features, n): the posterior mean of the
-    shared response; sigma_s_ (features, features); mu_ (list of (voxels_i,)); rho2_ (subjects,).
+    Attributes: ``w_`` (list of (voxels_i, features)), ``s_`` (features, n): the posterior mean of the
+    shared response; ``sigma_s_`` (features, features); ``mu_`` (list of (voxels_i,)); ``rho2_`` (subjects,).
     """
 
     def fit(self, X: list[np.ndarray], y=None) -> "SRM":
@@ -198,10 +198,10 @@ class ProcrustesTemplate(BaseEstimator, TransformerMixin):
     the reduced responses, and ``n_iter`` times over, every subject rotated onto it (scaled
     Procrustes) and the template the rescaled mean of the rotated responses.
 
-    Attributes: template_ (n, features): the shared response (images as rows, fmralign's
-    orientation); pcs_ (list of (voxels_i, features)), means_ (list of (voxels_i,)), rotations_
-    (list of (features, features), scale included); w_ (list of (voxels_i, features)): each
-    subject's whole map, pcs_ @ rotations_.
+    Attributes: ``template_`` (n, features): the shared response (images as rows, fmralign's
+    orientation); ``pcs_`` (list of (voxels_i, features)), ``means_`` (list of (voxels_i,)), ``rotations_``
+    (list of (features, features), scale included); ``w_`` (list of (voxels_i, features)): each
+    subject's whole map, ``pcs_ @ rotations_``.
     """
 
     def __init__(self, n_iter: int = 2, features: int = 50, scale_template: bool = False):
@@ -259,7 +259,7 @@ class FeatureAdapter(BaseEstimator, TransformerMixin):
     vectors of every subject's predictions stacked, W_i its ridge coefficients projected onto B.
     Each subject is fitted on its own images (``fit(X, features=[F_i])``): no image need be shared.
 
-    Attributes: basis_ (features, q): B; w_ (list of (voxels_i, features)); means_ (list of
+    Attributes: ``basis_`` (features, q): B; ``w_`` (list of (voxels_i, features)); ``means_`` (list of
     (voxels_i,)). The latent of a subject's responses is W_i^T (x - mean_i).
     """
 

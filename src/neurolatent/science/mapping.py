@@ -113,8 +113,12 @@ class ProcrustesMapping(_MultiOutput, TransformerMixin, RegressorMixin, BaseEsti
 
     Attributes
     ----------
-    x_pca_, y_pca_ : PCA of each centred side; rotation_ : (k, k) orthogonal map;
-    x_norm_, y_norm_ : Frobenius norms of the training scores
+    x_pca_, y_pca_ : PCA
+        Each centred side's PCA.
+    rotation_ : ndarray, shape (k, k)
+        The orthogonal map.
+    x_norm_, y_norm_ : float
+        Frobenius norms of the training scores.
     """
 
     def __init__(self, dims: int = 16):
@@ -159,8 +163,10 @@ class RelativeMapping(_MultiOutput, TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
-    anchor_rows_ : (n_anchors,) training rows used as anchors; x_anchors_, y_anchors_ : their
-    centred unit vectors on each side
+    anchor_rows_ : ndarray, shape (n_anchors,)
+        The training rows used as anchors.
+    x_anchors_, y_anchors_ : ndarray, shape (n_anchors, features of each side)
+        Their centred unit vectors on each side.
     """
 
     def __init__(self, n_anchors: int = 32, random_state: int | None = 0):

@@ -75,10 +75,18 @@ def net2brain_row(model: np.ndarray, brain: np.ndarray, ceiling: tuple[float, fl
 def noise_normalised_score(r: np.ndarray, ceiling_r: np.ndarray) -> np.ndarray:
     """Algonauts 2023's noise-normalised encoding accuracy per voxel, percent in [0, 100].
 
-    r : (v,) Pearson r of predicted and measured responses on the test images (NaN: a constant voxel)
-    ceiling_r : (v,) the noise ceiling as the highest reachable r (the square root of the explainable
-        fraction, :func:`neurolatent.science.voxelwise.noise_ceiling_r`); NaN where unknown
-    Returns (v,) float64: 100 x max(r, 0)^2 / ceiling_r^2, capped at 100; NaN where r or the ceiling is.
+    Parameters
+    ----------
+    r : ndarray, shape (v,)
+        Pearson r of predicted and measured responses on the test images (NaN: a constant voxel).
+    ceiling_r : ndarray, shape (v,)
+        The noise ceiling as the highest reachable r (the square root of the explainable fraction,
+        :func:`neurolatent.science.voxelwise.noise_ceiling_r`); NaN where unknown.
+
+    Returns
+    -------
+    ndarray, shape (v,), float64
+        100 x max(r, 0)^2 / ceiling_r^2, capped at 100; NaN where r or the ceiling is.
     """
     r, ceiling_r = np.asarray(r, dtype=np.float64), np.asarray(ceiling_r, dtype=np.float64)
     if r.shape != ceiling_r.shape:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from neurolatent.pipeline.outputs.figures import display_name
 
-#: the MLflow UI's runs table of the project's store (README, "How MLflow and DVC meet")
+#: the MLflow UI's runs table of the project's store (docs/getting-started.md, "The MLflow UI")
 MLFLOW_RUNS = "http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning"
 #: the headline's names, as metrics/summary.json has them, with what each is
 HEADLINE = {"samples.r": "RSA r, fMRI samples vs the best image model", "samples.lo": "its 95% CI, low",
