@@ -45,7 +45,7 @@ def test_deps_cover_the_stage_import_closure(name):
 def test_closure_follows_lazy_and_from_imports(tmp_path):
     closure = {str(p) for p in import_closure("neurolatent.pipeline.stages.rsa")}
     assert {"src/neurolatent/science/rsa/inference.py", "src/neurolatent/science/stats.py",
-            "src/neurolatent/io/samples.py", "src/neurolatent/pipeline/outputs/figures.py",
+            "src/neurolatent/io/samples.py", "src/neurolatent/pipeline/outputs/figures/rsa.py",
             "src/neurolatent/pipeline/stages/rsa.py"} <= closure
     assert not any(p.startswith("src/neurolatent/pipeline/stages/") and p != "src/neurolatent/pipeline/stages/rsa.py"
                    for p in closure)

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from neurolatent.pipeline.outputs import figures
+from neurolatent.pipeline.outputs.figures import rsa as rsa_figures
+from neurolatent.pipeline.outputs.figures import stitch as stitch_figures
+from neurolatent.science.rsa.mds import classical_mds
 
 
 def _layer_table() -> pd.DataFrame:
@@ -28,7 +30,7 @@ def _layer_table() -> pd.DataFrame:
 
 def test_rsa_layers_writes_a_300_dpi_png(tmp_path):
     path = tmp_path / "layers.png"
-    figures.rsa_layers(_layer_table(), path)
+    rsa_figures.rsa_layers(_layer_table(), path)
     with Image.open(path) as picture:
         assert picture.format == "PNG"
         assert round(picture.info["dpi"][0]) == 300 and picture.size[0] > 2000  # four panels at 300 dpi
@@ -40,8 +42,8 @@ def test_the_roi_heatmap_marks_corrected_significance_and_the_bars_draw(tmp_path
              "p_fwe": float(rng.uniform(0, 0.1)), "ceiling_low": 0.8 if kind == "samples" else float("nan")}
             for kind, regions in (("ae", ["union"]), ("samples", ["union", "EarlyVis", "LOC", "PPA"]))
             for roi in regions for model in ("pixels", "planted_lowlevel", "category")]
-    figures.roi_heatmap(pd.DataFrame(rows), tmp_path / "rois.png")
-    figures.roi_bars(pd.DataFrame(rows).rename(columns={"r": "two_way"}), "two_way", "2-way", tmp_path / "bars.png",
+    rsa_figures.roi_heatmap(pd.DataFrame(rows), tmp_path / "rois.png")
+    stitch_figures.roi_bars(pd.DataFrame(rows).rename(columns={"r": "two_way"}), "two_way", "2-way", tmp_path / "bars.png",
                      chance=0.5)
     for name in ("rois", "bars"):
         with Image.open(tmp_path / f"{name}.png") as picture:
@@ -55,7 +57,7 @@ def test_rsa_layers_one_panel_without_optional_columns_or_last(tmp_path):
     table = _layer_table().drop(columns=["compare", "ci"])
     table = table[(table["fmri"] == "samples") & (table["layer"].astype(str) != "last")]
     only_last = table.iloc[:1].assign(network="other", layer="last", model="other")
-    figures.rsa_layers(pd.concat([table, only_last], ignore_index=True), tmp_path / "layers.png")
+    rsa_figures.rsa_layers(pd.concat([table, only_last], ignore_index=True), tmp_path / "layers.png")
     with Image.open(tmp_path / "layers.png") as picture:
         assert picture.format == "PNG"
 
@@ -77,8 +79,8 @@ def test_every_figure_is_a_300_dpi_png_with_an_svg_and_the_same_bytes_twice(tmp_
     rdms, category = _rdms()
     for attempt in ("first", "second"):
         (tmp_path / attempt).mkdir()
-        figures.rdm_heatmaps(rdms, category, tmp_path / attempt / "rdms.png")
-        figures.mds_scatter(rdms, category, tmp_path / attempt / "mds.png")
+        rsa_figures.rdm_heatmaps(rdms, category, tmp_path / attempt / "rdms.png")
+        rsa_figures.mds_scatter(rdms, category, tmp_path / attempt / "mds.png")
     for name in ("rdms", "mds"):
         png, svg = tmp_path / "first" / f"{name}.png", tmp_path / "first" / f"{name}.svg"
         assert round(Image.open(png).info["dpi"][0]) == 300
@@ -94,7 +96,7 @@ def test_rsa_bars_name_the_comparison_and_the_ci_level(tmp_path):
     group = pd.DataFrame({"fmri": ["ae", "ae"], "model": ["pixels", "planted"], "r": [0.1, 0.6], "p": [0.3, 1e-4],
                           "ci_low": [0.0, 0.5], "ci_high": [0.2, 0.7], "noise_ceiling_lower": [0.7, 0.7],
                           "noise_ceiling_upper": [0.8, 0.8]})
-    figures.rsa_bars(group, tmp_path / "bars.png", "kendall_tau_a", 0.9)
+    rsa_figures.rsa_bars(group, tmp_path / "bars.png", "kendall_tau_a", 0.9)
     svg = (tmp_path / "bars.svg").read_text()
     assert "Kendall tau-a r of RDMs" in svg and "90% bootstrap CI" in svg
 
@@ -104,7 +106,7 @@ def test_classical_mds_equals_scikit_learn():
     from sklearn.manifold import ClassicalMDS
 
     square = squareform(pdist(np.random.default_rng(3).normal(size=(60, 5)), "correlation"))
-    np.testing.assert_allclose(figures.classical_mds(square),
+    np.testing.assert_allclose(classical_mds(square),
                                ClassicalMDS(2, metric="precomputed").fit_transform(square), atol=1e-10)
 
 
@@ -112,12 +114,12 @@ def test_large_rdms_are_drawn_from_every_kth_image_and_say_so(tmp_path, monkeypa
     """Over more images than a panel can show, the heatmap and the MDS draw every k-th image (12
     images at most 5 a panel: every 3rd, 4 images) and their labels say how many."""
     rdms, category = _rdms()
-    monkeypatch.setattr(figures, "HEATMAP_IMAGES", 5)
-    monkeypatch.setattr(figures, "MDS_IMAGES", 5)
+    monkeypatch.setattr(rsa_figures, "HEATMAP_IMAGES", 5)
+    monkeypatch.setattr(rsa_figures, "MDS_IMAGES", 5)
     shown = []
-    monkeypatch.setattr(figures, "classical_mds",
+    monkeypatch.setattr(rsa_figures, "classical_mds",
                         lambda square: shown.append(len(square)) or np.zeros((len(square), 2)))
-    figures.rdm_heatmaps(rdms, category, tmp_path / "rdms.png")
-    figures.mds_scatter(rdms, category, tmp_path / "mds.png")
+    rsa_figures.rdm_heatmaps(rdms, category, tmp_path / "rdms.png")
+    rsa_figures.mds_scatter(rdms, category, tmp_path / "mds.png")
     assert "12 images by category (1 in 3 drawn)" in (tmp_path / "rdms.svg").read_text()
     assert "ae/CSI1 (4 of 12)" in (tmp_path / "mds.svg").read_text() and shown == [4, 4]

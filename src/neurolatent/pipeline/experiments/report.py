@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from neurolatent.pipeline.outputs import figures
+from neurolatent.pipeline.outputs.figures import common as common_figures
+from neurolatent.pipeline.outputs.figures import sweep as sweep_figures
 from neurolatent.pipeline.outputs.summaries import TRUTH
 from neurolatent.io.bids import ROIS
 from neurolatent.io.files import atomic_dir
@@ -169,10 +170,10 @@ def write_report(experiments: list[dict], out: Path, sweep: str, snr: float = 1.
     planted["snr"] = planted["snr"].map("{:g}".format)
     with atomic_dir(Path(out)) as folder:
         every.to_csv(folder / "results.csv", index=False)
-        shown = table.assign(model=table["model"].map(figures.display_name))  # the names the stages' figures use
-        figures.sensitivity(shown, "r", "RSA r (group mean; bars: mean 95% CI)", folder / "rsa_vs_snr.png",
+        shown = table.assign(model=table["model"].map(common_figures.display_name))  # the names the stages' figures use
+        sweep_figures.sensitivity(shown, "r", "RSA r (group mean; bars: mean 95% CI)", folder / "rsa_vs_snr.png",
                             band=("ceiling_low", "ceiling_high"), interval=("ci_low", "ci_high"))
-        figures.sensitivity(shown, "two_way", "2-way identification (ridge)", folder / "two_way_vs_snr.png",
+        sweep_figures.sensitivity(shown, "two_way", "2-way identification (ridge)", folder / "two_way_vs_snr.png",
                             chance=0.5, chance_high="two_way_chance_high")
         seeds = sorted(int(seed) for seed in table["seed"].unique())
         configs = sorted(table["config"].unique())

@@ -8,7 +8,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from neurolatent.pipeline.outputs.figures import display_name, plt, save_figure
+from neurolatent.pipeline.outputs.figures.common import display_name, plt, save_figure
 
 
 def fewshot_curves(table: pd.DataFrame, path: Path, chance: float = 0.5) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from neurolatent.pipeline import tracking
-from neurolatent.pipeline.outputs import figures
+from neurolatent.pipeline.outputs.figures import autoencoder as autoencoder_figures
 from neurolatent.io.files import write_csv, write_metrics
 from neurolatent.models.training import Fit
 
@@ -24,7 +24,7 @@ def report_fit(stage: str, fit: Fit, plots_csv: Path, metrics_json: Path, origin
     tracking.log_model(fit.model, stage, originals[:2])
     with torch.inference_mode():
         reconstructions = fit.model(originals).numpy()
-    tracking.log_figure(lambda path: figures.autoencoder_reconstructions(
+    tracking.log_figure(lambda path: autoencoder_figures.autoencoder_reconstructions(
         originals.numpy(), reconstructions, path, f"{stage}: originals (top) and reconstructions (bottom)"),
         f"{stage}_reconstructions.png")
     return metrics

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from neurolatent.pipeline.outputs.figures import display_name
+from neurolatent.pipeline.outputs.figures.common import display_name
 
 #: the MLflow UI's runs table of the project's store (docs/getting-started.md, "The MLflow UI")
 MLFLOW_RUNS = "http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning"

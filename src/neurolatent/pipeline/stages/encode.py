@@ -42,7 +42,7 @@ from neurolatent.io.representations import (fmri_samples, fmri_trial_samples, im
                                             region_columns, voxel_labels)
 from neurolatent.pipeline import tracking
 from neurolatent.pipeline.numerics import resolve_device
-from neurolatent.pipeline.outputs import figures
+from neurolatent.pipeline.outputs.figures import encode as encode_figures
 from neurolatent.pipeline.parallel import parallel_map, scheduler_address
 from neurolatent.pipeline.progress import progress
 from neurolatent.pipeline.split import held_out_images
@@ -190,7 +190,7 @@ def _winning_maps(fits: dict, partitions: dict, subject: str, paths: SimpleNames
         "**/*_bold_space-T1w_preproc.nii.gz"))), None)
     for partition in partitions:
         fit = fits[partition, subject]
-        figures.winning_band_map(winning_band(fit), fit.bands, mask,
+        encode_figures.winning_band_map(winning_band(fit), fit.bands, mask,
                                  f"{partition}: the band with the most unique R^2 per voxel ({subject})",
                                  out / f"winning_{partition}.png", anatomy)
 
@@ -231,7 +231,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     # write: the table and figures, each subject's per-voxel arrays, the metrics
     with atomic_dir(Path(paths.plots)) as out:
         table.to_csv(out / "partition.csv", index=False)
-        figures.variance_partition_bars(table, out / "partition.png")
+        encode_figures.variance_partition_bars(table, out / "partition.png")
         _winning_maps(fits, partitions, next(iter(samples)), paths, out)
     with atomic_dir(Path(paths.out)) as out:
         for subject in samples:

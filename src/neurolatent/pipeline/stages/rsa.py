@@ -49,7 +49,8 @@ from neurolatent.io.representations import (first_presentations, fmri_aligned, f
                                             roi_columns, voxel_labels)
 from neurolatent.pipeline import tracking
 from neurolatent.pipeline.numerics import torch_device
-from neurolatent.pipeline.outputs import figures, summaries
+from neurolatent.pipeline.outputs import summaries
+from neurolatent.pipeline.outputs.figures import rsa as rsa_figures
 from neurolatent.pipeline.parallel import parallel_map, scheduler_address
 from neurolatent.pipeline.progress import progress
 from neurolatent.science.cka import group_cka_models
@@ -177,13 +178,13 @@ def _plots(out: Path, tables: list[Tables], shown: list[RDM], model_rdms: dict[s
     for name, frame in frames.items():
         frame.to_csv(out / f"{name}.csv", index=False)
     shown = shown + [model.subset(shown[0].stimuli) for model in model_rdms.values()]
-    figures.roi_heatmap(frames["rois"], out / "rois.png", settings.compare)
-    figures.rdm_heatmaps(shown, category, out / "rdms.png")
-    figures.rsa_bars(frames["group"], out / "rsa_per_model.png", settings.compare, settings.ci)
-    figures.mds_scatter(shown, category, out / "mds.png")
+    rsa_figures.roi_heatmap(frames["rois"], out / "rois.png", settings.compare)
+    rsa_figures.rdm_heatmaps(shown, category, out / "rdms.png")
+    rsa_figures.rsa_bars(frames["group"], out / "rsa_per_model.png", settings.compare, settings.ci)
+    rsa_figures.mds_scatter(shown, category, out / "mds.png")
     layers = image_layers(images)  # embed.layers: a curve per transformer when it has indexed layers
     if (layers["layer"].astype(str) != "last").any():
-        figures.rsa_layers(frames["rois"].merge(layers, on="model").assign(compare=settings.compare, ci=settings.ci),
+        rsa_figures.rsa_layers(frames["rois"].merge(layers, on="model").assign(compare=settings.compare, ci=settings.ci),
                            out / "layers.png")
     return frames
 

@@ -40,7 +40,9 @@ from neurolatent.io.representations import (fmri_aligned, fmri_latents, fmri_sam
 from neurolatent.models.autoencoder import decode_latents, encode_pictures, load_model, network_input
 from neurolatent.pipeline import tracking
 from neurolatent.pipeline.numerics import torch_device
-from neurolatent.pipeline.outputs import figures, summaries
+from neurolatent.pipeline.outputs import summaries
+from neurolatent.pipeline.outputs.figures import common as common_figures
+from neurolatent.pipeline.outputs.figures import stitch as stitch_figures
 from neurolatent.pipeline.progress import progress
 from neurolatent.pipeline.split import held_out_images
 from neurolatent.science.identification import identification
@@ -148,7 +150,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
         metrics.update({f"stitch.decode.samples.{row['roi']}.{row['model']}.ridge.{name}": row[name]
                         for name in GroupIdentification.STATISTICS})
     if roi_rows:
-        drawings["rois_decoding.png"] = lambda path: figures.roi_bars(
+        drawings["rois_decoding.png"] = lambda path: stitch_figures.roi_bars(
             pd.DataFrame(roi_rows), "two_way", "2-way identification accuracy from each ROI (ridge)", path, chance=0.5)
     if settings.reconstruct:
         metrics.update(_reconstruction(settings, fmri, test_of, paths, device, drawings))
@@ -186,7 +188,7 @@ def _reconstruction(params: SimpleNamespace, fmri: dict, test_of: dict[str, list
     result = reconstruct_held_out(fmri, target, originals, test_of, lambda z: decode_latents(model, z, shape, device),
                                   params.permutations, params.seed)
     if result.shown is not None:
-        drawings["reconstructions.png"] = lambda path: figures.decoded_stimuli(*result.shown, path)
+        drawings["reconstructions.png"] = lambda path: stitch_figures.decoded_stimuli(*result.shown, path)
     return ({f"stitch.reconstruct.ceiling.{name}": value for name, value in result.ceiling.items()}
             | {f"stitch.reconstruct.{kind}.{name}": value for kind, scores in result.scores.items()
                for name, value in scores.items()})
@@ -218,13 +220,13 @@ def _voxel_prediction(params: SimpleNamespace, models: dict[str, StimulusMatrix]
         if not summaries.is_reference(model) and (best is None or group.median_r > best[1].median_r):
             best = (model, group)
     if per_roi:
-        drawings["rois_encoding.png"] = lambda path: figures.roi_bars(
+        drawings["rois_encoding.png"] = lambda path: stitch_figures.roi_bars(
             pd.DataFrame(per_roi), "median_r", "encoding: median voxel r on test images, per ROI", path)
     if best is not None:
         model, group = best
         subject, score = next(iter(group.subjects.items()))
         mask_path = Path(samples_dir) / f"mask_sub-{subject}.nii.gz"
         if mask_path.is_file():
-            drawings["encoding_r.png"] = lambda path: figures.encoding_brain_map(
-                score.r, mask_path, f"best image model, {figures.display_name(model)}, in {subject}", path)
+            drawings["encoding_r.png"] = lambda path: stitch_figures.encoding_brain_map(
+                score.r, mask_path, f"best image model, {common_figures.display_name(model)}, in {subject}", path)
     return out
