@@ -8,7 +8,6 @@ from PIL import Image
 
 from neurolatent.pipeline.outputs.figures import rsa as rsa_figures
 from neurolatent.pipeline.outputs.figures import stitch as stitch_figures
-from neurolatent.science.rsa.mds import classical_mds
 
 
 def _layer_table() -> pd.DataFrame:
@@ -99,15 +98,6 @@ def test_rsa_bars_name_the_comparison_and_the_ci_level(tmp_path):
     rsa_figures.rsa_bars(group, tmp_path / "bars.png", "kendall_tau_a", 0.9)
     svg = (tmp_path / "bars.svg").read_text()
     assert "Kendall tau-a r of RDMs" in svg and "90% bootstrap CI" in svg
-
-
-def test_classical_mds_equals_scikit_learn():
-    from scipy.spatial.distance import pdist, squareform
-    from sklearn.manifold import ClassicalMDS
-
-    square = squareform(pdist(np.random.default_rng(3).normal(size=(60, 5)), "correlation"))
-    np.testing.assert_allclose(classical_mds(square),
-                               ClassicalMDS(2, metric="precomputed").fit_transform(square), atol=1e-10)
 
 
 def test_large_rdms_are_drawn_from_every_kth_image_and_say_so(tmp_path, monkeypatch):
