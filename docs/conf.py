@@ -2,7 +2,7 @@
 
 Built offline with warnings as errors: no intersphinx, no remote images. The pages are Markdown
 (myst-parser) beside the generated parts: each stage's params and files from the one declaration
-(pipeline/params.py, pipeline/registry.py, written to docs/stages/_generated/ at every build), the
+(pipeline/params_sections.py, pipeline/registry.py, written to docs/stages/_generated/ at every build), the
 API reference from the docstrings (autosummary, numpydoc), and the gallery (sphinx-gallery, from
 examples/).
 """

@@ -41,7 +41,7 @@ def stage_page(name: str) -> str:
     params = (f"`neurolatent {name} --help` lists the same, and `neurolatent {name}` runs the stage alone "
               "(`dvc repro " + name + "` with what it needs).\n\n" + table(stage.params)) if stage.params \
         else "The stage reads no parameter of `params.yaml`.\n"
-    return (f"## Its parameters\n\nGenerated from `src/neurolatent/pipeline/params.py` (each declared once) for the "
+    return (f"## Its parameters\n\nGenerated from `src/neurolatent/pipeline/params_sections.py` (each declared once) for the "
             f"keys the stage declares in `src/neurolatent/pipeline/registry.py`.\n\n{params}\n"
             f"## Its files\n\nAs `dvc.yaml` lists them (its deps and outs), from the same declaration.\n\n"
             f"{stage_files(name)}")
