@@ -51,6 +51,8 @@ def size_params(params: dict, quick: bool, overrides: list[str], smoke: bool = F
     quick = quick or smoke
     params["data"].update(subjects=["CSI1"] if quick else ["CSI1", "CSI2", "CSI3", "CSI4"], sessions=None, runs=None)
     params["data"]["synthetic"]["voxel_size_mm"] = 8 if smoke else 4 if quick else 2
+    # every session's runs hold BOLD5000's repeated images as the real schedule does: none to plant
+    params["data"]["synthetic"]["repeats"] = 0
     if smoke:
         params["data"].update(sessions=[1], runs=[1], forms=["T1w"])
     if quick:  # a one-subject split: train on CSI1's images, validate on a part of them

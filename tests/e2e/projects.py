@@ -35,7 +35,8 @@ def make_project(dest: Path) -> Path:
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["compute"]["threads"] = 1
     params["data"].update(subjects=["CSI1", "CSI2"], runs=[1])
-    params["data"]["synthetic"].update(voxel_size_mm=4, image_size=64, jobs=1)
+    # one run (37 trials): 6 repeated images shown 4 times (the stitch split's test set, min_test 5)
+    params["data"]["synthetic"].update(voxel_size_mm=4, image_size=64, jobs=1, repeats=6)
     params["preprocess"]["jobs"] = 1
     params["fmri_ae"].update(train_subjects=["CSI1"], test_subjects=["CSI2"])
     params["fmri_ae"]["train"]["epochs"] = 2
@@ -43,7 +44,7 @@ def make_project(dest: Path) -> Path:
     params["rsa"].update(fit_permutations=300, bootstrap=100, cka_permutations=100)
     params["stitch"].update(permutations=100)
     params["encode"].update(search=3, folds=3, bootstrap=100)
-    params["align"].update(k=[5, 10], features=4, bootstrap=100)  # 30 training images a subject here
+    params["align"].update(k=[5, 10], features=4, bootstrap=100, test_fraction=0.3)  # 19 images: 13 training, 6 test
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], dest)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], dest)
