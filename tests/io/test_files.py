@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 
 import numpy as np
+import psutil
 import pytest
 
 from neurolatent.io.files import allocate_npy, atomic_dir, atomic_file, finite_or_none, write_metrics
@@ -37,6 +41,24 @@ def test_a_file_gets_the_umask_permissions_and_a_killed_writers_leftover_goes(tm
         os.umask(old)
     assert oct((tmp_path / "metrics.json").stat().st_mode & 0o777) == oct(0o640)
     assert not dead.exists()
+
+
+def test_a_zombie_writers_leftover_goes_and_a_live_writers_stays(tmp_path):
+    """A killed writer whose parent never reaps it stays a zombie (init in containers and CI VMs):
+    its pid still answers a signal 0, yet it writes nothing more."""
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    while psutil.Process(zombie.pid).status() != psutil.STATUS_ZOMBIE:
+        time.sleep(0.05)
+    left = tmp_path / f".metrics.json.tmp-{zombie.pid}-x"
+    live = tmp_path / f".metrics.json.tmp-{os.getppid()}-x"  # pytest's parent: runs
+    left.write_text("{}")
+    live.write_text("{}")
+    try:
+        with atomic_file(tmp_path / "metrics.json") as temp:
+            temp.write_text("{}")
+    finally:
+        zombie.wait()
+    assert not left.exists() and live.exists()
 
 
 def test_metrics_keep_every_digit_and_nan_becomes_null(tmp_path):

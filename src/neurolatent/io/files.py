@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
 
 def _umask() -> int:
@@ -28,15 +29,21 @@ def _remove_stale(final: Path) -> None:
         pid = stale.name.removeprefix(f".{final.name}.tmp-").split("-", 1)[0]
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
-        try:
-            os.kill(int(pid), 0)
-        except PermissionError:  # another user's live process
+        if _running(int(pid)):
             continue
-        except ProcessLookupError:
-            if stale.is_dir():
-                shutil.rmtree(stale, ignore_errors=True)
-            else:
-                stale.unlink(missing_ok=True)
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` runs (any user's). A zombie does not: a killed stage's process stays
+    one where its parent has exited and init never reaps (containers, CI VMs)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @contextlib.contextmanager

@@ -35,6 +35,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psutil
+
 from neurolatent.errors import NeurolatentError
 
 #: the folder in the project root that holds the server's state
@@ -204,12 +206,21 @@ def _server_pid(team: Path) -> int | None:
     if not path.is_file():
         return None
     pid = int(path.read_text().split()[0])
-    try:
-        os.killpg(pid, 0)
-    except (ProcessLookupError, PermissionError):
+    if not _group_alive(pid):
         path.unlink(missing_ok=True)
         return None
     return pid
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs. A killed server whose parent (``team start``)
+    has exited is an orphan, and an init that never reaps (a container's, a CI VM's) leaves it a
+    zombie, which ``killpg(pgid, 0)`` still finds: so the processes' states are read."""
+    for process in psutil.process_iter(["status"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if process.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(process.pid) == pgid:
+                return True
+    return False
 
 
 def request(url: str, user: str | None = None, password: str | None = None, method: str = "GET",
@@ -297,9 +308,10 @@ def _stop_server(pid: int) -> None:
         os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            os.killpg(pid, 0)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
+            if not _group_alive(pid):
+                return
             time.sleep(0.2)
         os.killpg(pid, signal.SIGKILL)
 
