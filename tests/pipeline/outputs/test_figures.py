@@ -78,8 +78,9 @@ def test_every_figure_is_a_300_dpi_png_with_an_svg_and_the_same_bytes_twice(tmp_
     rdms, category = _rdms()
     for attempt in ("first", "second"):
         (tmp_path / attempt).mkdir()
-        rsa_figures.rdm_heatmaps(rdms, category, tmp_path / attempt / "rdms.png")
-        rsa_figures.mds_scatter(rdms, category, tmp_path / attempt / "mds.png")
+        drawn = [rsa_figures.drawn_rdm(item, category) for item in rdms]
+        rsa_figures.rdm_heatmaps(drawn, category, tmp_path / attempt / "rdms.png")
+        rsa_figures.mds_scatter(drawn, category, tmp_path / attempt / "mds.png")
     for name in ("rdms", "mds"):
         png, svg = tmp_path / "first" / f"{name}.png", tmp_path / "first" / f"{name}.svg"
         assert round(Image.open(png).info["dpi"][0]) == 300
@@ -109,7 +110,27 @@ def test_large_rdms_are_drawn_from_every_kth_image_and_say_so(tmp_path, monkeypa
     shown = []
     monkeypatch.setattr(rsa_figures, "classical_mds",
                         lambda square: shown.append(len(square)) or np.zeros((len(square), 2)))
-    rsa_figures.rdm_heatmaps(rdms, category, tmp_path / "rdms.png")
-    rsa_figures.mds_scatter(rdms, category, tmp_path / "mds.png")
+    drawn = [rsa_figures.drawn_rdm(item, category) for item in rdms]
+    rsa_figures.rdm_heatmaps(drawn, category, tmp_path / "rdms.png")
+    rsa_figures.mds_scatter(drawn, category, tmp_path / "mds.png")
     assert "12 images by category (1 in 3 drawn)" in (tmp_path / "rdms.svg").read_text()
     assert "ae/CSI1 (4 of 12)" in (tmp_path / "mds.svg").read_text() and shown == [4, 4]
+
+
+def test_what_the_figures_draw_is_the_square_of_the_subset_they_drew_from(monkeypatch):
+    """drawn_rdm keeps only the images a figure draws, cut from the RDM's cells without its square:
+    the same values as the square of the subject's subset at the drawn rows (the figures' bytes
+    depend on it), for a model RDM over more images than the subject saw, in another order."""
+    rdms, category = _rdms()
+    monkeypatch.setattr(rsa_figures, "HEATMAP_IMAGES", 4)
+    monkeypatch.setattr(rsa_figures, "MDS_IMAGES", 3)
+    model = rdms[1]
+    subject_images = model.stimuli[10:1:-1]  # 9 of the 12, reversed
+    drawn = rsa_figures.drawn_rdm(model, category, subject_images)
+    subset = model.subset(subject_images)
+    order = sorted(range(9), key=lambda i: (category[subject_images[i]], subject_images[i]))[::3]
+    assert drawn.n == 9 and drawn.heatmap_step == 3 and drawn.subject == "CSI1"
+    assert drawn.heatmap_stimuli == tuple(subject_images[i] for i in order)
+    np.testing.assert_array_equal(drawn.heatmap, subset.square()[np.ix_(order, order)])
+    assert drawn.mds_stimuli == tuple(subject_images[i] for i in (0, 3, 6))
+    np.testing.assert_array_equal(drawn.mds, subset.square()[np.ix_([0, 3, 6], [0, 3, 6])])

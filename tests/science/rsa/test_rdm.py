@@ -53,6 +53,10 @@ def test_rdm_object_subsets_saves_and_exports(tmp_path):
     assert part.upper[0] == item.square()[4, 1]
     with pytest.raises(KeyError, match="img9.jpg"):
         item.subset(["img9.jpg"])
+    same = item.subset(list(names))  # in its own order: the cells shared, not copied
+    assert same.upper is item.upper and same.meta == item.meta and same.meta is not item.meta
+    rows = np.array([5, 0, 3, 3])  # any order, a row twice: the square's cells, without the square
+    np.testing.assert_array_equal(item.cut(rows), item.square()[np.ix_(rows, rows)])
     save_rdms([item], tmp_path)
     (loaded,) = load_rdms(tmp_path)
     np.testing.assert_array_equal(loaded.upper, item.upper)

@@ -51,6 +51,7 @@ from neurolatent.pipeline import tracking
 from neurolatent.pipeline.numerics import torch_device
 from neurolatent.pipeline.outputs import summaries
 from neurolatent.pipeline.outputs.figures import rsa as rsa_figures
+from neurolatent.pipeline.outputs.figures.rsa import DrawnRDM, drawn_rdm
 from neurolatent.pipeline.parallel import parallel_map, scheduler_address
 from neurolatent.pipeline.progress import progress
 from neurolatent.science.cka import group_cka_models
@@ -135,23 +136,30 @@ def _chunk_mapper(compute: SimpleNamespace):
                    address=compute.dask_address)
 
 
-def _representation(kind: str, region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], features: dict,
-                    union: tuple[str, ...], per_subject: dict[str, StimulusMatrix], settings: SimpleNamespace,
-                    permutations: int, device: str, bar, map_chunks) -> tuple[Tables, dict]:
+def _cka(kind: str, per_subject: dict[str, StimulusMatrix], features: dict, union: tuple[str, ...],
+         settings: SimpleNamespace, device: str, bar) -> dict:
+    """CKA of one representation's whole region with every model ({model: GroupPermutationResult});
+    run before the region RDMs are made, so that its kernels (at BOLD5000's size 97 MB a model
+    and subject) and those RDMs are not held at once."""
+    return group_cka_models([(sample.matrix, sample.stimuli) for sample in per_subject.values()], features, union,
+                            settings.cka_permutations, named_rng(settings.seed, kind, "cka"), device,
+                            progress=bar.update)
+
+
+def _representation(kind: str, region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], alignments: dict,
+                    n_subjects: int, settings: SimpleNamespace, permutations: int, device: str, bar,
+                    map_chunks) -> tuple[Tables, dict]:
     """One fMRI representation's tables and metrics: every region against every model under the same
     relabellings and resamples (name=kind: one pass over a subject's RDMs serves all models, each
     model's ranks serve all regions, and the family-wise maximum spans regions and models), CKA of
-    the whole region beside RSA."""
+    the whole region (``alignments``: :func:`_cka`) beside RSA."""
     comparisons = compare_regions(
         region_rdms, model_rdms, method=settings.compare, permutations=permutations, bootstrap=settings.bootstrap,
         ci=settings.ci, seed=settings.seed, name=kind, triangle=settings.triangle, device=device,
         progress=bar.update, map_chunks=map_chunks, inference=settings.inference)
     fwe = familywise_p({(region, model): found.test for region, comparison in comparisons.items()
                         for model, found in comparison.models.items()}, settings.inference)
-    alignments = group_cka_models([(sample.matrix, sample.stimuli) for sample in per_subject.values()], features,
-                                  union, settings.cka_permutations, named_rng(settings.seed, kind, "cka"), device,
-                                  progress=bar.update)
-    draws = subject_draws(len(per_subject), settings.bootstrap, named_rng(settings.seed, kind, "subjects"))
+    draws = subject_draws(n_subjects, settings.bootstrap, named_rng(settings.seed, kind, "subjects"))
     tables = representation_tables(kind, comparisons, fwe, draws, UNION, {"cka": alignments})
     metrics = {}
     for region, rdms in region_rdms.items():
@@ -169,15 +177,14 @@ def _representation(kind: str, region_rdms: dict[str, list[RDM]], model_rdms: di
     return tables, metrics
 
 
-def _plots(out: Path, tables: list[Tables], shown: list[RDM], model_rdms: dict[str, RDM], category: dict[str, str],
+def _plots(out: Path, tables: list[Tables], shown: list[DrawnRDM], category: dict[str, str],
            settings: SimpleNamespace, images: Path) -> dict[str, pd.DataFrame]:
     """The tables (``TABLES``, every representation's rows) and the figures, the RDMs and the MDS of
-    the first subject's RDMs (``shown``) and of the models over its images; returns the tables."""
+    the first subject's RDMs and of the models over its images (``shown``); returns the tables."""
     frames = {name: pd.DataFrame([row for found in tables for row in getattr(found, field)])
               for name, field in TABLES.items()}
     for name, frame in frames.items():
         frame.to_csv(out / f"{name}.csv", index=False)
-    shown = shown + [model.subset(shown[0].stimuli) for model in model_rdms.values()]
     rsa_figures.roi_heatmap(frames["rois"], out / "rois.png", settings.compare)
     rsa_figures.rdm_heatmaps(shown, category, out / "rdms.png")
     rsa_figures.rsa_bars(frames["group"], out / "rsa_per_model.png", settings.compare, settings.ci)
@@ -208,22 +215,26 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     tables, metrics, shown, index = [], {}, [], []
     with atomic_dir(Path(paths.rdms)) as out:
         for kind, per_region in regions.items():
+            alignments = _cka(kind, per_region[UNION], features, union, settings, device, bar)
             region_rdms = {region: [_rdm(sample.matrix, sample.stimuli, settings,
                                          f"{kind if region == UNION else f'{kind}/{region}'}/{subject}", subject)
                                     for subject, sample in per_subject.items()]
                            for region, per_subject in per_region.items()}
-            found, kind_metrics = _representation(kind, region_rdms, model_rdms, features, union, per_region[UNION],
+            found, kind_metrics = _representation(kind, region_rdms, model_rdms, alignments, len(per_region[UNION]),
                                                   settings, permutations, device, bar, _chunk_mapper(params.compute))
             tables.append(found)
             metrics.update(kind_metrics)
-            # written as each representation is done, and then dropped but for the first subject's (figures)
+            # written as each representation is done, and then dropped but for what the figures draw
+            # of the first subject's (at BOLD5000's size 11 MB of each 97 MB RDM)
             flat = [item for rdms in region_rdms.values() for item in rdms]
             index += [save_rdm(item, out, category) for item in flat]
-            shown += [item for item in flat if item.meta["subject"] == first_subject]
+            shown += [drawn_rdm(item, category) for item in flat if item.meta["subject"] == first_subject]
             del region_rdms, flat
         index += [save_rdm(item, out, category) for item in model_rdms.values()]
         write_index(index, out)
     bar.close()
+    first_images = fmri[next(iter(fmri))][first_subject].stimuli  # the first figure panel's images
+    shown += [drawn_rdm(model, category, first_images) for model in model_rdms.values()]
     for model, model_rdm in model_rdms.items():
         metrics[f"rsa.{model}.components"] = float(model_rdm.meta["components"])
         metrics[f"rsa.{model}.variance"] = float(model_rdm.meta["variance"])
@@ -231,7 +242,7 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
                     "rsa.stimuli_per_subject": float(np.mean([r["stimuli"] for t in tables for r in t.subjects]))})
     log.info("rsa: drawing the figures")
     with atomic_dir(Path(paths.plots)) as out:
-        frames = _plots(out, tables, shown, model_rdms, category, settings, paths.images)
+        frames = _plots(out, tables, shown, category, settings, paths.images)
     write_metrics(metrics, paths.metrics)
     tracking.log_artifacts(sorted(Path(paths.plots).glob("*.png")) + sorted(Path(paths.plots).glob("*.svg")), "rsa")
     tracking.log_table(frames["group"], "rsa/group.json")

@@ -81,9 +81,9 @@ def group_family(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], 
     permutation_state, bootstrap_state : the random states of :func:`group_mantel_models` and of
         :func:`group_bootstrap`
     device, chunk, map_chunks : as :func:`group_mantel_models`
-    progress : called with the number of replicates done: each region's permutations, then each
-        model's resamples, per region (as one :func:`group_mantel_models` and a
-        :func:`group_bootstrap` per model would count them)
+    progress : called with the number of replicates done, as each subject's are: each model's
+        resamples of every region and each region's permutations (in all what one
+        :func:`group_mantel_models` and a :func:`group_bootstrap` per model and region would count)
 
     Returns
     -------
@@ -132,6 +132,8 @@ def group_family(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], 
                 replicates[r, m, s] = correlation_from_moments(moments, method)
             weights[m] = unit_vector(y, centre=False)
             del model_own, model, y, qy, qyy
+            if progress is not None:  # a model's resamples of every region: ~1 s a form at 4,916 images
+                progress(_share(n_regions * bootstrap, s, n_subjects))
         # every region's observed statistics first, so that the float64 weights go before the passes
         units = []
         for r in range(n_regions):
@@ -150,8 +152,8 @@ def group_family(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], 
             for part in parts:
                 nulls[r, :, s, start:start + part.shape[1]] = part
                 start += part.shape[1]
-            if progress is not None:  # a region's permutations, spread over its subjects
-                progress(permutations // n_subjects + (permutations % n_subjects if s == n_subjects - 1 else 0))
+                if progress is not None:  # a chunk of a region's permutations, spread over its subjects
+                    progress(_share(part.shape[1], s, n_subjects))
     tests: dict[str, dict[str, GroupPermutationResult]] = {}
     boots: dict[str, dict[str, GroupBootstrapResult]] = {}
     for r, region in enumerate(regions):
@@ -162,9 +164,13 @@ def group_family(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], 
                 statistic, permutation_p(statistic, null), null, observed[r, m],
                 np.array([permutation_p(o, row) for o, row in zip(observed[r, m], nulls[r, m])]), nulls[r, m])
             boots[region][name] = GroupBootstrapResult(replicates[r, m].mean(axis=0), replicates[r, m])
-            if progress is not None:
-                progress(bootstrap)
     return FamilyResult(tests, boots, {region: dict(zip(names, pearson[r])) for r, region in enumerate(regions)})
+
+
+def _share(count: int, subject: int, n_subjects: int) -> int:
+    """Subject ``subject``'s part of ``count`` replicates spread over ``n_subjects`` (the last takes
+    the remainder), so that a progress bar moves as each subject's work is done."""
+    return count // n_subjects + (count % n_subjects if subject == n_subjects - 1 else 0)
 
 
 def _subject_nulls(relabellings: np.ndarray, design: SharedDesign, subject: int, prepared: Prepared,
