@@ -108,3 +108,25 @@ def test_algonauts_scores_per_model_and_region_are_the_subjects_mean_of_voxel_me
     assert v1["noise_ceiling"] == pytest.approx(np.median(held_out_ceiling_r(trials["S1"], test)[:4] ** 2))
     scores = table.set_index(["model", "roi"])["score"]
     assert scores[("signal", "union")] > 50 > scores[("noise", "union")]
+
+
+def test_net2brains_spearman_from_ranks_made_once_is_scipys_to_the_bit():
+    """Every subject's and model's RDM is ranked once for a whole table (rdm_ranks): the r from
+    those ranks is scipy's spearmanr of the two RDMs exactly, ties (a category model) included, and
+    NaN for a constant RDM as there."""
+    from scipy import stats
+
+    from neurolatent.science.peers import _spearman, rdm_ranks
+
+    rng = np.random.default_rng(3)
+    brain = _subjects(rng, rng.standard_normal((30, 8)), subjects=3)
+    labels = rng.integers(0, 3, size=30)
+    category = (labels[:, None] != labels[None, :]).astype(float)
+    upper = np.triu_indices(30, 1)
+    for own in brain:
+        for model in (category, brain[0], np.round(own, 1)):
+            assert _spearman(rdm_ranks(own), rdm_ranks(model)) == stats.spearmanr(own[upper], model[upper])[0]
+    assert np.isnan(_spearman(rdm_ranks(brain[0]), rdm_ranks(np.ones((30, 30)))))
+    row = net2brain_row(category, brain, net2brain_noise_ceiling(brain))
+    ranks = [rdm_ranks(own) for own in brain]
+    assert net2brain_row(category, brain, net2brain_noise_ceiling(brain, ranks), rdm_ranks(category), ranks) == row

@@ -12,6 +12,7 @@ written beside each RDM are ``<roi>.json``. Brain-Score's vision benchmarks hold
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ import pandas as pd
 
 from neurolatent.errors import NeurolatentError
 from neurolatent.io.files import atomic_file, write_csv, write_json, write_npz
-from neurolatent.science.peers import NET2BRAIN_COLUMNS, net2brain_noise_ceiling, net2brain_row
+from neurolatent.science.peers import NET2BRAIN_COLUMNS, net2brain_noise_ceiling, net2brain_row, rdm_ranks
 from neurolatent.science.rsa.rdm import RDM
 from neurolatent.science.stimuli import StimulusMatrix
 
@@ -70,20 +71,31 @@ def write_model_rdms(folder: Path, models: dict[str, RDM], layers: dict[str, tup
 
 
 def net2brain_results(stacks: dict[str, np.ndarray], squares: dict[str, np.ndarray],
-                      layers: dict[str, tuple[str, str]]) -> pd.DataFrame:
+                      layers: dict[str, tuple[str, str]],
+                      progress: Callable[[int], object] | None = None) -> pd.DataFrame:
     """Net2Brain's results table: :data:`NET2BRAIN_COLUMNS`, a row per ROI of ``stacks`` ({ROI:
     (subjects, n, n)}) x model of ``squares`` ({name: (n, n)}), in the order given; what
     ``RSA(model_rdms/<Model>, brain_rdms, <Model>, squared=False).evaluate()`` gives, less its
     R_array, with ROI and Layer named without its ``(i) `` prefixes and file names (``(0) RDM_3.npz``: ``3``). Fewer than 3 images or 2 subjects: no row
-    (no statistic is defined)."""
-    rows = []
+    (no statistic is defined). ``progress`` is called with 1 as each ROI and model's row is done
+    (at BOLD5000's ~3,000 images the subjects share, a few seconds each: Net2Brain ranks every pair)."""
+    rows, model_ranks = [], {}
     for roi, stack in stacks.items():
         if stack.shape[0] < 2 or stack.shape[1] < 3:
+            if progress is not None:
+                progress(len(squares))
             continue
-        ceiling = net2brain_noise_ceiling(stack)
-        # named as the files are, so RSA(model_rdms/<Model>, ..., <Model>) gives the same row
-        rows += [{"ROI": _file_safe(roi), "Layer": _file_safe(layers[name][1]), "Model": _file_safe(layers[name][0]),
-                  **net2brain_row(square, stack, ceiling)} for name, square in squares.items()]
+        brain_ranks = [rdm_ranks(own) for own in stack]
+        ceiling = net2brain_noise_ceiling(stack, brain_ranks)
+        for name, square in squares.items():
+            if name not in model_ranks:
+                model_ranks[name] = rdm_ranks(square)
+            # named as the files are, so RSA(model_rdms/<Model>, ..., <Model>) gives the same row
+            rows.append({"ROI": _file_safe(roi), "Layer": _file_safe(layers[name][1]),
+                         "Model": _file_safe(layers[name][0]),
+                         **net2brain_row(square, stack, ceiling, model_ranks[name], brain_ranks)})
+            if progress is not None:
+                progress(1)
     return pd.DataFrame(rows, columns=list(NET2BRAIN_COLUMNS))
 
 

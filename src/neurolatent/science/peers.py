@@ -42,30 +42,51 @@ def _check_stack(brain: np.ndarray) -> None:
                          "statistics need 2 subjects and 3 images at least")
 
 
-def net2brain_noise_ceiling(brain: np.ndarray) -> tuple[float, float]:
+def rdm_ranks(square: np.ndarray) -> np.ndarray:
+    """(n (n - 1) / 2,) float64: the ranks of an (n, n) RDM's upper triangle (scipy's ``rankdata``,
+    ties averaged), what Net2Brain's Spearman r correlates; computed once where a subject's or a
+    model's RDM meets several others (at ~3,000 images a ranking takes about a second)."""
+    return stats.rankdata(_upper(square))
+
+
+def _spearman(first: np.ndarray, second: np.ndarray) -> float:
+    """``scipy.stats.spearmanr`` of two vectors from their :func:`rdm_ranks`, to the bit: spearmanr
+    takes ``np.corrcoef`` of the ranked pair and returns its [1, 0] entry (the matrix is not
+    symmetric to the last bit); NaN if one is constant, as there."""
+    if first.min() == first.max() or second.min() == second.max():
+        return float("nan")
+    return float(np.corrcoef(np.vstack((first, second)))[1, 0])
+
+
+def net2brain_noise_ceiling(brain: np.ndarray, ranks: list[np.ndarray] | None = None) -> tuple[float, float]:
     """(LNC, UNC) of subjects' RDMs ``brain`` (subjects, n, n) over the same images, Net2Brain's
     unsquared Spearman noise ceiling: leave one subject out against the mean of the others, and each
-    subject against the mean of all."""
+    subject against the mean of all. ``ranks`` : each subject's :func:`rdm_ranks`, if already made."""
     _check_stack(brain)
+    ranks = [rdm_ranks(own) for own in brain] if ranks is None else ranks
     total = brain.sum(axis=0)
     subjects = brain.shape[0]
-    lower = [stats.spearmanr(_upper(own), _upper((total - own) / (subjects - 1)))[0] for own in brain]
-    upper = [stats.spearmanr(_upper(own), _upper(total / subjects))[0] for own in brain]
+    lower = [_spearman(rank, rdm_ranks((total - own) / (subjects - 1))) for own, rank in zip(brain, ranks)]
+    mean = rdm_ranks(total / subjects)
+    upper = [_spearman(rank, mean) for rank in ranks]
     return float(np.mean(lower)), float(np.mean(upper))
 
 
-def net2brain_row(model: np.ndarray, brain: np.ndarray, ceiling: tuple[float, float]) -> dict[str, float]:
+def net2brain_row(model: np.ndarray, brain: np.ndarray, ceiling: tuple[float, float],
+                  model_ranks: np.ndarray | None = None, brain_ranks: list[np.ndarray] | None = None) -> dict[str, float]:
     """Net2Brain's numbers for one model layer against one ROI.
 
     model : (n, n) the layer's RDM; brain : (subjects, n, n) over the same images, same order;
-    ceiling : (LNC, UNC) of ``brain`` (:func:`net2brain_noise_ceiling`).
+    ceiling : (LNC, UNC) of ``brain`` (:func:`net2brain_noise_ceiling`); model_ranks, brain_ranks :
+    their :func:`rdm_ranks`, if already made (a table of every ROI and model ranks each RDM once).
     Returns {R, %R, Significance, SEM, LNC, UNC} (r unitless, %R in percent).
     """
     _check_stack(brain)
     if model.shape != brain.shape[1:]:
         raise ValueError(f"model RDM: shape {model.shape}, the brain RDMs are {brain.shape[1:]}")
-    cells = _upper(model)
-    r = np.array([stats.spearmanr(_upper(own), cells)[0] for own in brain])
+    cells = rdm_ranks(model) if model_ranks is None else model_ranks
+    brain_ranks = [rdm_ranks(own) for own in brain] if brain_ranks is None else brain_ranks
+    r = np.array([_spearman(own, cells) for own in brain_ranks])
     mean = float(r.mean())
     lnc, unc = ceiling
     return {"R": mean, "%R": mean / lnc * 100.0, "Significance": float(stats.ttest_1samp(r, 0.0).pvalue),

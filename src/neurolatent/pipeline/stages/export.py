@@ -40,6 +40,7 @@ from neurolatent.io.files import atomic_dir, write_csv
 from neurolatent.io.rdms import load_rdms
 from neurolatent.io.representations import (fmri_samples, fmri_trial_samples, image_layers, image_models,
                                             planted_features, region_columns, voxel_labels)
+from neurolatent.pipeline.progress import progress
 from neurolatent.pipeline.split import held_out_images
 from neurolatent.science.voxelwise import noise_ceiling_r
 from neurolatent.science.peers import algonauts_scores
@@ -86,10 +87,13 @@ def _net2brain(paths: SimpleNamespace, out: Path, order: tuple[str, ...]) -> int
     layers = _layer_names(models, paths.images)
     squares = write_model_rdms(out / "net2brain" / "model_rdms", models, layers, images)
     tables = []
+    bar = progress(total=sum(len(regions) for regions in fmri.values()) * len(squares), desc="export: Net2Brain's rows",
+                   unit="row")
     for kind, regions in fmri.items():
         folder = "brain_rdms" if kind == "samples" else f"brain_rdms_{kind}"
         stacks = write_brain_rdms(out / "net2brain" / folder, regions, images)
-        tables.append(net2brain_results(stacks, squares, layers).assign(fmri=kind))
+        tables.append(net2brain_results(stacks, squares, layers, bar.update).assign(fmri=kind))
+    bar.close()
     results = pd.concat(tables, ignore_index=True)
     write_csv(results[results["fmri"] == "samples"].drop(columns="fmri"), out / "net2brain" / "results.csv")
     write_csv(results[["fmri", *results.columns[:-1]]], out / "net2brain" / "results_by_representation.csv")
