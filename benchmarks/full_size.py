@@ -83,7 +83,7 @@ def run_stage(name: str, workdir: Path, log: Path) -> tuple[float, float, float,
     """(wall seconds, CPU seconds, peak RSS in GB, exit code) of ``neurolatent <name>`` run in
     ``workdir``; the CPU seconds (user + system) say what the wall time means on a shared machine."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
+           "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}", "PYTHONPATH": str(ROOT / "src")}
     start = time.perf_counter()
     with open(log, "ab") as out:
         process = subprocess.Popen([sys.executable, "-m", "neurolatent", name], cwd=workdir, env=env,
@@ -148,9 +148,13 @@ def measure(args: argparse.Namespace, workdir: Path) -> None:
             row["per_unit"] = f"{row['seconds'] / (size['images'] * (size['images'] - 1) / 2) * 1e6:.2f} us/pair"
         else:
             row["per_unit"] = ""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=workdir, capture_output=True, text=True)
+    # the code that ran: this checkout's (the stages import it), not the work folder's clone, which a
+    # reused --workdir keeps at the commit it was cloned at
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    changed = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True)
     result = {"size": "smoke (CSI1, one run, 8 mm)" if args.smoke else "quick (CSI1, 4 mm)" if args.quick else
-              "full size (CSI1-CSI4, 2 mm)", "scale": size, "cores": os.cpu_count(), "commit": commit.stdout.strip(),
+              "full size (CSI1-CSI4, 2 mm)", "scale": size, "cores": os.cpu_count(),
+              "commit": commit.stdout.strip() + (" with uncommitted changes to src" if changed.stdout.strip() else ""),
               "date": time.strftime("%Y-%m-%d"), "overrides": args.overrides, "stages": rows,
               "total_s": sum(row["seconds"] for row in rows),
               "after_twin_s": sum(row["seconds"] for row in rows if row["stage"] != "dataset"),

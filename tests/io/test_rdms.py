@@ -209,3 +209,21 @@ def test_show_rdm_draws_the_union_by_category(tmp_path, artifacts):
     figure.savefig(artifacts / "rsatoolbox_union_rdms.png", dpi=90)
     plt.close(figure)
     assert (artifacts / "rsatoolbox_union_rdms.png").stat().st_size > 10_000
+
+
+def test_a_stored_rdm_is_the_saved_rdm_read_when_asked_for(tmp_path):
+    """StoredRDM (what the rsa stage hands its comparisons): names and meta held, cells read from the
+    .npy each time, the same bits; its subset and square are the RDM's."""
+    from neurolatent.io.rdms import StoredRDM
+
+    names = tuple(f"img{i}" for i in range(7))
+    item = RDM(rdm_upper(np.random.default_rng(0).normal(size=(7, 3))), names, "correlation", "samples/CSI1",
+               {"subject": "CSI1", "components": 3})
+    stored, entry = StoredRDM.saved(item, tmp_path)
+    assert entry["file"] == "samples__CSI1.npy" and (tmp_path / entry["file"]).is_file()
+    assert (stored.stimuli, stored.name, stored.meta, stored.n) == (names, item.name, item.meta, 7)
+    assert np.array_equal(stored.upper, item.upper) and stored.upper is not stored.upper
+    assert np.array_equal(stored.square(), item.square())
+    order = names[::-2]
+    assert np.array_equal(stored.subset(order).upper, item.subset(order).upper)
+    assert stored.load().meta == item.meta

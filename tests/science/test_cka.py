@@ -85,3 +85,25 @@ def test_cka_permutation_p_is_calibrated_under_the_null():
     # 300 null datasets: P(p < 0.05) is 0.05 when calibrated (binomial sd 0.0126)
     assert 0.02 <= np.mean(p < 0.05) <= 0.09
     assert 0.4 <= np.mean(p) <= 0.6
+
+
+def test_models_kernels_made_when_read_are_the_bits_of_kernels_made_at_once():
+    """group_cka_models makes each model's U-centred kernel when the test reads it (32 kernels of
+    97 MB for four subjects and eight models at BOLD5000's size): the same bits as the kernels made
+    first and handed to group_mantel_models, for subjects over other images in other orders."""
+    from neurolatent.science.rsa.inference import group_mantel_models
+
+    rng = np.random.default_rng(4)
+    names = tuple(f"img{i}" for i in range(50))
+    features = {"a": rng.normal(size=(50, 6)), "b": rng.normal(size=(50, 3))}
+    fmri = [(rng.normal(size=(40, 5)), tuple(rng.permutation(names[:40]))),
+            (rng.normal(size=(35, 5)), tuple(rng.permutation(names[15:])))]
+    found = cka.group_cka_models(fmri, features, names, 50, 1)
+    position = {name: i for i, name in enumerate(names)}
+    subjects = [cka.kernel_rdm(x, stimuli, f"subject {s}") for s, (x, stimuli) in enumerate(fmri)]
+    made = {model: [cka.kernel_rdm(rows[[position[name] for name in item.stimuli]], item.stimuli, model)
+                    for item in subjects] for model, rows in features.items()}
+    expected = group_mantel_models(subjects, made, "cosine", 50, 1)
+    for model in features:
+        assert np.array_equal(found[model].subject_statistics, expected[model].subject_statistics)
+        assert np.array_equal(found[model].subject_nulls, expected[model].subject_nulls)

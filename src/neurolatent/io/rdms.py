@@ -8,6 +8,7 @@ images), or as one ``rsatoolbox.rdm.RDMs`` per representation over one common li
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +48,50 @@ def save_rdm(item: RDM, folder: Path, categories: dict[str, str] | None = None) 
     return entry
 
 
+@dataclass(frozen=True)
+class StoredRDM:
+    """An RDM that :func:`save_rdm` wrote, read from its ``.npy`` file each time its cells are asked
+    for, so that holding it costs its names only (at BOLD5000's 4,916 images an RDM's cells are
+    97 MB): the rsa stage hands its RDMs to the comparisons this way, which read each when they
+    need it (:func:`~neurolatent.science.rsa.family.group_family`). ``stimuli``, ``dissimilarity``,
+    ``name``, ``meta`` and ``n`` are the RDM's; ``upper`` reads the cells, :meth:`load` the whole
+    RDM, and ``subset`` and ``square`` are that RDM's (``subset`` in its own order: the RDM as read)."""
+
+    path: Path
+    stimuli: tuple[str, ...]
+    dissimilarity: str
+    name: str = ""
+    meta: dict = field(default_factory=dict)
+
+    @classmethod
+    def saved(cls, item: RDM, folder: Path, categories: dict[str, str] | None = None) -> tuple["StoredRDM", dict]:
+        """``item`` written by :func:`save_rdm` into ``folder``, as a StoredRDM, with its index entry."""
+        entry = save_rdm(item, folder, categories)
+        return cls(Path(folder) / entry["file"], item.stimuli, item.dissimilarity, item.name, item.meta), entry
+
+    @property
+    def n(self) -> int:
+        """The number of stimuli."""
+        return len(self.stimuli)
+
+    @property
+    def upper(self) -> np.ndarray:
+        """The cells (read anew at each access)."""
+        return self.load().upper
+
+    def square(self) -> np.ndarray:
+        """:meth:`RDM.square` of the RDM read from ``path``."""
+        return self.load().square()
+
+    def load(self) -> RDM:
+        """The RDM, read from ``path``."""
+        return RDM(np.load(self.path), self.stimuli, self.dissimilarity, self.name, dict(self.meta))
+
+    def subset(self, stimuli: list[str] | tuple[str, ...]) -> RDM:
+        """:meth:`RDM.subset` of the RDM read from ``path``."""
+        return self.load().subset(stimuli)
+
+
 def write_index(entries: list[dict], folder: Path) -> None:
     """``index.json`` of the RDMs :func:`save_rdm` wrote (its entries, in the order to list them)."""
     write_json(entries, Path(folder) / "index.json")
@@ -76,8 +121,8 @@ def load_rdms(folder: Path, as_rsatoolbox: bool = False,
     out, categories = [], {}
     for entry in json.loads(index_path.read_text()):
         meta = {k: v for k, v in entry.items() if k not in _INDEX_KEYS}
-        out.append(RDM(np.load(Path(folder) / entry["file"]), tuple(entry["stimuli"]), entry["dissimilarity"],
-                       entry["name"], meta))
+        out.append(StoredRDM(Path(folder) / entry["file"], tuple(entry["stimuli"]), entry["dissimilarity"],
+                             entry["name"], meta).load())
         # an index written before categories were recorded has none: the RDMs then carry no category
         categories.update(zip(entry["stimuli"], entry.get("categories", [])))
     if not as_rsatoolbox:

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 #: numpy dispatch targets above AVX2 (numpy 2.x names; unknown names are ignored by numpy)
 NUMPY_ABOVE_AVX2 = "X86_V4 AVX512_ICL AVX512_SPR AVX512F AVX512_SKX AVX512_CLX AVX512_CNL"
 
+#: what a GPU that torch can use leaves on Linux: NVIDIA's kernel driver (CUDA), AMD's (ROCm)
+GPU_DRIVERS = (Path("/proc/driver/nvidia"), Path("/dev/kfd"))
+
 
 def cpu_has_avx2(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """True when the CPU reports AVX2 and FMA (Linux); False when it does not or cannot be read."""
@@ -132,6 +135,16 @@ def torch_device(choice: str, threads: int) -> str:
     ``compute.device`` (``cpu`` or ``cuda``)."""
     configure_torch(threads)
     return resolve_device(choice)
+
+
+def kernel_device(choice: str, threads: int, drivers: tuple[Path, ...] = GPU_DRIVERS) -> str:
+    """:func:`torch_device` for a stage whose CPU path runs no torch (rsa's numba permutation
+    kernels): ``cpu`` without loading torch (~200 MB of the stage's memory) when ``compute.device``
+    is ``cpu``, or ``auto`` on a machine without a GPU driver (``drivers``: none exists), where torch
+    could see no device either."""
+    if choice == "cpu" or (choice == "auto" and not any(path.exists() for path in drivers)):
+        return "cpu"
+    return torch_device(choice, threads)
 
 
 def resolve_device(choice: str) -> str:

@@ -26,6 +26,7 @@ who saw which image for a group.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -123,7 +124,41 @@ def group_cka_models(fmri: list[tuple[np.ndarray, tuple[str, ...]]], model_featu
         if missing:
             raise ValueError(f"the model has no row for image {missing[0]!r}")
         subjects.append(kernel_rdm(features, stimuli, f"subject {s}"))
-    models = {model: [kernel_rdm(features[[position[name] for name in item.stimuli]], item.stimuli, model)
+    models = {model: [_ModelKernel(features[[position[name] for name in item.stimuli]], item.stimuli, item.stimuli, model)
                       for item in subjects]
               for model, features in model_features.items()}
     return group_mantel_models(subjects, models, "cosine", permutations, random_state, device, progress=progress)
+
+
+@dataclass(frozen=True)
+class _ModelKernel:
+    """A model's :func:`kernel_rdm` over the images ``rows`` (its ``features``' rows, in that
+    order), read over ``stimuli`` (some of them, in any order): its cells are made each time they
+    are asked for (``upper``), so that a test of many models holds one model's kernel at a time
+    (at BOLD5000's size 97 MB each, 32 for four subjects and eight models); the same bits as
+    ``kernel_rdm(features, rows, name).subset(stimuli)``."""
+
+    features: np.ndarray
+    rows: tuple[str, ...]
+    stimuli: tuple[str, ...]
+    name: str
+    dissimilarity: str = UCENTRED_KERNEL
+
+    @property
+    def n(self) -> int:
+        """The number of stimuli."""
+        return len(self.stimuli)
+
+    @property
+    def upper(self) -> np.ndarray:
+        """(n (n - 1) / 2,) the kernel's upper triangle over ``stimuli``, made now."""
+        kernel = kernel_rdm(self.features, self.rows, self.name)
+        return (kernel if self.stimuli == self.rows else kernel.subset(self.stimuli)).upper
+
+    def subset(self, stimuli: list[str] | tuple[str, ...]) -> "_ModelKernel":
+        """The kernel read over ``stimuli`` (still made when asked for); KeyError names a missing one."""
+        rows = set(self.rows)
+        missing = [name for name in stimuli if name not in rows]
+        if missing:
+            raise KeyError(f"kernel {self.name!r} has no stimulus {missing[0]!r}")
+        return replace(self, stimuli=tuple(stimuli))

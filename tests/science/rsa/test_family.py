@@ -49,3 +49,23 @@ def test_a_count_of_zero_is_named(argument):
     counts = {"permutations": 10, "bootstrap": 10} | {argument: 0}
     with pytest.raises(ValueError, match=rf"^{argument}: Input should be greater than or equal to 1 \(got 0\)$"):
         group_family(regions, models, "spearman", counts["permutations"], counts["bootstrap"], 0, 0)
+
+
+def test_rdms_kept_on_disk_give_the_bits_of_rdms_in_memory(tmp_path):
+    """The rsa stage hands the family StoredRDMs (each read when it is needed, so that one subject's
+    work is held, not every RDM): the results are the bits of the same RDMs in memory."""
+    from neurolatent.io.rdms import StoredRDM
+
+    regions, models = _family_inputs()
+    stored_regions = {region: [StoredRDM.saved(item, tmp_path)[0] for item in rdms] for region, rdms in regions.items()}
+    stored_models = {name: StoredRDM.saved(item, tmp_path)[0] for name, item in models.items()}
+    found = group_family(stored_regions, stored_models, "spearman", 60, 20, 7, 8)
+    expected = group_family(regions, models, "spearman", 60, 20, 7, 8)
+    for region in regions:
+        assert np.array_equal(found.pearson[region]["planted"], expected.pearson[region]["planted"])
+        for name in models:
+            assert np.array_equal(found.tests[region][name].subject_nulls, expected.tests[region][name].subject_nulls)
+            assert np.array_equal(found.tests[region][name].subject_statistics,
+                                  expected.tests[region][name].subject_statistics)
+            assert np.array_equal(found.boots[region][name].subject_replicates,
+                                  expected.boots[region][name].subject_replicates)

@@ -53,3 +53,38 @@ def test_bootstrap_equals_a_direct_computation_on_the_drawn_cells(method):
     direct = {"pearson": stats.pearsonr(x, y)[0], "spearman": stats.pearsonr(x, y)[0], "kendall_tau_a": tau_a,
               "cosine": x @ y / np.linalg.norm(x) / np.linalg.norm(y)}[method]
     assert abs(replicates[1] - direct) < 1e-9
+
+
+class _MadeWhenIndexed:
+    """A sequence of upper triangles made when indexed, remembering each (weakly): which are still
+    alive when the next is asked for."""
+
+    def __init__(self, seeds: list[int]):
+        import weakref
+
+        self.seeds, self.made, self.alive_at_each = seeds, [], []
+        self._ref = weakref.ref
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        self.alive_at_each.append(sum(ref() is not None for ref in self.made))
+        values = rdm_upper(random_patterns(self.seeds[k], n=60))
+        self.made.append(self._ref(values))
+        return values
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson", "cosine"])
+def test_prepare_makes_each_fixed_rdm_once_and_holds_at_most_two(method):
+    """prepare reads a sequence of fixed RDMs one index at a time (CKA's kernels, RDMs kept on disk:
+    97 MB each at BOLD5000's size), holding no more than the pair spearman ranks together, and
+    gives the bits of the same RDMs handed over as arrays."""
+    permuted = rdm_upper(random_patterns(1, n=60))
+    lazy = _MadeWhenIndexed([2, 3, 4, 5, 6])
+    found = prepare(permuted, lazy, method)
+    expected = prepare(permuted, [rdm_upper(random_patterns(seed, n=60)) for seed in lazy.seeds], method)
+    assert len(lazy.made) == 5  # each indexed once
+    assert max(lazy.alive_at_each) <= (1 if method == "spearman" else 0)
+    for field in ("x_square", "weights", "observed"):
+        assert np.array_equal(getattr(found, field), getattr(expected, field))

@@ -33,6 +33,7 @@ ceiling, an MDS of each space, and with indexed ``embed.layers`` RSA by layer, `
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -43,12 +44,12 @@ import pandas as pd
 from neurolatent.errors import NeurolatentError
 from neurolatent.io import bids
 from neurolatent.io.files import atomic_dir, write_metrics
-from neurolatent.io.rdms import save_rdm, write_index
+from neurolatent.io.rdms import StoredRDM, write_index
 from neurolatent.io.representations import (first_presentations, fmri_aligned, fmri_latents, fmri_samples,
                                             fmri_trial_samples, image_layers, image_models, planted_features,
                                             roi_columns, voxel_labels)
 from neurolatent.pipeline import tracking
-from neurolatent.pipeline.numerics import torch_device
+from neurolatent.pipeline.numerics import kernel_device
 from neurolatent.pipeline.outputs import summaries
 from neurolatent.pipeline.outputs.figures import rsa as rsa_figures
 from neurolatent.pipeline.outputs.figures.rsa import DrawnRDM, drawn_rdm
@@ -117,13 +118,19 @@ def _regions(kind: str, per_subject: dict[str, StimulusMatrix], labels: pd.DataF
 
 
 def _model_rdms(models: dict[str, StimulusMatrix], union: tuple[str, ...], category: dict[str, str],
-                settings: SimpleNamespace) -> tuple[dict[str, RDM], dict[str, np.ndarray]]:
-    """Each model's RDM over every image any subject saw (``union``), the category model's last, and
-    the features CKA compares ({model: (n_union, q)}; the category model's are its one-hot codes)."""
-    rdms = {model: _rdm(features.rows(union), union, settings, model, "all") for model, features in models.items()}
-    rdms[CATEGORY] = category_rdm(union, [category[name] for name in union])
+                settings: SimpleNamespace) -> Iterator[RDM]:
+    """Each model's RDM over every image any subject saw (``union``), one at a time (at BOLD5000's
+    size 97 MB each), the category model's last."""
+    for model, features in models.items():
+        yield _rdm(features.rows(union), union, settings, model, "all")
+    yield category_rdm(union, [category[name] for name in union], CATEGORY)
+
+
+def _cka_features(models: dict[str, StimulusMatrix], union: tuple[str, ...], category: dict[str, str]) -> dict:
+    """The features CKA compares, in the order of :func:`_model_rdms`: {model: (n_union, q)}; the
+    category model's are its one-hot codes."""
     one_hot = pd.get_dummies(pd.Series([category[name] for name in union])).to_numpy(dtype=np.float64)
-    return rdms, {model: models[model].rows(union) if model in models else one_hot for model in rdms}
+    return {model: features.rows(union) for model, features in models.items()} | {CATEGORY: one_hot}
 
 
 def _chunk_mapper(compute: SimpleNamespace):
@@ -146,7 +153,7 @@ def _cka(kind: str, per_subject: dict[str, StimulusMatrix], features: dict, unio
                             progress=bar.update)
 
 
-def _representation(kind: str, region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], alignments: dict,
+def _representation(kind: str, region_rdms: dict[str, list[StoredRDM]], model_rdms: dict[str, StoredRDM], alignments: dict,
                     n_subjects: int, settings: SimpleNamespace, permutations: int, device: str, bar,
                     map_chunks) -> tuple[Tables, dict]:
     """One fMRI representation's tables and metrics: every region against every model under the same
@@ -201,40 +208,48 @@ def run(params: SimpleNamespace, paths: SimpleNamespace) -> dict:
     settings = params.rsa
     # exact: the permutation p of rsa.permutations; tail, gamma: a fit to the null of rsa.fit_permutations
     permutations = settings.permutations if settings.inference == "exact" else settings.fit_permutations
-    device = torch_device(params.compute.device, params.compute.threads)
+    device = kernel_device(params.compute.device, params.compute.threads)
     fmri, models, stimuli, labels = _inputs(params, paths)
     seen = set().union(*(sample.stimuli for per_subject in fmri.values() for sample in per_subject.values()))
     union = tuple(name for name in stimuli["image_name"] if name in seen)
     category = dict(zip(stimuli["image_name"], stimuli["category"]))
-    model_rdms, features = _model_rdms(models, union, category, settings)
+    features = _cka_features(models, union, category)
     regions = {kind: _regions(kind, per_subject, labels) for kind, per_subject in fmri.items()}
     first_subject = next(iter(next(iter(fmri.values()))))
     # one bar over every permutation and resample: at BOLD5000's size the tests take minutes a region
-    bar = progress(total=sum(len(r) for r in regions.values()) * (permutations + len(model_rdms) * settings.bootstrap)
+    bar = progress(total=sum(len(r) for r in regions.values()) * (permutations + len(features) * settings.bootstrap)
                    + len(fmri) * settings.cka_permutations, desc="rsa", unit="replicate")
     tables, metrics, shown, index = [], {}, [], []
     with atomic_dir(Path(paths.rdms)) as out:
+        # every RDM is written as it is made and handed on as a StoredRDM, read where it is compared
+        # (at BOLD5000's size 97 MB each: held together, one subject's took 7 GB)
+        model_rdms, model_index = {}, []
+        for item in _model_rdms(models, union, category, settings):
+            model_rdms[item.name], entry = StoredRDM.saved(item, out, category)
+            model_index.append(entry)
+            del item  # not held through the loop's next RDM, nor the last through the comparisons
         for kind, per_region in regions.items():
             alignments = _cka(kind, per_region[UNION], features, union, settings, device, bar)
-            region_rdms = {region: [_rdm(sample.matrix, sample.stimuli, settings,
-                                         f"{kind if region == UNION else f'{kind}/{region}'}/{subject}", subject)
-                                    for subject, sample in per_subject.items()]
-                           for region, per_subject in per_region.items()}
+            region_rdms: dict[str, list[StoredRDM]] = {}
+            for region, per_subject in per_region.items():
+                region_rdms[region] = []
+                for subject, sample in per_subject.items():
+                    item = _rdm(sample.matrix, sample.stimuli, settings,
+                                f"{kind if region == UNION else f'{kind}/{region}'}/{subject}", subject)
+                    if subject == first_subject:  # what the figures draw of it (11 MB of 97 at BOLD5000's size)
+                        shown.append(drawn_rdm(item, category))
+                    stored, entry = StoredRDM.saved(item, out, category)
+                    region_rdms[region].append(stored)
+                    index.append(entry)
+                    del item
             found, kind_metrics = _representation(kind, region_rdms, model_rdms, alignments, len(per_region[UNION]),
                                                   settings, permutations, device, bar, _chunk_mapper(params.compute))
             tables.append(found)
             metrics.update(kind_metrics)
-            # written as each representation is done, and then dropped but for what the figures draw
-            # of the first subject's (at BOLD5000's size 11 MB of each 97 MB RDM)
-            flat = [item for rdms in region_rdms.values() for item in rdms]
-            index += [save_rdm(item, out, category) for item in flat]
-            shown += [drawn_rdm(item, category) for item in flat if item.meta["subject"] == first_subject]
-            del region_rdms, flat
-        index += [save_rdm(item, out, category) for item in model_rdms.values()]
-        write_index(index, out)
+        write_index(index + model_index, out)
+        first_images = fmri[next(iter(fmri))][first_subject].stimuli  # the first figure panel's images
+        shown += [drawn_rdm(model.load(), category, first_images) for model in model_rdms.values()]
     bar.close()
-    first_images = fmri[next(iter(fmri))][first_subject].stimuli  # the first figure panel's images
-    shown += [drawn_rdm(model, category, first_images) for model in model_rdms.values()]
     for model, model_rdm in model_rdms.items():
         metrics[f"rsa.{model}.components"] = float(model_rdm.meta["components"])
         metrics[f"rsa.{model}.variance"] = float(model_rdm.meta["variance"])

@@ -18,7 +18,7 @@ from neurolatent.science._docs import fill_doc
 from neurolatent.science.constraints import Count, RandomState, checked
 from neurolatent.science.rsa.compare import Comparison, compare, correlation_from_moments, rank
 from neurolatent.science.rsa.inference import (GroupBootstrapResult, GroupPermutationResult, SharedDesign,
-                                               canonical_order)
+                                               canonical_stimuli)
 from neurolatent.science.rsa.kernels import Prepared, null_sums, resample_counts, unit_vector
 from neurolatent.science.rsa.rdm import RDM
 from neurolatent.science.stats import permutation_p
@@ -28,7 +28,11 @@ def _centred(upper: np.ndarray, method: Comparison) -> np.ndarray:
     """An RDM's upper cells as the comparison correlates them: ranked for spearman, centred (not for
     cosine), float64; the operations of :func:`~neurolatent.science.rsa.kernels.prepare` and
     :func:`~neurolatent.science.rsa.kernels.resampled_comparison`, so that the bits are theirs."""
-    values = rank(np.asarray(upper, dtype=np.float64)) if method == "spearman" else np.asarray(upper, dtype=np.float64)
+    if method == "spearman":
+        values = rank(upper)
+        values -= values.mean()  # in place: the ranks are this function's own
+        return values
+    values = np.asarray(upper, dtype=np.float64)
     return values - values.mean() if method != "cosine" else values
 
 
@@ -74,7 +78,11 @@ def group_family(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], 
     region_rdms : {region: one RDM per subject}, every region with the same subjects in the same
         order, each subject's RDMs over the same images
     model_rdms : {name: RDM over (at least) the union of the subjects' images}, all listing their
-        images in one order (that order is the union's: it defines the relabellings and resamples)
+        images in one order (that order is the union's: it defines the relabellings and resamples).
+        Either may hold RDMs kept on disk (:class:`neurolatent.io.rdms.StoredRDM`, anything whose
+        ``subset`` gives an RDM in memory): a subject's RDM of each region is then read once and
+        dropped once its ranks are made, each model's twice (the study's r, then the tests), so
+        that what is held is one subject's work, not every RDM
     method : pearson, spearman or cosine
     %(permutations)s
     %(bootstrap)s
@@ -96,56 +104,67 @@ def group_family(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], 
     for region in regions[1:]:
         if [set(item.stimuli) for item in region_rdms[region]] != [set(item.stimuli) for item in first]:
             raise ValueError(f"region {region!r} has other subjects or images than {regions[0]!r}")
-    union, subjects, _ = canonical_order(first, model_rdms[names[0]])
-    design = SharedDesign(union, subjects)
+    union, orders = canonical_stimuli([item.stimuli for item in first], [model_rdms[names[0]].stimuli],
+                                      model_rdms[names[0]].name)
+    design = SharedDesign(union, orders)
     rng = np.random.default_rng(permutation_state)
     # int32: 10,000 relabellings of 4,916 images take 197 MB
     drawn = [design.relabellings(min(chunk, permutations - start), rng).astype(np.int32)
              for start in range(0, permutations, chunk)]
     resamples = design.resamples(bootstrap, np.random.default_rng(bootstrap_state))
-    n_regions, n_models, n_subjects = len(regions), len(names), len(subjects)
+    n_regions, n_models, n_subjects = len(regions), len(names), len(orders)
     nulls = np.empty((n_regions, n_models, n_subjects, permutations))
     observed = np.empty((n_regions, n_models, n_subjects))
     pearson = np.empty((n_regions, n_models, n_subjects))
     replicates = np.empty((n_regions, n_models, n_subjects, bootstrap))
-    for s, order in enumerate(item.stimuli for item in subjects):
-        own = [region_rdms[region][s] for region in regions]  # each in its own order
-        canonical = [item if item.stimuli == order else item.subset(order) for item in own]
-        regions_centred = [_centred(item.upper, method) for item in canonical]
+    for s, order in enumerate(orders):
         counts = resample_counts(design.restrict(resamples, s), len(order))
         pairs = 0.5 * (counts.sum(axis=1) ** 2 - (counts * counts).sum(axis=1))
-        region_forms = [(_quadratic_form(x, counts), _quadratic_form(x * x, counts)) for x in regions_centred]
+        # the study's r of every region with every model (in the region's own order, as
+        # compare_models reports it), then each region's centred cells: a region's RDM is held for
+        # one step at a time, and the models' cuts are gone before the centred cells pile up
+        models_own: dict[tuple[str, ...], list[RDM]] = {}
+        for r, region in enumerate(regions):
+            own = _in_memory(region_rdms[region][s])
+            if own.stimuli not in models_own:
+                models_own[own.stimuli] = [model_rdms[name].subset(own.stimuli) for name in names]
+            for m, model in enumerate(models_own[own.stimuli]):
+                pearson[r, m, s] = compare(model.upper, own.upper, "pearson")
+            del own
+        del models_own
+        regions_centred, region_forms = [], []
+        for region in regions:
+            own = _in_memory(region_rdms[region][s])
+            x = _centred((own if own.stimuli == order else own.subset(order)).upper, method)
+            del own
+            regions_centred.append(x)
+            region_forms.append((_quadratic_form(x, counts), _quadratic_form(x * x, counts)))
+            del x
         # filled row by row: the models' unit vectors and a stacked copy are never held together
         weights = np.empty((n_models, len(regions_centred[0])))
         for m, name in enumerate(names):
-            model_own = {}
-            for r, item in enumerate(own):  # the study's r in the subject's order, as compare_models reports it
-                if item.stimuli not in model_own:
-                    model_own[item.stimuli] = model_rdms[name].subset(item.stimuli)
-                pearson[r, m, s] = compare(model_own[item.stimuli].upper, item.upper, "pearson")
-            whole = model_rdms[name]  # already in the union's order when the subject saw every image of it
-            model = model_own.get(order) or (whole if whole.stimuli == order else whole.subset(order))
-            y = _centred(model.upper, method)
+            y = _centred(model_rdms[name].subset(order).upper, method)
             qy, qyy = _quadratic_form(y, counts), _quadratic_form(y * y, counts)
             for r, x in enumerate(regions_centred):
                 moments = np.array([pairs, qy, region_forms[r][0], qyy, region_forms[r][1], _quadratic_form(y * x, counts)])
                 replicates[r, m, s] = correlation_from_moments(moments, method)
             weights[m] = unit_vector(y, centre=False)
-            del model_own, model, y, qy, qyy
+            del y, qy, qyy
             if progress is not None:  # a model's resamples of every region: ~1 s a form at 4,916 images
                 progress(_share(n_regions * bootstrap, s, n_subjects))
         # every region's observed statistics first, so that the float64 weights go before the passes
-        units = []
+        units32 = []  # float32 as the kernel takes them: the float64 units are for the observed statistics
         for r in range(n_regions):
-            units.append(unit_vector(regions_centred[r], centre=False))
+            unit = unit_vector(regions_centred[r], centre=False)
             regions_centred[r] = None
-            observed[r, :, s] = weights @ units[r]
+            observed[r, :, s] = weights @ unit
+            units32.append(unit.astype(np.float32))
+            del unit
         weights32 = weights.astype(np.float32)
         del weights
         for r in range(n_regions):
-            prepared = Prepared(squareform(units[r].astype(np.float32), checks=False), weights32,
-                                observed[r, :, s].copy())
-            units[r] = None
+            prepared = Prepared(squareform(units32[r], checks=False), weights32, observed[r, :, s].copy())
+            units32[r] = None
             of_chunk = partial(_subject_nulls, design=design, subject=s, prepared=prepared, device=device)
             parts = map(of_chunk, drawn) if map_chunks is None else map_chunks(of_chunk, drawn)
             start = 0
@@ -165,6 +184,12 @@ def group_family(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], 
                 np.array([permutation_p(o, row) for o, row in zip(observed[r, m], nulls[r, m])]), nulls[r, m])
             boots[region][name] = GroupBootstrapResult(replicates[r, m].mean(axis=0), replicates[r, m])
     return FamilyResult(tests, boots, {region: dict(zip(names, pearson[r])) for r, region in enumerate(regions)})
+
+
+def _in_memory(item) -> RDM:
+    """``item`` as an RDM in memory: one kept on disk (:class:`neurolatent.io.rdms.StoredRDM`) is
+    read; an RDM in memory is itself (its subset in its own order shares its cells)."""
+    return item.subset(item.stimuli)
 
 
 def _share(count: int, subject: int, n_subjects: int) -> int:

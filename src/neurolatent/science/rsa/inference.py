@@ -15,7 +15,7 @@ rsatoolbox's ``rsatoolbox.inference`` in this package's terms.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -123,19 +123,26 @@ def canonical_order(fmri_rdms: list[RDM], model_rdm: RDM | list[RDM]) -> tuple[l
     RDM per subject (over at least that subject's stimuli) when the model side is not a subset of
     one matrix (CKA's U-centred kernels, :mod:`neurolatent.science.cka`)."""
     per_subject = model_rdm if isinstance(model_rdm, list) else [model_rdm] * len(fmri_rdms)
-    seen = set().union(*(r.stimuli for r in fmri_rdms))
-    listed = list(dict.fromkeys(name for model in per_subject for name in model.stimuli))
+    union, orders = canonical_stimuli([item.stimuli for item in fmri_rdms], [model.stimuli for model in per_subject],
+                                      per_subject[0].name)
+    subjects = [item if item.stimuli == order else item.subset(order) for item, order in zip(fmri_rdms, orders)]
+    models = [model if model.stimuli == order else model.subset(order) for model, order in zip(per_subject, orders)]
+    return union, subjects, models
+
+
+def canonical_stimuli(subject_stimuli: list[tuple[str, ...]], model_stimuli: list[tuple[str, ...]],
+                      model: str = "") -> tuple[list[str], list[tuple[str, ...]]]:
+    """:func:`canonical_order` of names only: the union of the subjects' stimuli in the models'
+    order (``model_stimuli``: the model's stimuli per subject, or one list for all) and each
+    subject's stimuli in union order; ValueError names a stimulus of the union that ``model`` lacks."""
+    seen = set().union(*subject_stimuli)
+    listed = list(dict.fromkeys(name for stimuli in model_stimuli for name in stimuli))
     missing = seen - set(listed)
     if missing:
-        raise ValueError(f"model RDM {per_subject[0].name!r} lacks stimulus {sorted(missing)[0]!r} of the subjects' union")
+        raise ValueError(f"model RDM {model!r} lacks stimulus {sorted(missing)[0]!r} of the subjects' union")
     union = [name for name in listed if name in seen]
     position = {name: i for i, name in enumerate(union)}
-    subjects, models = [], []
-    for item, model in zip(fmri_rdms, per_subject):
-        order = sorted(item.stimuli, key=position.__getitem__)
-        subjects.append(item if list(item.stimuli) == order else item.subset(order))
-        models.append(model if list(model.stimuli) == order else model.subset(order))
-    return union, subjects, models
+    return union, [tuple(sorted(stimuli, key=position.__getitem__)) for stimuli in subject_stimuli]
 
 
 class SharedDesign:
@@ -145,10 +152,11 @@ class SharedDesign:
     it is one relabelling of the union that every subject takes, restricted to its own images; a
     resample drawn within atoms gives every subject as many draws as it saw images."""
 
-    def __init__(self, union: list[str], subjects: list[RDM]):
+    def __init__(self, union: list[str], subjects: list[tuple[str, ...]]):
+        """union : the union's stimuli; subjects : each subject's stimuli (the rows of its RDM)."""
         self.size = len(union)
         position = {name: i for i, name in enumerate(union)}
-        self.positions = [np.array([position[name] for name in item.stimuli]) for item in subjects]
+        self.positions = [np.array([position[name] for name in stimuli]) for stimuli in subjects]
         membership = np.zeros((self.size, len(subjects)), dtype=bool)
         for s, rows in enumerate(self.positions):
             membership[rows, s] = True
@@ -280,17 +288,17 @@ def group_mantel_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM | list[R
     names = list(model_rdms)
     union, subjects, first = canonical_order(fmri_rdms, model_rdms[names[0]])
     # every model over each subject's images in that subject's canonical order: models[m][s]
-    models = [first] + [[model.subset(item.stimuli) for model, item in zip(canonical_order(subjects, model_rdms[name])[2],
-                                                                            subjects)]
+    models = [first] + [[model if model.stimuli == item.stimuli else model.subset(item.stimuli)
+                         for model, item in zip(canonical_order(subjects, model_rdms[name])[2], subjects)]
                         for name in names[1:]]
-    design = SharedDesign(union, subjects)
+    design = SharedDesign(union, [item.stimuli for item in subjects])
     rng = np.random.default_rng(random_state)
     n_models, n_subjects = len(names), len(subjects)
     nulls = np.empty((n_models, n_subjects, permutations))
     scale = np.tile([0.0, 1.0], (n_models, n_subjects, 1))  # statistic = a + b * permuted sum
     prepared: list[Prepared | None] = []
     for s, item in enumerate(subjects):
-        fixed = [per_subject[s].upper for per_subject in models]
+        fixed = _SubjectUppers(models, s)
         if method == "kendall_tau_a":
             prepared.append(None)
             continue
@@ -300,8 +308,9 @@ def group_mantel_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM | list[R
             prepared.append(prepare(maps[0][1], [x for x, _, _, _ in maps], "cosine" if method == "cosine" else "pearson"))
         else:
             prepared.append(prepare(item.upper, fixed, method))
-    nulls_of = partial(_chunk_nulls, design=design, subjects=subjects, prepared=prepared,
-                       models=[[m.upper for m in per_subject] for per_subject in models], device=device)
+    nulls_of = partial(_chunk_nulls, design=design, subjects=subjects, prepared=prepared, device=device, n_models=n_models,
+                       models=[[m.upper for m in per_subject] for per_subject in models] if method == "kendall_tau_a"
+                       else None)
     starts = range(0, permutations, chunk)
     if map_chunks is None:
         for start in starts:
@@ -331,11 +340,11 @@ def group_mantel_models(fmri_rdms: list[RDM], model_rdms: dict[str, RDM | list[R
 
 
 def _chunk_nulls(relabellings: np.ndarray, design: "SharedDesign", subjects: list[RDM], prepared: list,
-                 models: list[list[np.ndarray]], device: str) -> np.ndarray:
+                 n_models: int, models: list[list[np.ndarray]] | None, device: str) -> np.ndarray:
     """(n_models, n_subjects, n_relabellings) permuted sums (or Kendall's tau-a, where ``prepared``
     is None) of one chunk of shared relabellings (n_relabellings, n_union); ``models[m][s]`` the
-    model's upper triangle over subject s's images."""
-    out = np.empty((len(models), len(subjects), len(relabellings)))
+    model's upper triangle over subject s's images (for Kendall's tau-a only)."""
+    out = np.empty((n_models, len(subjects), len(relabellings)))
     for s, item in enumerate(subjects):
         perms = design.restrict(relabellings, s).astype(np.uint32)
         if prepared[s] is None:
@@ -346,6 +355,21 @@ def _chunk_nulls(relabellings: np.ndarray, design: "SharedDesign", subjects: lis
         else:
             out[:, s] = null_sums(prepared[s], perms, device).T
     return out
+
+
+class _SubjectUppers(Sequence):
+    """The models' upper triangles over subject ``s``'s images (``models[m][s]``), each taken from
+    its RDM when indexed: an RDM kept on disk is read, a CKA kernel made, only then, so that
+    :func:`~neurolatent.science.rsa.kernels.prepare` holds one at a time."""
+
+    def __init__(self, models: list[list[RDM]], s: int):
+        self.models, self.s = models, s
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def __getitem__(self, m: int) -> np.ndarray:
+        return self.models[m][self.s].upper
 
 
 @dataclass(frozen=True)
@@ -375,7 +399,7 @@ def group_bootstrap(fmri_rdms: list[RDM], model_rdm: RDM, method: Comparison, bo
     GroupBootstrapResult; ``np.quantile(result.replicates, [0.025, 0.975])`` is a percentile CI.
     """
     union, subjects, models = canonical_order(fmri_rdms, model_rdm)
-    design = SharedDesign(union, subjects)
+    design = SharedDesign(union, [item.stimuli for item in subjects])
     resamples = design.resamples(bootstrap, np.random.default_rng(random_state))
     replicates = np.empty((len(subjects), bootstrap))
     for s, (model, item) in enumerate(zip(models, subjects)):

@@ -14,7 +14,9 @@ draw counts, one BLAS matrix product for all resamples.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numba
 import numpy as np
@@ -43,26 +45,40 @@ def unit_vector(values: np.ndarray, centre: bool) -> np.ndarray:
     return values / norm
 
 
-def prepare(permuted: np.ndarray, fixed: list[np.ndarray], method: Comparison) -> Prepared:
+def prepare(permuted: np.ndarray, fixed: Sequence[np.ndarray], method: Comparison) -> Prepared:
     """One RDM to relabel and K fixed ones (upper triangles, (m,) each) as :class:`Prepared`: ranked
     for spearman, centred (not for cosine) and scaled to unit norm, so each permuted statistic is
-    one dot product."""
+    one dot product. ``fixed`` is indexed once per item, in order, and each is dropped once it is a
+    row of the weights: a sequence that makes or reads its items when indexed
+    (:func:`~neurolatent.science.rsa.inference.group_mantel_models`' models) is held one at a time."""
     if method not in ("pearson", "spearman", "cosine"):
         raise ValueError(f"the fast permutation test supports pearson, spearman and cosine, not {method!r}")
-    vectors = [np.asarray(v, dtype=np.float64) for v in (permuted, *fixed)]
-    if method == "spearman":
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(2) as pool:  # numpy's sort releases the GIL
-            vectors = list(pool.map(rank, vectors))
-    x = unit_vector(vectors[0], centre=method != "cosine")
+    vectors = _comparable(chain([permuted], (fixed[k] for k in range(len(fixed)))), method)
+    x = unit_vector(next(vectors), centre=method != "cosine")
     # row by row into one array: K unit vectors and their stacked copy are never held together (at
     # BOLD5000's 12 million cells a row is 97 MB, and the CKA kernels compare 9 models at once)
     weights = np.empty((len(fixed), len(x)))
     for k in range(len(fixed)):
-        weights[k] = unit_vector(vectors[k + 1], centre=method != "cosine")
-        vectors[k + 1] = None
+        weights[k] = unit_vector(next(vectors), centre=method != "cosine")
     return Prepared(squareform(x.astype(np.float32), checks=False), weights.astype(np.float32), weights @ x)
+
+
+def _comparable(vectors: Iterator[np.ndarray], method: Comparison) -> Iterator[np.ndarray]:
+    """Each vector as float64, ranked for spearman, in order; two are ranked at a time on two
+    threads (numpy's sort releases the GIL). What was yielded is let go before the next is taken."""
+    for first in vectors:
+        if method != "spearman":
+            yield np.asarray(first, dtype=np.float64)
+            del first
+            continue
+        second = next(vectors, None)
+        if second is None:
+            yield rank(first)
+            return
+        ranked = list(rank_pair(first, second))
+        del first, second
+        yield ranked.pop(0)
+        yield ranked.pop(0)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True, boundscheck=False)

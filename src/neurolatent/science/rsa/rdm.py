@@ -229,7 +229,7 @@ def union_vectors(rdms: list[RDM], order: list[str]) -> np.ndarray:
     for k, item in enumerate(rdms):
         rows = np.array([position[name] for name in item.stimuli])
         square = np.full((n, n), np.nan)
-        square[np.ix_(rows, rows)] = item.square()
+        square[np.ix_(rows, rows)] = squareform(item.upper, checks=False)  # item may be stored (read once)
         out[k] = square[upper]
     return out
 

@@ -204,7 +204,7 @@ def compare_regions(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM
         fmri_rdms = region_rdms[region]
         subjects = tuple(str(rdm.meta.get("subject", rdm.name)) for rdm in fmri_rdms)
         stimuli = np.array([rdm.n for rdm in fmri_rdms])
-        cells = np.array([rdm.n ** 2 if triangle == "full" else len(rdm.upper) for rdm in fmri_rdms])
+        cells = np.array([rdm.n ** 2 if triangle == "full" else rdm.n * (rdm.n - 1) // 2 for rdm in fmri_rdms])
         out[region] = RepresentationComparison(
             {model: ModelComparison(model, subjects, stimuli, tests[region][model], boots[region][model],
                                     pearson[region][model], cells, ci) for model in model_rdms},
