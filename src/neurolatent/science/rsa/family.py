@@ -80,9 +80,9 @@ def group_family(region_rdms: dict[str, list[RDM]], model_rdms: dict[str, RDM], 
     model_rdms : {name: RDM over (at least) the union of the subjects' images}, all listing their
         images in one order (that order is the union's: it defines the relabellings and resamples).
         Either may hold RDMs kept on disk (:class:`neurolatent.io.rdms.StoredRDM`, anything whose
-        ``subset`` gives an RDM in memory): a subject's RDM of each region is then read once and
-        dropped once its ranks are made, each model's twice (the study's r, then the tests), so
-        that what is held is one subject's work, not every RDM
+        ``subset`` gives an RDM in memory): each is then read twice per subject (the study's r,
+        then its ranks or tests) and dropped once used, so that what is held is one subject's
+        work, not every RDM
     method : pearson, spearman or cosine
     %(permutations)s
     %(bootstrap)s
