@@ -84,6 +84,30 @@ def test_net2brain_folders_give_the_exported_table(tmp_path):
         found.loc[("EarlyVis", "pixels"), "R"] / found.loc[("EarlyVis", "pixels"), "LNC"] * 100)
 
 
+def test_stored_rdms_write_the_files_of_rdms_in_memory(tmp_path):
+    """The export stage hands the writers StoredRDMs (each read when its ROI or model is written):
+    the same arrays, names and table as the RDMs themselves."""
+    from neurolatent.io.rdms import StoredRDM
+
+    regions, models = _regions(np.random.default_rng(0))
+    images = shared_images([item.stimuli for rdms in regions.values() for item in rdms], IMAGES)
+    layers = {"pixels": ("pixels", "output"), "vit_l3": ("vit", "3")}
+    (tmp_path / "rdms").mkdir()
+    stored_regions = {roi: [StoredRDM.saved(item, tmp_path / "rdms")[0] for item in rdms]
+                      for roi, rdms in regions.items()}
+    stored_models = {name: StoredRDM.saved(item, tmp_path / "rdms")[0] for name, item in models.items()}
+    tables = []
+    for folder, (brain, model) in {"memory": (regions, models), "stored": (stored_regions, stored_models)}.items():
+        stacks = write_brain_rdms(tmp_path / folder / "brain_rdms", brain, images)
+        squares = write_model_rdms(tmp_path / folder / "model_rdms", model, layers, images)
+        tables.append(net2brain_results(stacks, squares, layers))
+    pd.testing.assert_frame_equal(*tables)
+    written = sorted(path.relative_to(tmp_path / "memory") for path in (tmp_path / "memory").rglob("*.*"))
+    assert written == sorted(path.relative_to(tmp_path / "stored") for path in (tmp_path / "stored").rglob("*.*"))
+    for path in written:
+        assert (tmp_path / "memory" / path).read_bytes() == (tmp_path / "stored" / path).read_bytes(), path
+
+
 def test_subjects_who_share_no_image_give_empty_but_valid_files(tmp_path):
     regions, models = _regions(np.random.default_rng(1))
     regions = {roi: [RDM(item.upper, tuple(f"{item.meta['subject']}_{n}" for n in item.stimuli), item.dissimilarity,

@@ -227,3 +227,20 @@ def test_a_stored_rdm_is_the_saved_rdm_read_when_asked_for(tmp_path):
     order = names[::-2]
     assert np.array_equal(stored.subset(order).upper, item.subset(order).upper)
     assert stored.load().meta == item.meta
+
+
+def test_stored_rdms_are_the_saved_rdms_in_the_index_order_read_when_asked_for(tmp_path):
+    """stored_rdms (what the export stage reads): every RDM of the index as a StoredRDM, in its order,
+    holding no cells; each read gives load_rdms' RDM, bits, images and meta."""
+    from neurolatent.io.rdms import StoredRDM, stored_rdms
+
+    rdms, categories, _, _ = _study()
+    save_rdms(rdms, tmp_path, categories)
+    stored, loaded = stored_rdms(tmp_path), load_rdms(tmp_path)
+    assert all(isinstance(item, StoredRDM) for item in stored)
+    assert [item.name for item in stored] == [item.name for item in rdms] == [item.name for item in loaded]
+    for lazy, item in zip(stored, loaded):
+        assert (lazy.stimuli, lazy.dissimilarity, lazy.meta) == (item.stimuli, item.dissimilarity, item.meta)
+        assert np.array_equal(lazy.upper, item.upper) and np.array_equal(lazy.square(), item.square())
+    with pytest.raises(NeurolatentError, match="index.json: missing"):
+        stored_rdms(tmp_path / "nowhere")

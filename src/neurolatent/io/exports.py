@@ -20,6 +20,7 @@ import pandas as pd
 
 from neurolatent.errors import NeurolatentError
 from neurolatent.io.files import atomic_file, write_csv, write_json, write_npz
+from neurolatent.io.rdms import StoredRDM
 from neurolatent.science.peers import NET2BRAIN_COLUMNS, net2brain_noise_ceiling, net2brain_row, rdm_ranks
 from neurolatent.science.rsa.rdm import RDM
 from neurolatent.science.stimuli import StimulusMatrix
@@ -34,8 +35,9 @@ def shared_images(names: list[tuple[str, ...]], order: tuple[str, ...]) -> tuple
     return tuple(name for name in order if name in seen)
 
 
-def _square(item: RDM, images: tuple[str, ...]) -> np.ndarray:
-    """(n, n) of ``item`` over ``images``; (0, 0) for no image (an RDM over none has no triangle)."""
+def _square(item: RDM | StoredRDM, images: tuple[str, ...]) -> np.ndarray:
+    """(n, n) of ``item`` over ``images`` (a StoredRDM read once); (0, 0) for no image (an RDM over
+    none has no triangle)."""
     return item.subset(images).square() if images else np.zeros((0, 0))
 
 
@@ -43,10 +45,12 @@ def _file_safe(name: str) -> str:
     return name.replace("/", "__").replace(":", "_")
 
 
-def write_brain_rdms(folder: Path, regions: dict[str, list[RDM]], images: tuple[str, ...]) -> dict[str, np.ndarray]:
+def write_brain_rdms(folder: Path, regions: dict[str, list[RDM | StoredRDM]],
+                     images: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Net2Brain's brain RDMs: ``folder/<roi>.npz`` (its one array (subjects, n, n) over ``images``)
     and ``folder/<roi>.json`` (images, subjects, dissimilarity) for each ROI of ``regions`` ({ROI:
-    one RDM per subject, each over at least ``images``}). Returns {ROI: the array}."""
+    one RDM per subject, each over at least ``images``; a :class:`StoredRDM` is read when its ROI is
+    written}). Returns {ROI: the array}."""
     Path(folder).mkdir(parents=True, exist_ok=True)
     stacks = {}
     for roi, rdms in regions.items():
@@ -57,7 +61,7 @@ def write_brain_rdms(folder: Path, regions: dict[str, list[RDM]], images: tuple[
     return stacks
 
 
-def write_model_rdms(folder: Path, models: dict[str, RDM], layers: dict[str, tuple[str, str]],
+def write_model_rdms(folder: Path, models: dict[str, RDM | StoredRDM], layers: dict[str, tuple[str, str]],
                      images: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Net2Brain's model RDMs: ``folder/<Model>/RDM_<Layer>.npz`` (n, n) over ``images`` for each of
     ``models`` ({name: RDM}), ``layers`` giving each name's (Model, Layer). Returns {name: the array}."""

@@ -2,7 +2,7 @@
 
 :func:`load_rdms` gives them back as :class:`~neurolatent.science.rsa.rdm.RDM` (each over its own
 images), or as one ``rsatoolbox.rdm.RDMs`` per representation over one common list of images
-(:func:`rsatoolbox_rdms`).
+(:func:`rsatoolbox_rdms`); :func:`stored_rdms` as :class:`StoredRDM`, read when their cells are asked for.
 """
 
 from __future__ import annotations
@@ -102,9 +102,31 @@ def save_rdms(rdms: list[RDM], folder: Path, categories: dict[str, str] | None =
     write_index([save_rdm(item, folder, categories) for item in rdms], folder)
 
 
+def _read_index(folder: Path) -> tuple[list[StoredRDM], dict[str, str]]:
+    """The RDMs that ``folder/index.json`` lists, as :class:`StoredRDM` in its order, and {image:
+    category} of every image it labels (empty for an index written before categories were recorded)."""
+    index_path = Path(folder) / "index.json"
+    if not index_path.is_file():
+        raise NeurolatentError(f"{index_path}: missing (run the rsa stage first)")
+    stored, categories = [], {}
+    for entry in json.loads(index_path.read_text()):
+        meta = {k: v for k, v in entry.items() if k not in _INDEX_KEYS}
+        stored.append(StoredRDM(Path(folder) / entry["file"], tuple(entry["stimuli"]), entry["dissimilarity"],
+                                entry["name"], meta))
+        categories.update(zip(entry["stimuli"], entry.get("categories", [])))
+    return stored, categories
+
+
+def stored_rdms(folder: Path) -> list[StoredRDM]:
+    """The RDMs of ``data/rdms`` (see :func:`save_rdms`) in the index's order, as :class:`StoredRDM`:
+    their names, images and meta held, their cells read when asked for, so that a caller going
+    through them one at a time holds one (the export stage: 64 RDMs of 97 MB at BOLD5000's size)."""
+    return _read_index(folder)[0]
+
+
 def load_rdms(folder: Path, as_rsatoolbox: bool = False,
               images: Literal["union", "shared"] = "union") -> list[RDM] | dict:
-    """The RDMs of ``data/rdms`` (see :func:`save_rdms`).
+    """The RDMs of ``data/rdms`` (see :func:`save_rdms`), read into memory.
 
     Parameters
     ----------
@@ -115,16 +137,8 @@ def load_rdms(folder: Path, as_rsatoolbox: bool = False,
         over the same images (:func:`rsatoolbox_rdms`, with the categories the index records).
     images : ``union`` or ``shared``, with ``as_rsatoolbox`` (see :func:`rsatoolbox_rdms`)
     """
-    index_path = Path(folder) / "index.json"
-    if not index_path.is_file():
-        raise NeurolatentError(f"{index_path}: missing (run the rsa stage first)")
-    out, categories = [], {}
-    for entry in json.loads(index_path.read_text()):
-        meta = {k: v for k, v in entry.items() if k not in _INDEX_KEYS}
-        out.append(StoredRDM(Path(folder) / entry["file"], tuple(entry["stimuli"]), entry["dissimilarity"],
-                             entry["name"], meta).load())
-        # an index written before categories were recorded has none: the RDMs then carry no category
-        categories.update(zip(entry["stimuli"], entry.get("categories", [])))
+    stored, categories = _read_index(folder)
+    out = [item.load() for item in stored]
     if not as_rsatoolbox:
         return out
     return rsatoolbox_rdms(out, categories or None, images)

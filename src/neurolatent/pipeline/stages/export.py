@@ -37,7 +37,7 @@ from neurolatent.errors import NeurolatentError
 from neurolatent.io.exports import (net2brain_results, neural_assembly, shared_images, write_assembly,
                                     write_brain_rdms, write_model_rdms, write_plugin, write_stimulus_set)
 from neurolatent.io.files import atomic_dir, write_csv
-from neurolatent.io.rdms import load_rdms
+from neurolatent.io.rdms import stored_rdms
 from neurolatent.io.representations import (fmri_samples, fmri_trial_samples, image_layers, image_models,
                                             planted_features, region_columns, voxel_labels)
 from neurolatent.pipeline.progress import progress
@@ -53,8 +53,8 @@ UNION = "union"
 
 
 def _rdm_groups(rdms: list) -> tuple[dict[str, dict[str, list]], dict]:
-    """The rsa stage's RDMs as {fMRI kind: {region: RDMs per subject}} and {model: RDM}; an RDM
-    named ``<kind>/<subject>`` is the kind's union, ``<kind>/<roi>/<subject>`` a ROI's."""
+    """The rsa stage's RDMs (StoredRDMs: read as each is written out) as {fMRI kind: {region: RDMs
+    per subject}} and {model: RDM}; an RDM named ``<kind>/<subject>`` is the kind's union, ``<kind>/<roi>/<subject>`` a ROI's."""
     fmri: dict[str, dict[str, list]] = {}
     models = {}
     for item in rdms:
@@ -76,7 +76,7 @@ def _layer_names(models: dict, images_dir: Path) -> dict[str, tuple[str, str]]:
 
 
 def _net2brain(paths: SimpleNamespace, out: Path, order: tuple[str, ...]) -> int:
-    fmri, models = _rdm_groups(load_rdms(paths.rdms))
+    fmri, models = _rdm_groups(stored_rdms(paths.rdms))
     if "samples" not in fmri:
         raise NeurolatentError(f"{paths.rdms}: no RDM of the samples representation (rsa.fmri must list samples)")
     images = shared_images([item.stimuli for regions in fmri.values() for rdms in regions.values() for item in rdms],
